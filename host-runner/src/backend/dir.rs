@@ -1,0 +1,380 @@
+//! A store rooted at a local directory, in Tahoe's disk layout: key
+//! `shares/aa/<si>/0` is the file `<root>/shares/aa/<si>/0`, so an existing
+//! Tahoe `storage/` directory is a valid root.
+
+use std::ffi::CString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{page_of, validate_key, validate_prefix, BackendError, ListPage, ObjectEntry, ObjectStore};
+
+/// Names of in-progress writes start with this. The plugin's share names are
+/// `<digits>[.<digits>]`, so no key it uses can collide, and listings skip them.
+const TEMP_MARKER: &str = ".tmp-";
+
+/// Distinguishes concurrent writes of the same key within this process.
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Objects as files under a root directory.
+pub struct DirStore {
+    root: PathBuf,
+}
+
+impl DirStore {
+    /// A store rooted at `root`, which is created if missing.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, BackendError> {
+        let root = root.into();
+        fs::create_dir_all(&root).map_err(|e| io_error("creating the store root", &root.display().to_string(), e))?;
+        Ok(DirStore { root })
+    }
+
+    /// The directory this store is rooted at.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path_of(&self, key: &str) -> Result<PathBuf, BackendError> {
+        validate_key(key)?;
+        let name = key.rsplit('/').next().unwrap_or(key);
+        if name.starts_with(TEMP_MARKER) {
+            return Err(BackendError::InvalidKey(format!(
+                "key {key:?} ends in a name starting with `{TEMP_MARKER}`, which this store keeps for its temporary files"
+            )));
+        }
+        Ok(self.root.join(key))
+    }
+
+    /// Creates `dir` and its missing ancestors below the root, syncing each parent
+    /// that gained an entry so the new directories survive a crash.
+    fn create_dirs(&self, dir: &Path) -> io::Result<()> {
+        if dir == self.root || dir.is_dir() {
+            return Ok(());
+        }
+        if let Some(parent) = dir.parent() {
+            self.create_dirs(parent)?;
+        }
+        match fs::create_dir(dir) {
+            Ok(()) => sync_dir(dir.parent().unwrap_or(&self.root)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn write_durably(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        let dir = path.parent().unwrap_or(&self.root);
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let temp = dir.join(format!(
+            "{TEMP_MARKER}{name}-{}-{}",
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        // A concurrent delete may prune the directory between creating it and
+        // creating the temp file; one retry covers that race.
+        let mut file = match self.create_temp(dir, &temp) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => self.create_temp(dir, &temp)?,
+            other => other?,
+        };
+        let written = file.write_all(data).and_then(|()| file.sync_all()).and_then(|()| fs::rename(&temp, path));
+        if let Err(e) = written {
+            let _ = fs::remove_file(&temp);
+            return Err(e);
+        }
+        // The rename is durable only once the directory entry is.
+        sync_dir(dir)
+    }
+
+    fn create_temp(&self, dir: &Path, temp: &Path) -> io::Result<File> {
+        self.create_dirs(dir)?;
+        OpenOptions::new().write(true).create_new(true).open(temp)
+    }
+
+    /// Appends every object below `dir` (whose key is `dir_key`, ending in `/` unless
+    /// empty) to `out` in ascending key order, stopping once `out` holds `want` entries.
+    fn walk(&self, dir: &Path, dir_key: &str, prefix: &str, start_after: Option<&str>, want: usize, out: &mut Vec<ObjectEntry>) -> io::Result<()> {
+        let mut children = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let file_type = entry.file_type()?;
+            // Names that are not UTF-8 cannot be keys; symlinks could lead out of the root.
+            let Ok(name) = entry.file_name().into_string() else { continue };
+            if file_type.is_symlink() || name.starts_with(TEMP_MARKER) {
+                continue;
+            }
+            if file_type.is_dir() {
+                // Sorting "d/" rather than "d" makes a depth-first walk yield keys in
+                // byte order: "a.x" < "a/b" because '.' < '/'.
+                children.push((format!("{dir_key}{name}/"), true));
+            } else if file_type.is_file() {
+                children.push((format!("{dir_key}{name}"), false));
+            }
+        }
+        children.sort();
+        for (key, is_dir) in children {
+            if out.len() >= want {
+                return Ok(());
+            }
+            if is_dir {
+                // Skip subtrees that cannot match the prefix or lie wholly before start_after.
+                let relevant = key.starts_with(prefix) || prefix.starts_with(key.as_str());
+                let passed = start_after.is_some_and(|after| key.as_str() < after && !after.starts_with(key.as_str()));
+                if relevant && !passed {
+                    match self.walk(&self.root.join(&key), &key, prefix, start_after, want, out) {
+                        // Deleted while we walked: it has nothing to list.
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        other => other?,
+                    }
+                }
+            } else if key.starts_with(prefix) && start_after.is_none_or(|after| key.as_str() > after) {
+                let size = match fs::metadata(self.root.join(&key)) {
+                    Ok(meta) => meta.len(),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                };
+                out.push(ObjectEntry { key, size });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ObjectStore for DirStore {
+    fn list(&self, prefix: &str, start_after: Option<&str>, limit: u32) -> Result<ListPage, BackendError> {
+        validate_prefix(prefix)?;
+        // Only the deepest directory the prefix names completely can hold matches.
+        let dir_key = match prefix.rfind('/') {
+            Some(slash) => &prefix[..=slash],
+            None => "",
+        };
+        let dir = self.root.join(dir_key);
+        let mut found = Vec::new();
+        // One more than asked tells whether another page follows.
+        let want = (limit as usize).saturating_add(1);
+        match self.walk(&dir, dir_key, prefix, start_after, want, &mut found) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory => {}
+            Err(e) => return Err(io_error("listing", prefix, e)),
+        }
+        Ok(page_of(found.into_iter(), start_after, limit))
+    }
+
+    fn read(&self, key: &str, offset: u64, length: u64) -> Result<Vec<u8>, BackendError> {
+        let path = self.path_of(key)?;
+        let mut file = File::open(&path).map_err(|e| io_error("reading", key, e))?;
+        let meta = file.metadata().map_err(|e| io_error("reading", key, e))?;
+        // A directory is not an object.
+        if !meta.is_file() {
+            return Err(BackendError::NotFound);
+        }
+        let size = meta.len();
+        let wanted = length.min(size.saturating_sub(offset));
+        let mut data = Vec::with_capacity(wanted as usize);
+        if wanted > 0 {
+            file.seek(SeekFrom::Start(offset)).map_err(|e| io_error("reading", key, e))?;
+            file.take(wanted).read_to_end(&mut data).map_err(|e| io_error("reading", key, e))?;
+        }
+        Ok(data)
+    }
+
+    fn write(&self, key: &str, data: &[u8]) -> Result<(), BackendError> {
+        let path = self.path_of(key)?;
+        self.write_durably(&path, data).map_err(|e| match io_error("writing", key, e) {
+            // Missing parents were created; NotFound here means something else vanished.
+            BackendError::NotFound => BackendError::Transient(format!("writing {key}: a directory vanished")),
+            other => other,
+        })
+    }
+
+    fn delete(&self, key: &str) -> Result<(), BackendError> {
+        let path = self.path_of(key)?;
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_error("deleting", key, e)),
+        }
+        if let Some(dir) = path.parent() {
+            let _ = sync_dir(dir);
+            // Prune the now-empty share directory (`shares/aa/<si>`) as Tahoe does;
+            // remove_dir refuses non-empty directories, which is the check we want.
+            if dir != self.root && fs::remove_dir(dir).is_ok() {
+                let _ = sync_dir(dir.parent().unwrap_or(&self.root));
+            }
+        }
+        Ok(())
+    }
+
+    fn size(&self, key: &str) -> Result<u64, BackendError> {
+        let path = self.path_of(key)?;
+        let meta = fs::metadata(&path).map_err(|e| io_error("sizing", key, e))?;
+        if meta.is_file() {
+            Ok(meta.len())
+        } else {
+            Err(BackendError::NotFound)
+        }
+    }
+
+    fn available_space(&self) -> Result<u64, BackendError> {
+        let root = self.root.display().to_string();
+        let path = CString::new(self.root.as_os_str().as_bytes())
+            .map_err(|_| BackendError::Permanent(format!("store root {root} contains a NUL byte")))?;
+        let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: `path` is a valid NUL-terminated string and `stats` a writable statvfs.
+        let rc = unsafe { libc::statvfs(path.as_ptr(), &mut stats) };
+        if rc != 0 {
+            return Err(io_error("measuring free space of", &root, io::Error::last_os_error()));
+        }
+        // Space available to unprivileged users, which is what this process can use.
+        Ok((stats.f_bavail as u64).saturating_mul(stats.f_frsize as u64))
+    }
+}
+
+/// Makes a directory's entries durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// The single place I/O errors become backend errors: absent, worth retrying, or not.
+fn io_error(doing: &str, key: &str, e: io::Error) -> BackendError {
+    match e.kind() {
+        io::ErrorKind::NotFound => BackendError::NotFound,
+        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+            BackendError::Transient(format!("{doing} {key}: {e}"))
+        }
+        _ => BackendError::Permanent(format!("{doing} {key}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, DirStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirStore::open(dir.path().join("storage")).unwrap();
+        (dir, store)
+    }
+
+    fn keys(page: &ListPage) -> Vec<&str> {
+        page.entries.iter().map(|e| e.key.as_str()).collect()
+    }
+
+    #[test]
+    fn keys_map_onto_tahoe_layout() {
+        let (_tmp, store) = store();
+        let key = "shares/aa/aaaaaaaaaaaaaaaaaaaaaaaaaa/0";
+        store.write(key, b"share data").unwrap();
+        let on_disk = store.root().join("shares/aa/aaaaaaaaaaaaaaaaaaaaaaaaaa/0");
+        assert_eq!(fs::read(on_disk).unwrap(), b"share data");
+        assert_eq!(store.size(key).unwrap(), 10);
+        assert_eq!(store.read(key, 6, 100).unwrap(), b"data");
+        assert_eq!(store.read(key, 100, 100).unwrap(), b"");
+    }
+
+    #[test]
+    fn write_replaces_and_leaves_no_temp_files() {
+        let (_tmp, store) = store();
+        store.write("d/k", b"first").unwrap();
+        store.write("d/k", b"second").unwrap();
+        assert_eq!(store.read("d/k", 0, u64::MAX).unwrap(), b"second");
+        let names: Vec<_> = fs::read_dir(store.root().join("d")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["k"]);
+    }
+
+    #[test]
+    fn escapes_are_refused_and_touch_nothing() {
+        let (tmp, store) = store();
+        for key in ["../outside", "/tmp/abs", "a\0b", "a/../../outside", "a//b", "./a"] {
+            assert!(matches!(store.write(key, b"x"), Err(BackendError::InvalidKey(_))), "{key:?}");
+            assert!(matches!(store.read(key, 0, 1), Err(BackendError::InvalidKey(_))), "{key:?}");
+            assert!(matches!(store.size(key), Err(BackendError::InvalidKey(_))), "{key:?}");
+            assert!(matches!(store.delete(key), Err(BackendError::InvalidKey(_))), "{key:?}");
+        }
+        assert!(matches!(store.list("../", None, 10), Err(BackendError::InvalidKey(_))));
+        assert!(!tmp.path().join("outside").exists());
+        assert!(matches!(store.write("a/.tmp-x", b"x"), Err(BackendError::InvalidKey(_))));
+    }
+
+    #[test]
+    fn missing_objects_are_not_found() {
+        let (_tmp, store) = store();
+        assert_eq!(store.read("a/b", 0, 1), Err(BackendError::NotFound));
+        assert_eq!(store.size("a/b"), Err(BackendError::NotFound));
+        assert_eq!(store.delete("a/b"), Ok(()));
+        assert_eq!(store.list("nothing/here/", None, 10).unwrap(), ListPage::default());
+        store.write("a/b", b"x").unwrap();
+        // A directory is not an object.
+        assert_eq!(store.size("a"), Err(BackendError::NotFound));
+    }
+
+    #[test]
+    fn delete_prunes_the_emptied_share_directory_only() {
+        let (_tmp, store) = store();
+        store.write("shares/aa/si/0", b"x").unwrap();
+        store.write("shares/aa/si/1", b"y").unwrap();
+        store.delete("shares/aa/si/0").unwrap();
+        assert!(store.root().join("shares/aa/si").is_dir());
+        store.delete("shares/aa/si/1").unwrap();
+        assert!(!store.root().join("shares/aa/si").exists());
+        assert!(store.root().join("shares/aa").is_dir());
+    }
+
+    #[test]
+    fn list_is_in_byte_order_and_pages() {
+        let (_tmp, store) = store();
+        let written = ["s/p/si/1", "s/p/si/10", "s/p/si/1.1", "s/p/si/2", "s/p/si/0", "s/p/sj/0", "s/q/x/0", "s/p/si.x"];
+        for key in written {
+            store.write(key, key.as_bytes()).unwrap();
+        }
+        // A stray temp file from a crashed write is never listed.
+        fs::write(store.root().join("s/p/si/.tmp-3-1-1"), b"partial").unwrap();
+
+        let all = store.list("s/p/", None, 100).unwrap();
+        assert_eq!(keys(&all), ["s/p/si.x", "s/p/si/0", "s/p/si/1", "s/p/si/1.1", "s/p/si/10", "s/p/si/2", "s/p/sj/0"]);
+        assert_eq!(all.next, None);
+        assert_eq!(all.entries[2].size, "s/p/si/1".len() as u64);
+
+        let mut collected = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = store.list("s/p/si/", after.as_deref(), 2).unwrap();
+            assert!(page.entries.len() <= 2);
+            collected.extend(page.entries.iter().map(|e| e.key.clone()));
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(collected, ["s/p/si/0", "s/p/si/1", "s/p/si/1.1", "s/p/si/10", "s/p/si/2"]);
+
+        // A partial last segment filters within its directory: share 1 is not share 10.
+        let ones = store.list("s/p/si/1", None, 100).unwrap();
+        assert_eq!(keys(&ones), ["s/p/si/1", "s/p/si/1.1", "s/p/si/10"]);
+        let exact = store.list("s/p/si/1.", None, 100).unwrap();
+        assert_eq!(keys(&exact), ["s/p/si/1.1"]);
+
+        let page = store.list("s/", Some("s/p/sj/0"), 100).unwrap();
+        assert_eq!(keys(&page), ["s/q/x/0"]);
+        let page = store.list("", None, 1).unwrap();
+        assert_eq!(keys(&page), ["s/p/si.x"]);
+        assert_eq!(page.next.as_deref(), Some("s/p/si.x"));
+    }
+
+    #[test]
+    fn an_existing_tahoe_storage_directory_is_served_as_is() {
+        let (_tmp, store) = store();
+        let dir = store.root().join("shares/ab/abcdefghijklmnopqrstuvwxyz");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("3"), b"old share").unwrap();
+        let page = store.list("shares/ab/", None, 10).unwrap();
+        assert_eq!(keys(&page), ["shares/ab/abcdefghijklmnopqrstuvwxyz/3"]);
+        assert_eq!(store.read("shares/ab/abcdefghijklmnopqrstuvwxyz/3", 0, 100).unwrap(), b"old share");
+    }
+
+    #[test]
+    fn available_space_is_reported() {
+        let (_tmp, store) = store();
+        assert!(store.available_space().unwrap() > 0);
+    }
+}

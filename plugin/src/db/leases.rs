@@ -1,0 +1,77 @@
+//! Queries on the leases and accounts tables.
+
+use super::sqlite::{Connection, DbResult};
+use crate::account::Account;
+use crate::ids::{ShareNum, StorageIndex, Timestamp};
+
+/// One lease, with its account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRow {
+    /// The leased share.
+    pub shnum: ShareNum,
+    /// Account id.
+    pub account_id: i64,
+    /// Account name (empty for anonymous and starter).
+    pub account_name: String,
+    /// Last add or renewal.
+    pub renewed: Timestamp,
+    /// When it lapses; None never.
+    pub expires: Option<Timestamp>,
+}
+
+/// The id of `account`, creating a named account on first use.
+pub fn account_id(conn: &Connection, account: &Account, now: Timestamp) -> DbResult<i64> {
+    match account {
+        Account::Anonymous => Ok(Account::ANONYMOUS_ID),
+        Account::Starter => Ok(Account::STARTER_ID),
+        Account::Named(name) => {
+            if let Some(id) = conn.query_row("SELECT id FROM accounts WHERE name = ?1", &[name], |r| r.get(0))? {
+                return Ok(id);
+            }
+            conn.execute("INSERT INTO accounts (name, created) VALUES (?1, ?2)", &[name, &now])?;
+            Ok(conn.last_insert_rowid())
+        }
+    }
+}
+
+/// Adds the account's lease on one share, or renews it: one per (share, account).
+pub fn add_or_renew(
+    conn: &Connection,
+    si: &StorageIndex,
+    shnum: ShareNum,
+    account_id: i64,
+    now: Timestamp,
+    expires: Option<Timestamp>,
+) -> DbResult<()> {
+    conn.execute(
+        "INSERT INTO leases (si, shnum, account, renewed, expires) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (si, shnum, account) DO UPDATE SET renewed = excluded.renewed, expires = excluded.expires",
+        &[&&si.0[..], &shnum.0, &account_id, &now, &expires],
+    )?;
+    Ok(())
+}
+
+/// Every lease on the shares of `si`.
+pub fn for_storage_index(conn: &Connection, si: &StorageIndex) -> DbResult<Vec<LeaseRow>> {
+    conn.query_map(
+        "SELECT l.shnum, l.account, COALESCE(a.name, ''), l.renewed, l.expires
+         FROM leases l JOIN accounts a ON a.id = l.account WHERE l.si = ?1 ORDER BY l.shnum, l.account",
+        &[&&si.0[..]],
+        |r| {
+            Ok(LeaseRow {
+                shnum: ShareNum(r.get(0)?),
+                account_id: r.get(1)?,
+                account_name: r.get(2)?,
+                renewed: r.get(3)?,
+                expires: r.get(4)?,
+            })
+        },
+    )
+}
+
+/// How many leases one share has.
+pub fn count_for_share(conn: &Connection, si: &StorageIndex, shnum: ShareNum) -> DbResult<u64> {
+    Ok(conn
+        .query_row("SELECT count(*) FROM leases WHERE si = ?1 AND shnum = ?2", &[&&si.0[..], &shnum.0], |r| r.get(0))?
+        .unwrap_or(0))
+}

@@ -1,0 +1,92 @@
+//! The database schema and its migrations. The version lives in
+//! `PRAGMA user_version`; a database from a newer plugin is refused.
+
+use std::fmt;
+
+use super::sqlite::{Connection, DbError};
+
+/// Each entry migrates from version `i` to `i + 1`, inside one transaction.
+const MIGRATIONS: &[&str] = &[
+    // 0 → 1: accounts, shares, leases (SPEC §5).
+    "
+    CREATE TABLE accounts (
+        id INTEGER PRIMARY KEY,
+        name TEXT UNIQUE,
+        created INTEGER NOT NULL
+    );
+    INSERT INTO accounts (id, name, created) VALUES (0, NULL, 0), (1, NULL, 0);
+    CREATE TABLE shares (
+        si BLOB NOT NULL CHECK (length(si) = 16),
+        shnum INTEGER NOT NULL CHECK (shnum BETWEEN 0 AND 255),
+        prefix TEXT NOT NULL,
+        used_space INTEGER NOT NULL,
+        data_length INTEGER NOT NULL,
+        chunk_size INTEGER NOT NULL,
+        share_type INTEGER NOT NULL,
+        state INTEGER NOT NULL,
+        PRIMARY KEY (si, shnum)
+    ) WITHOUT ROWID;
+    CREATE INDEX shares_by_prefix ON shares (prefix);
+    CREATE TABLE leases (
+        si BLOB NOT NULL,
+        shnum INTEGER NOT NULL,
+        account INTEGER NOT NULL REFERENCES accounts (id),
+        renewed INTEGER NOT NULL,
+        expires INTEGER,
+        PRIMARY KEY (si, shnum, account),
+        FOREIGN KEY (si, shnum) REFERENCES shares (si, shnum) ON DELETE CASCADE
+    ) WITHOUT ROWID;
+    CREATE INDEX leases_by_account ON leases (account);
+    CREATE INDEX leases_by_expiry ON leases (expires);
+    ",
+];
+
+/// The schema version this plugin writes.
+pub const CURRENT_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Why the database could not be brought to the current schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SchemaError {
+    /// Written by a newer plugin; never downgraded.
+    Newer { found: u32, supported: u32 },
+    /// A migration failed; the database is unchanged.
+    Migration { from: u32, error: DbError },
+    /// Reading the version failed.
+    Db(DbError),
+}
+
+impl fmt::Display for SchemaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SchemaError::Newer { found, supported } => write!(
+                f,
+                "the database has schema version {found}, newer than this plugin's {supported}; refusing to downgrade it"
+            ),
+            SchemaError::Migration { from, error } => {
+                write!(f, "migrating the database from schema version {from} failed: {error}")
+            }
+            SchemaError::Db(e) => write!(f, "reading the schema version: {e}"),
+        }
+    }
+}
+
+/// Brings the database to CURRENT_VERSION; returns the version it has now.
+pub fn migrate(conn: &Connection) -> Result<u32, SchemaError> {
+    let found: u32 = conn
+        .query_row("PRAGMA user_version", &[], |r| r.get(0))
+        .map_err(SchemaError::Db)?
+        .unwrap_or(0);
+    if found > CURRENT_VERSION {
+        return Err(SchemaError::Newer { found, supported: CURRENT_VERSION });
+    }
+    for from in found..CURRENT_VERSION {
+        let step = || -> Result<(), DbError> {
+            let tx = conn.transaction()?;
+            tx.execute_batch(MIGRATIONS[from as usize])?;
+            tx.execute_batch(&format!("PRAGMA user_version = {}", from + 1))?;
+            tx.commit()
+        };
+        step().map_err(|error| SchemaError::Migration { from, error })?;
+    }
+    Ok(CURRENT_VERSION)
+}

@@ -1,0 +1,110 @@
+//! Queries on the shares table.
+
+use super::sqlite::{Connection, DbResult, Row};
+use crate::ids::{ShareNum, StorageIndex};
+use crate::share::{ShareRow, ShareState, ShareType};
+
+const COLUMNS: &str = "si, shnum, used_space, data_length, chunk_size, share_type, state";
+
+fn from_row(r: &Row) -> DbResult<ShareRow> {
+    let si: Vec<u8> = r.get(0)?;
+    Ok(ShareRow {
+        si: StorageIndex(si.try_into().unwrap_or([0; 16])),
+        shnum: ShareNum(r.get(1)?),
+        used_space: r.get(2)?,
+        data_length: r.get(3)?,
+        chunk_size: r.get(4)?,
+        share_type: ShareType::from_code(r.get(5)?),
+        state: ShareState::from_code(r.get(6)?),
+    })
+}
+
+/// One share, if the database has it.
+pub fn get(conn: &Connection, si: &StorageIndex, shnum: ShareNum) -> DbResult<Option<ShareRow>> {
+    conn.query_row(
+        "SELECT si, shnum, used_space, data_length, chunk_size, share_type, state FROM shares WHERE si = ?1 AND shnum = ?2",
+        &[&&si.0[..], &shnum.0],
+        from_row,
+    )
+}
+
+/// Every share of one storage index, by share number.
+pub fn for_storage_index(conn: &Connection, si: &StorageIndex) -> DbResult<Vec<ShareRow>> {
+    conn.query_map(
+        "SELECT si, shnum, used_space, data_length, chunk_size, share_type, state FROM shares WHERE si = ?1 ORDER BY shnum",
+        &[&&si.0[..]],
+        from_row,
+    )
+}
+
+/// Shares after `after` in (si, shnum) order.
+pub fn page(conn: &Connection, after: Option<(StorageIndex, ShareNum)>, limit: u32) -> DbResult<Vec<ShareRow>> {
+    let _ = COLUMNS;
+    match after {
+        None => conn.query_map(
+            "SELECT si, shnum, used_space, data_length, chunk_size, share_type, state FROM shares ORDER BY si, shnum LIMIT ?1",
+            &[&limit],
+            from_row,
+        ),
+        Some((si, shnum)) => conn.query_map(
+            "SELECT si, shnum, used_space, data_length, chunk_size, share_type, state FROM shares
+             WHERE (si, shnum) > (?1, ?2) ORDER BY si, shnum LIMIT ?3",
+            &[&&si.0[..], &shnum.0, &limit],
+            from_row,
+        ),
+    }
+}
+
+/// Every COMING share.
+pub fn coming(conn: &Connection) -> DbResult<Vec<ShareRow>> {
+    conn.query_map(
+        "SELECT si, shnum, used_space, data_length, chunk_size, share_type, state FROM shares WHERE state = 0",
+        &[],
+        from_row,
+    )
+}
+
+/// Adds a row.
+pub fn insert(conn: &Connection, row: &ShareRow) -> DbResult<()> {
+    conn.execute(
+        "INSERT INTO shares (si, shnum, prefix, used_space, data_length, chunk_size, share_type, state)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        &[
+            &&row.si.0[..],
+            &row.shnum.0,
+            &row.si.prefix().to_text(),
+            &row.used_space,
+            &row.data_length,
+            &row.chunk_size,
+            &row.share_type.code(),
+            &row.state.code(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// COMING → STABLE with the finished container's size and type; false if
+/// the row was not COMING.
+pub fn finish(conn: &Connection, row: &ShareRow) -> DbResult<bool> {
+    let n = conn.execute(
+        "UPDATE shares SET used_space = ?3, data_length = ?4, chunk_size = ?5, share_type = ?6, state = 1
+         WHERE si = ?1 AND shnum = ?2 AND state = 0",
+        &[&&row.si.0[..], &row.shnum.0, &row.used_space, &row.data_length, &row.chunk_size, &row.share_type.code()],
+    )?;
+    Ok(n == 1)
+}
+
+/// Moves a row from one state to another; false if it was not in `from`.
+pub fn transition(conn: &Connection, si: &StorageIndex, shnum: ShareNum, from: ShareState, to: ShareState) -> DbResult<bool> {
+    let n = conn.execute(
+        "UPDATE shares SET state = ?4 WHERE si = ?1 AND shnum = ?2 AND state = ?3",
+        &[&&si.0[..], &shnum.0, &from.code(), &to.code()],
+    )?;
+    Ok(n == 1)
+}
+
+/// Removes a row and (by cascade) its leases.
+pub fn delete(conn: &Connection, si: &StorageIndex, shnum: ShareNum) -> DbResult<()> {
+    conn.execute("DELETE FROM shares WHERE si = ?1 AND shnum = ?2", &[&&si.0[..], &shnum.0])?;
+    Ok(())
+}

@@ -1,0 +1,97 @@
+//! Shares the database does not know (SPEC §7, "option 3a"): found by listing
+//! the backend and examining each share's container.
+
+use std::collections::BTreeMap;
+
+use crate::account::Account;
+use crate::backend::keys::{self, ChunkKey};
+use crate::backend::{Backend, BackendError, ObjectEntry};
+use crate::container::{self, Container, SNIFF_LENGTH};
+use crate::db::sqlite::Connection;
+use crate::db::{leases, shares};
+use crate::error::Result;
+use crate::ids::{ShareNum, StorageIndex, Timestamp};
+use crate::share::{ShareRow, ShareState, ShareType};
+
+/// How long a starter lease lasts: 60 days.
+pub const STARTER_LEASE_SECONDS: i64 = 60 * 24 * 3600;
+
+/// The chunks of one share found in a listing: chunk index → size.
+pub type Chunks = BTreeMap<u64, u64>;
+
+/// Groups listed objects by share, ignoring keys outside the scheme.
+pub fn group_by_share(entries: &[ObjectEntry]) -> BTreeMap<(StorageIndex, ShareNum), Chunks> {
+    let mut out: BTreeMap<(StorageIndex, ShareNum), Chunks> = BTreeMap::new();
+    for e in entries {
+        if let Some(ChunkKey { si, shnum, chunk }) = keys::parse_chunk_key(&e.key) {
+            out.entry((si, shnum)).or_default().insert(chunk, e.size);
+        }
+    }
+    out
+}
+
+/// Classifies one listed share as a STABLE row (type immutable, mutable or
+/// corrupted). A backend failure is returned, never taken as corruption.
+pub fn examine(backend: &impl Backend, si: StorageIndex, shnum: ShareNum, chunks: &Chunks) -> std::result::Result<ShareRow, BackendError> {
+    let first = chunks.get(&0).copied();
+    let total: u64 = chunks.values().sum();
+    let mut row = ShareRow {
+        si,
+        shnum,
+        used_space: total,
+        data_length: 0,
+        chunk_size: first.unwrap_or(0).max(1),
+        share_type: ShareType::Corrupted,
+        state: ShareState::Stable,
+    };
+    let Some(first) = first else {
+        return Ok(row); // chunks without chunk 0: nothing to read a header from
+    };
+    let contiguous = chunks.keys().copied().eq(0..chunks.len() as u64);
+    let last = chunks.len() as u64 - 1;
+    let even = chunks.iter().all(|(&k, &size)| k == last || size == first);
+    if !contiguous || !even {
+        return Ok(row);
+    }
+    let head = backend.read(&keys::chunk_key(&si, shnum, 0), 0, SNIFF_LENGTH.min(first))?;
+    match container::sniff(&head, total) {
+        Container::Immutable(h) => {
+            row.share_type = ShareType::Immutable;
+            row.data_length = h.data_length;
+        }
+        Container::Mutable(h) => {
+            row.share_type = ShareType::Mutable;
+            row.data_length = h.data_length;
+        }
+        Container::Corrupted(_) => {}
+    }
+    Ok(row)
+}
+
+/// Lists the backend for `si` and registers every share found there as
+/// STABLE (or corrupted) with a starter lease. Returns the new rows.
+pub fn discover(conn: &Connection, backend: &crate::backend::Retrying<impl Backend>, si: &StorageIndex, now: Timestamp) -> Result<Vec<ShareRow>> {
+    let listing = backend.list_all(&keys::storage_index_dir(si))?;
+    let mut rows = Vec::new();
+    for ((found_si, shnum), chunks) in group_by_share(&listing) {
+        if found_si == *si {
+            rows.push(examine(backend, found_si, shnum, &chunks)?);
+        }
+    }
+    if rows.is_empty() {
+        return Ok(rows);
+    }
+    let tx = conn.transaction()?;
+    for row in &rows {
+        register(&tx, row, now)?;
+    }
+    tx.commit()?;
+    Ok(rows)
+}
+
+/// Inserts a found share with its starter lease.
+pub fn register(conn: &Connection, row: &ShareRow, now: Timestamp) -> Result<()> {
+    shares::insert(conn, row)?;
+    leases::add_or_renew(conn, &row.si, row.shnum, Account::STARTER_ID, now, Some(now + STARTER_LEASE_SECONDS))?;
+    Ok(())
+}

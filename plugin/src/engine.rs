@@ -1,0 +1,440 @@
+//! `LeaseDb`: the engine. One method per operation of SPEC §9; each validates
+//! its arguments, then touches the database and the backend.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use crate::account::Account;
+use crate::backend::{keys, Backend, Retrying};
+use crate::container::immutable::DATA_OFFSET;
+use crate::db::leases::{self, LeaseRow};
+use crate::db::schema::{self, SchemaError};
+use crate::db::shares;
+use crate::db::sqlite::{Connection, DbError};
+use crate::discovery::{self, STARTER_LEASE_SECONDS};
+use crate::error::{BadInput, Error, Result};
+use crate::ids::{SessionId, ShareNum, StorageIndex, Timestamp};
+use crate::session::Sessions;
+use crate::share::{ShareRow, ShareState, ShareType};
+use crate::upload::Upload;
+
+/// Largest read answered in one call.
+pub const MAX_READ_LENGTH: u64 = 64 << 20;
+/// Smallest chunk size accepted: chunk 0 must hold any container header.
+pub const MIN_CHUNK_SIZE: u64 = 4096;
+
+/// Settings from the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Preferred backend chunk length for new shares.
+    pub chunk_size: u64,
+    /// Seconds a lease lasts from its add or renewal.
+    pub lease_duration: u64,
+    /// Largest immutable share data accepted.
+    pub max_immutable_size: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { chunk_size: 512 << 10, lease_duration: 31 * 24 * 3600, max_immutable_size: 64 << 30 }
+    }
+}
+
+/// What opening found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InitReport {
+    /// Schema version after migrations.
+    pub schema_version: u32,
+    /// Unfinished uploads removed with their objects.
+    pub uploads_removed: u32,
+    /// Unfinished uploads found complete and made STABLE.
+    pub uploads_recovered: u32,
+}
+
+/// Why the engine could not start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenError {
+    /// A setting is unusable.
+    Config(String),
+    /// The database could not be opened.
+    Db(DbError),
+    /// The schema could not be brought up to date.
+    Schema(SchemaError),
+    /// Resolving unfinished uploads failed.
+    Recovery(Error),
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::Config(m) => write!(f, "bad configuration: {m}"),
+            OpenError::Db(e) => write!(f, "opening the lease database: {e}"),
+            OpenError::Schema(e) => write!(f, "{e}"),
+            OpenError::Recovery(e) => write!(f, "resolving unfinished uploads: {e}"),
+        }
+    }
+}
+
+/// What an allocate request got.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Allocation {
+    /// Complete shares already held.
+    pub already_have: Vec<ShareNum>,
+    /// Shares the caller may now write.
+    pub allocated: Vec<ShareNum>,
+}
+
+/// The wall clock, replaceable in tests.
+pub type Clock = Box<dyn Fn() -> Timestamp>;
+
+fn system_clock() -> Timestamp {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as Timestamp)
+        .unwrap_or(0)
+}
+
+/// The lease-and-share engine over one database and one backend.
+pub struct LeaseDb<B: Backend> {
+    conn: Connection,
+    backend: Retrying<B>,
+    config: Config,
+    uploads: HashMap<(StorageIndex, ShareNum), Upload>,
+    sessions: Sessions,
+    clock: Clock,
+}
+
+impl<B: Backend> LeaseDb<B> {
+    /// Opens (creating or migrating) the database at `db_path` and resolves
+    /// the uploads a previous run left unfinished (a cold start, SPEC §6).
+    pub fn open(db_path: &str, backend: B, config: Config) -> std::result::Result<(Self, InitReport), OpenError> {
+        Self::open_with_clock(db_path, backend, config, Box::new(system_clock))
+    }
+
+    /// As `open`, with a given clock.
+    pub fn open_with_clock(db_path: &str, backend: B, config: Config, clock: Clock) -> std::result::Result<(Self, InitReport), OpenError> {
+        if config.chunk_size < MIN_CHUNK_SIZE || config.chunk_size > u32::MAX as u64 {
+            return Err(OpenError::Config(format!(
+                "chunk size {} is outside {MIN_CHUNK_SIZE}..={}",
+                config.chunk_size,
+                u32::MAX
+            )));
+        }
+        if config.lease_duration == 0 || config.lease_duration > i64::MAX as u64 / 2 {
+            return Err(OpenError::Config(format!("lease duration {} s is unusable", config.lease_duration)));
+        }
+        let conn = Connection::open(db_path).map_err(OpenError::Db)?;
+        let schema_version = schema::migrate(&conn).map_err(OpenError::Schema)?;
+        let mut engine = LeaseDb {
+            conn,
+            backend: Retrying::new(backend),
+            config,
+            uploads: HashMap::new(),
+            sessions: Sessions::default(),
+            clock,
+        };
+        let (uploads_removed, uploads_recovered) = engine.resolve_unfinished_uploads().map_err(OpenError::Recovery)?;
+        Ok((engine, InitReport { schema_version, uploads_removed, uploads_recovered }))
+    }
+
+    fn now(&self) -> Timestamp {
+        (self.clock)()
+    }
+
+    fn lease_expiry(&self, now: Timestamp) -> Option<Timestamp> {
+        Some(now + self.config.lease_duration as i64)
+    }
+
+    /// The backend, for tests.
+    pub fn backend(&self) -> &B {
+        self.backend.inner()
+    }
+
+    /// COMING rows with no upload in memory: complete, valid containers
+    /// become STABLE (keeping leases, a starter lease if none); the rest are
+    /// removed with their objects.
+    fn resolve_unfinished_uploads(&mut self) -> Result<(u32, u32)> {
+        let (mut removed, mut recovered) = (0, 0);
+        let now = self.now();
+        for row in shares::coming(&self.conn)? {
+            let listing = self.backend.list_all(&keys::storage_index_dir(&row.si))?;
+            let found = discovery::group_by_share(&listing).remove(&(row.si, row.shnum));
+            let examined = match &found {
+                Some(chunks) => Some(discovery::examine(&self.backend, row.si, row.shnum, chunks)?),
+                None => None,
+            };
+            let complete = examined
+                .as_ref()
+                .filter(|e| e.share_type == ShareType::Immutable && e.used_space == DATA_OFFSET + row.used_space);
+            let tx = self.conn.transaction()?;
+            if let Some(done) = complete {
+                shares::finish(&tx, done)?;
+                if leases::count_for_share(&tx, &row.si, row.shnum)? == 0 {
+                    leases::add_or_renew(&tx, &row.si, row.shnum, Account::STARTER_ID, now, Some(now + STARTER_LEASE_SECONDS))?;
+                }
+                recovered += 1;
+            } else {
+                self.delete_share_objects(&row.si, row.shnum)?;
+                shares::delete(&tx, &row.si, row.shnum)?;
+                removed += 1;
+            }
+            tx.commit()?;
+        }
+        Ok((removed, recovered))
+    }
+
+    /// Rows of `si`, discovering its shares in the backend when the database
+    /// has none (SPEC §7). Costs one listing only in that uncommon case.
+    fn shares_of(&self, si: &StorageIndex) -> Result<Vec<ShareRow>> {
+        let rows = shares::for_storage_index(&self.conn, si)?;
+        if !rows.is_empty() {
+            return Ok(rows);
+        }
+        discovery::discover(&self.conn, &self.backend, si, self.now())
+    }
+
+    /// Deletes every chunk of one share.
+    fn delete_share_objects(&self, si: &StorageIndex, shnum: ShareNum) -> Result<()> {
+        for entry in self.backend.list_all(&keys::storage_index_dir(si))? {
+            if keys::parse_chunk_key(&entry.key).is_some_and(|k| k.shnum == shnum) {
+                self.backend.delete(&entry.key)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts uploads (SPEC §9). Shares already held complete get the
+    /// account's lease added or renewed; shares being uploaded, being
+    /// deleted or corrupted are neither held nor granted, nor is anything
+    /// that does not fit in the available space.
+    pub fn allocate(&mut self, session: SessionId, account: &Account, si: &[u8], shnums: &[u32], allocated_size: u64) -> Result<Allocation> {
+        let si = StorageIndex::from_bytes(si)?;
+        let mut wanted = Vec::with_capacity(shnums.len());
+        for &n in shnums {
+            let shnum = ShareNum::new(n)?;
+            if wanted.contains(&shnum) {
+                return Err(BadInput::DuplicateShareNumber(n).into());
+            }
+            wanted.push(shnum);
+        }
+        if allocated_size > self.config.max_immutable_size {
+            return Err(BadInput::TooLarge {
+                what: "allocated size",
+                requested: allocated_size,
+                limit: self.config.max_immutable_size,
+            }
+            .into());
+        }
+        let existing = self.shares_of(&si)?;
+        let now = self.now();
+        let expires = self.lease_expiry(now);
+        let in_flight: u64 = self.uploads.values().map(|u| DATA_OFFSET + u.allocated_size).sum();
+        let mut space = self.backend.available_space()?.saturating_sub(in_flight);
+
+        let mut result = Allocation::default();
+        let mut granted = Vec::new();
+        let tx = self.conn.transaction()?;
+        let account_id = leases::account_id(&tx, account, now)?;
+        for shnum in wanted {
+            match existing.iter().find(|r| r.shnum == shnum) {
+                Some(row) if row.is_served_immutable() => {
+                    leases::add_or_renew(&tx, &si, shnum, account_id, now, expires)?;
+                    result.already_have.push(shnum);
+                }
+                Some(_) => {} // COMING, GOING, corrupted or mutable: refused
+                None => {
+                    let need = DATA_OFFSET + allocated_size;
+                    if need > space {
+                        continue;
+                    }
+                    space -= need;
+                    shares::insert(
+                        &tx,
+                        &ShareRow {
+                            si,
+                            shnum,
+                            used_space: allocated_size,
+                            data_length: 0,
+                            chunk_size: self.config.chunk_size,
+                            share_type: ShareType::Immutable,
+                            state: ShareState::Coming,
+                        },
+                    )?;
+                    granted.push(shnum);
+                }
+            }
+        }
+        tx.commit()?;
+        for shnum in granted {
+            self.uploads.insert(
+                (si, shnum),
+                Upload::new(si, shnum, session, account_id, allocated_size, self.config.chunk_size),
+            );
+            self.sessions.add_upload(session, si, shnum);
+            result.allocated.push(shnum);
+        }
+        Ok(result)
+    }
+
+    /// Writes data into an upload in progress.
+    pub fn write(&mut self, si: &[u8], shnum: u32, offset: u64, data: &[u8]) -> Result<()> {
+        let key = (StorageIndex::from_bytes(si)?, ShareNum::new(shnum)?);
+        let upload = self.uploads.get_mut(&key).ok_or(Error::NoUpload)?;
+        upload.write(&self.backend, offset, data)
+    }
+
+    /// Finishes an upload: container stored, COMING → STABLE and the
+    /// writer's lease added in one transaction.
+    pub fn close(&mut self, si: &[u8], shnum: u32) -> Result<()> {
+        let key = (StorageIndex::from_bytes(si)?, ShareNum::new(shnum)?);
+        let upload = self.uploads.get_mut(&key).ok_or(Error::NoUpload)?;
+        let (container_length, data_length) = upload.finish(&self.backend)?;
+        let (session, account_id, chunk_size) = (upload.session, upload.account_id, upload.chunk_size);
+        let now = self.now();
+        let tx = self.conn.transaction()?;
+        let finished = shares::finish(
+            &tx,
+            &ShareRow {
+                si: key.0,
+                shnum: key.1,
+                used_space: container_length,
+                data_length,
+                chunk_size,
+                share_type: ShareType::Immutable,
+                state: ShareState::Stable,
+            },
+        )?;
+        if !finished {
+            return Err(Error::Database(format!("share {}/{} was not COMING at close", key.0, key.1)));
+        }
+        leases::add_or_renew(&tx, &key.0, key.1, account_id, now, self.lease_expiry(now))?;
+        tx.commit()?;
+        self.uploads.remove(&key);
+        self.sessions.remove_upload(session, key.0, key.1);
+        Ok(())
+    }
+
+    /// Abandons an upload: objects and row removed (COMING → none).
+    pub fn abort(&mut self, si: &[u8], shnum: u32) -> Result<()> {
+        let key = (StorageIndex::from_bytes(si)?, ShareNum::new(shnum)?);
+        if !self.uploads.contains_key(&key) {
+            return Err(Error::NoUpload);
+        }
+        self.abort_upload(key.0, key.1)
+    }
+
+    fn abort_upload(&mut self, si: StorageIndex, shnum: ShareNum) -> Result<()> {
+        // Objects first: if their removal fails the row stays COMING, and
+        // the next cold start or crawl finishes the job.
+        self.delete_share_objects(&si, shnum)?;
+        if let Some(upload) = self.uploads.remove(&(si, shnum)) {
+            self.sessions.remove_upload(upload.session, si, shnum);
+        }
+        let tx = self.conn.transaction()?;
+        if shares::get(&tx, &si, shnum)?.is_some_and(|r| r.state == ShareState::Coming) {
+            shares::delete(&tx, &si, shnum)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Share numbers of the complete, valid immutable shares of `si`.
+    pub fn list_shares(&mut self, si: &[u8]) -> Result<Vec<ShareNum>> {
+        let si = StorageIndex::from_bytes(si)?;
+        Ok(self.shares_of(&si)?.into_iter().filter(ShareRow::is_served_immutable).map(|r| r.shnum).collect())
+    }
+
+    /// Share data from `offset`, truncated at the end of the share.
+    pub fn read(&mut self, si: &[u8], shnum: u32, offset: u64, length: u64) -> Result<Vec<u8>> {
+        let si = StorageIndex::from_bytes(si)?;
+        let shnum = ShareNum::new(shnum)?;
+        offset.checked_add(length).ok_or(BadInput::RangeOverflow { offset, length })?;
+        let row = self.shares_of(&si)?.into_iter().find(|r| r.shnum == shnum).ok_or(Error::NotFound)?;
+        if row.share_type == ShareType::Corrupted {
+            return Err(Error::Corrupted(format!("share {si}/{shnum} has a container that cannot be trusted")));
+        }
+        if !row.is_served_immutable() {
+            return Err(Error::NotFound);
+        }
+        let length = length.min(row.data_length.saturating_sub(offset));
+        if length > MAX_READ_LENGTH {
+            return Err(BadInput::TooLarge { what: "read length", requested: length, limit: MAX_READ_LENGTH }.into());
+        }
+        self.read_container(&row, DATA_OFFSET + offset, length)
+    }
+
+    /// Container bytes [start, start + length) across chunks.
+    fn read_container(&self, row: &ShareRow, start: u64, length: u64) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(length as usize);
+        let mut pos = start;
+        let end = start + length;
+        while pos < end {
+            let chunk = pos / row.chunk_size;
+            let within = pos % row.chunk_size;
+            let n = (end - pos).min(row.chunk_size - within);
+            let piece = self.backend.read(&keys::chunk_key(&row.si, row.shnum, chunk), within, n)?;
+            if piece.len() as u64 != n {
+                return Err(Error::Corrupted(format!(
+                    "chunk {chunk} of share {}/{} is shorter than the database records",
+                    row.si, row.shnum
+                )));
+            }
+            out.extend_from_slice(&piece);
+            pos += n;
+        }
+        Ok(out)
+    }
+
+    /// Adds or renews the account's lease on every share of `si`, in any
+    /// state. Not found when neither the database nor the backend has it.
+    pub fn add_lease(&mut self, account: &Account, si: &[u8]) -> Result<u32> {
+        let si = StorageIndex::from_bytes(si)?;
+        #[cfg(feature = "test-faults")]
+        crate::faults::on_add_lease(account);
+        let rows = self.shares_of(&si)?;
+        if rows.is_empty() {
+            return Err(Error::NotFound);
+        }
+        let now = self.now();
+        let tx = self.conn.transaction()?;
+        let account_id = leases::account_id(&tx, account, now)?;
+        for row in &rows {
+            leases::add_or_renew(&tx, &si, row.shnum, account_id, now, self.lease_expiry(now))?;
+        }
+        tx.commit()?;
+        Ok(rows.len() as u32)
+    }
+
+    /// Every lease on the shares of `si`.
+    pub fn list_leases(&mut self, si: &[u8]) -> Result<Vec<LeaseRow>> {
+        let si = StorageIndex::from_bytes(si)?;
+        self.shares_of(&si)?;
+        Ok(leases::for_storage_index(&self.conn, &si)?)
+    }
+
+    /// A page of the shares table in (SI, share number) order.
+    pub fn list_all_shares(&mut self, after: Option<(&[u8], u32)>, limit: u32) -> Result<Vec<ShareRow>> {
+        let after = match after {
+            Some((si, n)) => Some((StorageIndex::from_bytes(si)?, ShareNum::new(n)?)),
+            None => None,
+        };
+        Ok(shares::page(&self.conn, after, limit.min(10_000))?)
+    }
+
+    /// A session began.
+    pub fn session_opened(&mut self, session: SessionId) {
+        self.sessions.open(session);
+    }
+
+    /// A session ended: its unfinished uploads are aborted. Returns how many.
+    pub fn session_closed(&mut self, session: SessionId) -> u32 {
+        let mut aborted = 0;
+        for (si, shnum) in self.sessions.close(session) {
+            // A failed abort leaves a COMING row that the next cold start removes.
+            if self.abort_upload(si, shnum).is_ok() {
+                aborted += 1;
+            }
+        }
+        aborted
+    }
+}

@@ -1,0 +1,196 @@
+//! Identifiers of SPEC §2. Parsing is validation: a value of these types is
+//! always in range.
+
+use std::fmt;
+
+use crate::error::BadInput;
+
+/// RFC 4648 base32 alphabet, lowercase (Tahoe's text form of a storage index).
+const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+
+/// A 16-byte storage index.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StorageIndex(pub [u8; 16]);
+
+impl StorageIndex {
+    /// Accepts exactly 16 bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, BadInput> {
+        let array: [u8; 16] = bytes
+            .try_into()
+            .map_err(|_| BadInput::StorageIndexLength(bytes.len() as u32))?;
+        Ok(StorageIndex(array))
+    }
+
+    /// Parses the 26-character lowercase unpadded base32 text form.
+    pub fn from_text(text: &str) -> Option<Self> {
+        if text.len() != 26 {
+            return None;
+        }
+        let mut bits: u32 = 0;
+        let mut nbits = 0;
+        let mut out = Vec::with_capacity(16);
+        for c in text.bytes() {
+            let v = ALPHABET.iter().position(|&a| a == c)? as u32;
+            bits = (bits << 5) | v;
+            nbits += 5;
+            if nbits >= 8 {
+                nbits -= 8;
+                out.push((bits >> nbits) as u8);
+                bits &= (1 << nbits) - 1;
+            }
+        }
+        // 26 × 5 = 130 bits: the last 2 must be zero for a canonical encoding.
+        if bits != 0 {
+            return None;
+        }
+        Self::from_bytes(&out).ok()
+    }
+
+    /// The 26-character base32 text form.
+    pub fn to_text(&self) -> String {
+        let mut out = String::with_capacity(26);
+        let mut bits: u32 = 0;
+        let mut nbits = 0;
+        for &b in &self.0 {
+            bits = (bits << 8) | b as u32;
+            nbits += 8;
+            while nbits >= 5 {
+                nbits -= 5;
+                out.push(ALPHABET[((bits >> nbits) & 31) as usize] as char);
+            }
+            bits &= (1 << nbits) - 1;
+        }
+        if nbits > 0 {
+            out.push(ALPHABET[((bits << (5 - nbits)) & 31) as usize] as char);
+        }
+        out
+    }
+
+    /// The first two characters of the text form: the crawl bucket.
+    pub fn prefix(&self) -> Prefix {
+        let idx = (self.0[0] >> 3) as usize * 32 + (((self.0[0] & 0b111) << 2) | (self.0[1] >> 6)) as usize;
+        Prefix(idx as u16)
+    }
+}
+
+impl fmt::Display for StorageIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_text())
+    }
+}
+
+impl fmt::Debug for StorageIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StorageIndex({self})")
+    }
+}
+
+/// One of the 1024 two-character prefixes, by its index in crawl order.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct Prefix(u16);
+
+impl Prefix {
+    /// Number of prefixes.
+    pub const COUNT: u16 = 1024;
+
+    /// The prefix at `index` in crawl order (ascending byte order of the text).
+    pub fn from_crawl_index(index: u16) -> Option<Prefix> {
+        // Crawl order sorts the text, where digits come before letters; the
+        // alphabet index does not, so map through the sorted alphabet.
+        if index >= Self::COUNT {
+            return None;
+        }
+        let sorted = sorted_alphabet();
+        let a = sorted[(index / 32) as usize];
+        let b = sorted[(index % 32) as usize];
+        Some(Prefix(alphabet_value(a) as u16 * 32 + alphabet_value(b) as u16))
+    }
+
+    /// This prefix's position in crawl order.
+    pub fn crawl_index(&self) -> u16 {
+        let text = self.to_text();
+        let sorted = sorted_alphabet();
+        let pos = |c: u8| sorted.iter().position(|&s| s == c).unwrap() as u16;
+        pos(text.as_bytes()[0]) * 32 + pos(text.as_bytes()[1])
+    }
+
+    /// The two-character text.
+    pub fn to_text(&self) -> String {
+        let a = ALPHABET[(self.0 / 32) as usize] as char;
+        let b = ALPHABET[(self.0 % 32) as usize] as char;
+        format!("{a}{b}")
+    }
+}
+
+fn sorted_alphabet() -> [u8; 32] {
+    let mut sorted = *ALPHABET;
+    sorted.sort_unstable();
+    sorted
+}
+
+fn alphabet_value(c: u8) -> u8 {
+    ALPHABET.iter().position(|&a| a == c).unwrap() as u8
+}
+
+/// A share number, 0..=255.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct ShareNum(pub u8);
+
+impl ShareNum {
+    /// Accepts 0..=255.
+    pub fn new(n: u32) -> Result<Self, BadInput> {
+        u8::try_from(n).map(ShareNum).map_err(|_| BadInput::ShareNumber(n))
+    }
+}
+
+impl fmt::Display for ShareNum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A host session (a connection, or one upload).
+pub type SessionId = u64;
+
+/// Seconds since the Unix epoch.
+pub type Timestamp = i64;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_form_round_trips_and_matches_rfc4648() {
+        let si = StorageIndex([0; 16]);
+        assert_eq!(si.to_text(), "aaaaaaaaaaaaaaaaaaaaaaaaaa");
+        let si = StorageIndex([0xff; 16]);
+        assert_eq!(si.to_text(), "77777777777777777777777774");
+        let si = StorageIndex(*b"0123456789abcdef");
+        assert_eq!(StorageIndex::from_text(&si.to_text()), Some(si));
+        assert_eq!(si.prefix().to_text(), si.to_text()[..2]);
+    }
+
+    #[test]
+    fn bad_text_is_refused() {
+        assert_eq!(StorageIndex::from_text("aaaa"), None);
+        assert_eq!(StorageIndex::from_text("AAAAAAAAAAAAAAAAAAAAAAAAAA"), None);
+        assert_eq!(StorageIndex::from_text("aaaaaaaaaaaaaaaaaaaaaaaaab"), None, "non-zero trailing bits");
+    }
+
+    #[test]
+    fn crawl_order_starts_with_digits() {
+        assert_eq!(Prefix::from_crawl_index(0).unwrap().to_text(), "22");
+        assert_eq!(Prefix::from_crawl_index(1).unwrap().to_text(), "23");
+        assert_eq!(Prefix::from_crawl_index(198).unwrap().to_text(), "aa");
+        assert_eq!(Prefix::from_crawl_index(1023).unwrap().to_text(), "zz");
+        for i in 0..Prefix::COUNT {
+            assert_eq!(Prefix::from_crawl_index(i).unwrap().crawl_index(), i);
+        }
+    }
+
+    #[test]
+    fn share_numbers_above_255_are_refused() {
+        assert_eq!(ShareNum::new(255), Ok(ShareNum(255)));
+        assert_eq!(ShareNum::new(256), Err(BadInput::ShareNumber(256)));
+    }
+}

@@ -1,0 +1,27 @@
+//! leasedb: the lease-and-share engine of a Tahoe-LAFS storage server.
+//!
+//! The same logic builds natively (unit tests, benchmarks) and for
+//! `wasm32-wasip2`, where `wit.rs` exports it as a component.
+
+pub mod account;
+pub mod backend;
+pub mod container;
+pub mod db;
+pub mod discovery;
+pub mod engine;
+pub mod error;
+#[cfg(feature = "test-faults")]
+mod faults;
+pub mod ids;
+pub mod session;
+pub mod share;
+pub mod upload;
+#[cfg(target_arch = "wasm32")]
+mod sqlite_hooks;
+#[cfg(target_arch = "wasm32")]
+mod wit;
+
+pub use account::Account;
+pub use engine::{Allocation, Config, InitReport, LeaseDb, OpenError};
+pub use error::{BadInput, Error};
+pub use ids::{ShareNum, StorageIndex};

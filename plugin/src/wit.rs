@@ -1,0 +1,240 @@
+//! The only file that names generated WIT types: it validates nothing itself,
+//! converts WIT values into the engine's, calls the engine, and maps errors
+//! back into WIT variants.
+
+use std::cell::RefCell;
+
+use crate::backend::{Backend, BackendError, ListPage, ObjectEntry};
+use crate::engine::{self, LeaseDb};
+use crate::error::{BadInput, Error};
+use crate::share::{ShareState, ShareType};
+use crate::Account;
+
+wit_bindgen::generate!({
+    path: "../wit/since_v0.1",
+    world: "plugin",
+});
+
+use exports::leasedb::plugin::lifecycle::{self, Guest as LifecycleGuest};
+use exports::leasedb::plugin::storage::{self, Guest as StorageGuest};
+use leasedb::plugin::backend as host;
+use leasedb::plugin::types as wit;
+
+/// The database file inside the state directory the host preopens.
+const DB_PATH: &str = "/state/leasedb.sqlite3";
+
+/// The host's `backend` import.
+struct HostBackend;
+
+impl From<host::BackendError> for BackendError {
+    fn from(e: host::BackendError) -> Self {
+        match e {
+            host::BackendError::NotFound => BackendError::NotFound,
+            host::BackendError::Transient(m) => BackendError::Transient(m),
+            host::BackendError::Permanent(m) => BackendError::Permanent(m),
+            host::BackendError::InvalidKey(m) => BackendError::InvalidKey(m),
+        }
+    }
+}
+
+impl Backend for HostBackend {
+    fn list(&self, prefix: &str, start_after: Option<&str>, limit: u32) -> Result<ListPage, BackendError> {
+        let page = host::list(prefix, start_after, limit)?;
+        Ok(ListPage {
+            entries: page.entries.into_iter().map(|e| ObjectEntry { key: e.key, size: e.size }).collect(),
+            next: page.next,
+        })
+    }
+    fn read(&self, key: &str, offset: u64, length: u64) -> Result<Vec<u8>, BackendError> {
+        Ok(host::read(key, offset, length)?)
+    }
+    fn write(&self, key: &str, data: &[u8]) -> Result<(), BackendError> {
+        Ok(host::write(key, data)?)
+    }
+    fn delete(&self, key: &str) -> Result<(), BackendError> {
+        Ok(host::delete(key)?)
+    }
+    fn available_space(&self) -> Result<u64, BackendError> {
+        Ok(host::available_space()?)
+    }
+}
+
+thread_local! {
+    static ENGINE: RefCell<Option<LeaseDb<HostBackend>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on the engine, or fails with not-ready before init / after shutdown.
+fn with_engine<T>(f: impl FnOnce(&mut LeaseDb<HostBackend>) -> Result<T, Error>) -> Result<T, wit::Error> {
+    ENGINE.with(|cell| match cell.borrow_mut().as_mut() {
+        Some(engine) => f(engine).map_err(Into::into),
+        None => Err(wit::Error::NotReady),
+    })
+}
+
+impl From<BadInput> for wit::BadInput {
+    fn from(b: BadInput) -> Self {
+        match b {
+            BadInput::StorageIndexLength(n) => wit::BadInput::StorageIndexLength(n),
+            BadInput::ShareNumber(n) => wit::BadInput::ShareNumber(n),
+            BadInput::RangeOverflow { offset, length } => wit::BadInput::RangeOverflow(wit::ByteRange { offset, length }),
+            BadInput::BeyondAllocated { offset, length, allocated } => {
+                wit::BadInput::BeyondAllocated(wit::BeyondAllocated { offset, length, allocated })
+            }
+            BadInput::TooLarge { what, requested, limit } => {
+                wit::BadInput::TooLarge(wit::TooLarge { what: what.to_string(), requested, limit })
+            }
+            BadInput::AccountName(n) => wit::BadInput::AccountName(n),
+            BadInput::DuplicateShareNumber(n) => wit::BadInput::DuplicateShareNumber(n),
+        }
+    }
+}
+
+impl From<Error> for wit::Error {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::BadInput(b) => wit::Error::BadInput(b.into()),
+            Error::NotFound => wit::Error::NotFound,
+            Error::NoUpload => wit::Error::NoUpload,
+            Error::Conflict(m) => wit::Error::Conflict(m),
+            Error::Corrupted(m) => wit::Error::Corrupted(m),
+            Error::Backend(BackendError::Transient(m)) => wit::Error::Backend(wit::BackendFailure::Transient(m)),
+            Error::Backend(other) => wit::Error::Backend(wit::BackendFailure::Permanent(other.to_string())),
+            Error::Database(m) => wit::Error::Database(m),
+            Error::NotReady => wit::Error::NotReady,
+        }
+    }
+}
+
+fn account(a: wit::Account) -> Result<Account, Error> {
+    match a {
+        wit::Account::Anonymous => Ok(Account::Anonymous),
+        wit::Account::Named(name) => Ok(Account::named(&name)?),
+    }
+}
+
+struct Component;
+
+impl StorageGuest for Component {
+    fn allocate(
+        session: wit::SessionId,
+        acct: wit::Account,
+        si: wit::StorageIndex,
+        share_numbers: Vec<wit::ShareNumber>,
+        allocated_size: u64,
+    ) -> Result<storage::Allocation, wit::Error> {
+        with_engine(|e| {
+            let a = e.allocate(session, &account(acct)?, &si, &share_numbers, allocated_size)?;
+            Ok(storage::Allocation {
+                already_have: a.already_have.iter().map(|n| n.0 as u32).collect(),
+                allocated: a.allocated.iter().map(|n| n.0 as u32).collect(),
+            })
+        })
+    }
+
+    fn write(si: wit::StorageIndex, share_number: wit::ShareNumber, offset: u64, data: Vec<u8>) -> Result<(), wit::Error> {
+        with_engine(|e| e.write(&si, share_number, offset, &data))
+    }
+
+    fn close(si: wit::StorageIndex, share_number: wit::ShareNumber) -> Result<(), wit::Error> {
+        with_engine(|e| e.close(&si, share_number))
+    }
+
+    fn abort(si: wit::StorageIndex, share_number: wit::ShareNumber) -> Result<(), wit::Error> {
+        with_engine(|e| e.abort(&si, share_number))
+    }
+
+    fn list_shares(si: wit::StorageIndex) -> Result<Vec<wit::ShareNumber>, wit::Error> {
+        with_engine(|e| Ok(e.list_shares(&si)?.iter().map(|n| n.0 as u32).collect()))
+    }
+
+    fn read(si: wit::StorageIndex, share_number: wit::ShareNumber, offset: u64, length: u64) -> Result<Vec<u8>, wit::Error> {
+        with_engine(|e| e.read(&si, share_number, offset, length))
+    }
+
+    fn add_lease(acct: wit::Account, si: wit::StorageIndex) -> Result<u32, wit::Error> {
+        with_engine(|e| e.add_lease(&account(acct)?, &si))
+    }
+
+    fn list_leases(si: wit::StorageIndex) -> Result<Vec<storage::LeaseInfo>, wit::Error> {
+        with_engine(|e| {
+            Ok(e.list_leases(&si)?
+                .into_iter()
+                .map(|l| storage::LeaseInfo {
+                    share_number: l.shnum.0 as u32,
+                    account_id: l.account_id as u64,
+                    account_name: l.account_name,
+                    renewed: l.renewed,
+                    expires: l.expires,
+                })
+                .collect())
+        })
+    }
+
+    fn list_all_shares(after: Option<(wit::StorageIndex, wit::ShareNumber)>, limit: u32) -> Result<Vec<storage::ShareInfo>, wit::Error> {
+        with_engine(|e| {
+            let after = after.as_ref().map(|(si, n)| (&si[..], *n));
+            Ok(e.list_all_shares(after, limit)?
+                .into_iter()
+                .map(|r| storage::ShareInfo {
+                    storage_index: r.si.0.to_vec(),
+                    share_number: r.shnum.0 as u32,
+                    share_type: match r.share_type {
+                        ShareType::Immutable => storage::ShareType::Immutable,
+                        ShareType::Mutable => storage::ShareType::Mutable,
+                        ShareType::Corrupted => storage::ShareType::Corrupted,
+                        ShareType::Unknown => storage::ShareType::Unknown,
+                    },
+                    state: match r.state {
+                        ShareState::Coming => storage::ShareState::Coming,
+                        ShareState::Stable => storage::ShareState::Stable,
+                        ShareState::Going => storage::ShareState::Going,
+                    },
+                    used_space: r.used_space,
+                })
+                .collect())
+        })
+    }
+}
+
+impl LifecycleGuest for Component {
+    fn init(config: lifecycle::Config) -> Result<lifecycle::InitReport, wit::Error> {
+        let config = engine::Config {
+            chunk_size: config.chunk_size as u64,
+            lease_duration: config.lease_duration,
+            max_immutable_size: config.max_immutable_size,
+        };
+        // Re-init (after a host restart of this instance) starts from scratch.
+        ENGINE.with(|cell| cell.borrow_mut().take());
+        let (engine, report) = LeaseDb::open(DB_PATH, HostBackend, config).map_err(|e| wit::Error::Database(e.to_string()))?;
+        ENGINE.with(|cell| *cell.borrow_mut() = Some(engine));
+        Ok(lifecycle::InitReport {
+            schema_version: report.schema_version,
+            uploads_removed: report.uploads_removed,
+            uploads_recovered: report.uploads_recovered,
+        })
+    }
+
+    fn info() -> lifecycle::PluginInfo {
+        lifecycle::PluginInfo {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            interface_version: "0.1.0".to_string(),
+        }
+    }
+
+    fn session_opened(session: wit::SessionId) {
+        let _ = with_engine(|e| {
+            e.session_opened(session);
+            Ok(())
+        });
+    }
+
+    fn session_closed(session: wit::SessionId) -> u32 {
+        with_engine(|e| Ok(e.session_closed(session))).unwrap_or(0)
+    }
+
+    fn shutdown() {
+        ENGINE.with(|cell| cell.borrow_mut().take());
+    }
+}
+
+export!(Component);

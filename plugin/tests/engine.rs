@@ -1,0 +1,177 @@
+//! The engine on its native build: the behaviour of SPEC §§3–7 and §9 for
+//! immutable shares, with an in-memory backend and a real database file.
+
+use std::rc::Rc;
+
+use leasedb_plugin::backend::keys;
+use leasedb_plugin::backend::memory::MemoryBackend;
+use leasedb_plugin::{Account, BadInput, Config, Error, LeaseDb, ShareNum, StorageIndex};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    path: String,
+    backend: Rc<MemoryBackend>,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("leasedb.sqlite3").to_str().unwrap().to_string();
+        Fixture { _dir: dir, path, backend: Rc::new(MemoryBackend::new(1 << 40)) }
+    }
+
+    fn open(&self) -> LeaseDb<Rc<MemoryBackend>> {
+        let config = Config { chunk_size: 4096, ..Config::default() };
+        LeaseDb::open(&self.path, self.backend.clone(), config).unwrap().0
+    }
+}
+
+const SI: [u8; 16] = *b"0123456789abcdef";
+
+fn store(db: &mut LeaseDb<Rc<MemoryBackend>>, si: &[u8], shnum: u32, data: &[u8]) {
+    let a = db.allocate(1, &Account::Anonymous, si, &[shnum], data.len() as u64).unwrap();
+    assert_eq!(a.allocated, vec![ShareNum(shnum as u8)]);
+    db.write(si, shnum, 0, data).unwrap();
+    db.close(si, shnum).unwrap();
+}
+
+#[test]
+fn uploads_read_back_identical_at_every_size() {
+    let f = Fixture::new();
+    let mut db = f.open();
+    for (shnum, size) in [(0u32, 0usize), (1, 1), (2, 4096 - 12), (3, 4096 - 11), (4, 50_000)] {
+        let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+        store(&mut db, &SI, shnum, &data);
+        assert_eq!(db.read(&SI, shnum, 0, u64::MAX / 2).unwrap(), data, "size {size}");
+    }
+    assert_eq!(db.list_shares(&SI).unwrap().len(), 5);
+    // 50_000 + 12 bytes in 4096-byte chunks: 13 objects, all but the last full.
+    let si = StorageIndex(SI);
+    assert_eq!(f.backend.get(&keys::chunk_key(&si, ShareNum(4), 12)).unwrap().len(), (50_012 - 12 * 4096) as usize);
+    assert!(f.backend.get(&keys::chunk_key(&si, ShareNum(4), 13)).is_none());
+}
+
+#[test]
+fn reads_past_the_end_truncate_and_starting_past_it_is_empty() {
+    let f = Fixture::new();
+    let mut db = f.open();
+    store(&mut db, &SI, 0, b"hello world");
+    assert_eq!(db.read(&SI, 0, 6, 100).unwrap(), b"world");
+    assert_eq!(db.read(&SI, 0, 50, 10).unwrap(), b"");
+}
+
+#[test]
+fn a_share_is_listed_only_after_close_and_in_flight_shnums_are_not_granted_twice() {
+    let f = Fixture::new();
+    let mut db = f.open();
+    let a = db.allocate(1, &Account::Anonymous, &SI, &[0, 1], 10).unwrap();
+    assert_eq!(a.allocated.len(), 2);
+    assert!(db.list_shares(&SI).unwrap().is_empty());
+    let again = db.allocate(2, &Account::Anonymous, &SI, &[0], 10).unwrap();
+    assert!(again.allocated.is_empty() && again.already_have.is_empty());
+    db.write(&SI, 0, 0, &[1; 10]).unwrap();
+    db.close(&SI, 0).unwrap();
+    assert_eq!(db.list_shares(&SI).unwrap(), vec![ShareNum(0)]);
+    let after = db.allocate(3, &Account::Anonymous, &SI, &[0], 10).unwrap();
+    assert_eq!(after.already_have, vec![ShareNum(0)]);
+}
+
+#[test]
+fn abort_and_session_close_leave_no_objects_and_no_rows() {
+    let f = Fixture::new();
+    let mut db = f.open();
+    db.allocate(1, &Account::Anonymous, &SI, &[0], 10_000).unwrap();
+    db.write(&SI, 0, 0, &[1; 5000]).unwrap(); // chunk 0 reaches the backend
+    assert!(!f.backend.keys().is_empty());
+    db.abort(&SI, 0).unwrap();
+    assert!(f.backend.keys().is_empty());
+    assert!(db.list_all_shares(None, 100).unwrap().is_empty());
+
+    db.session_opened(7);
+    db.allocate(7, &Account::Anonymous, &SI, &[1, 2], 10_000).unwrap();
+    db.write(&SI, 1, 0, &[1; 5000]).unwrap();
+    assert_eq!(db.session_closed(7), 2);
+    assert!(f.backend.keys().is_empty());
+    assert!(db.list_all_shares(None, 100).unwrap().is_empty());
+    assert_eq!(db.write(&SI, 1, 0, &[1]), Err(Error::NoUpload));
+}
+
+#[test]
+fn one_lease_per_account_and_unknown_storage_index_is_not_found() {
+    let f = Fixture::new();
+    let mut db = f.open();
+    store(&mut db, &SI, 0, b"data");
+    db.add_lease(&Account::Anonymous, &SI).unwrap();
+    db.add_lease(&Account::named("alice").unwrap(), &SI).unwrap();
+    db.add_lease(&Account::named("alice").unwrap(), &SI).unwrap();
+    let leases = db.list_leases(&SI).unwrap();
+    let accounts: Vec<(i64, &str)> = leases.iter().map(|l| (l.account_id, l.account_name.as_str())).collect();
+    assert_eq!(accounts, vec![(0, ""), (2, "alice")]);
+    assert_eq!(db.add_lease(&Account::Anonymous, &[9; 16]), Err(Error::NotFound));
+}
+
+#[test]
+fn bad_input_is_refused_and_changes_nothing() {
+    let f = Fixture::new();
+    let mut db = f.open();
+    assert_eq!(
+        db.allocate(1, &Account::Anonymous, &[0; 15], &[0], 1),
+        Err(Error::BadInput(BadInput::StorageIndexLength(15)))
+    );
+    assert_eq!(db.allocate(1, &Account::Anonymous, &SI, &[256], 1), Err(Error::BadInput(BadInput::ShareNumber(256))));
+    db.allocate(1, &Account::Anonymous, &SI, &[0], 4).unwrap();
+    assert!(matches!(db.write(&SI, 0, 2, b"abc"), Err(Error::BadInput(BadInput::BeyondAllocated { .. }))));
+    assert!(matches!(db.write(&SI, 0, u64::MAX, b"ab"), Err(Error::BadInput(BadInput::RangeOverflow { .. }))));
+    assert!(matches!(db.read(&SI, 0, u64::MAX, 2), Err(Error::BadInput(BadInput::RangeOverflow { .. }))));
+    assert!(f.backend.keys().is_empty());
+    assert_eq!(db.list_all_shares(None, 10).unwrap().len(), 1, "only the upload's COMING row");
+}
+
+#[test]
+fn a_share_copied_into_the_backend_is_served_with_one_starter_lease() {
+    let f = Fixture::new();
+    let si = StorageIndex(SI);
+    let mut share = vec![0, 0, 0, 1, 0, 0, 0, 5, 0, 0, 0, 1];
+    share.extend_from_slice(b"hello");
+    share.extend_from_slice(&[0xaa; 72]);
+    f.backend.put_for_test(&keys::chunk_key(&si, ShareNum(3), 0), &share);
+    f.backend.put_for_test(&format!("{}not-a-share", keys::storage_index_dir(&si)), b"x");
+    let mut db = f.open();
+    assert_eq!(db.list_shares(&SI).unwrap(), vec![ShareNum(3)]);
+    assert_eq!(db.read(&SI, 3, 0, 100).unwrap(), b"hello");
+    let leases = db.list_leases(&SI).unwrap();
+    assert_eq!(leases.len(), 1);
+    assert_eq!(leases[0].account_id, 1);
+}
+
+#[test]
+fn cold_start_keeps_complete_uploads_and_removes_partial_ones() {
+    let f = Fixture::new();
+    {
+        let mut db = f.open();
+        db.allocate(1, &Account::Anonymous, &SI, &[0, 1], 5000).unwrap();
+        db.write(&SI, 0, 0, &[3; 5000]).unwrap(); // every chunk stored, never closed
+        db.write(&SI, 1, 0, &[4; 4500]).unwrap(); // chunk 0 stored, chunk 1 missing
+        // dropped without close: a crash
+    }
+    let config = Config { chunk_size: 4096, ..Config::default() };
+    let (mut db, report) = LeaseDb::open(&f.path, f.backend.clone(), config).unwrap();
+    assert_eq!((report.uploads_recovered, report.uploads_removed), (1, 1));
+    assert_eq!(db.list_shares(&SI).unwrap(), vec![ShareNum(0)]);
+    assert_eq!(db.read(&SI, 0, 0, 10_000).unwrap(), vec![3; 5000]);
+    assert_eq!(db.list_leases(&SI).unwrap()[0].account_id, 1, "starter lease");
+    let si = StorageIndex(SI);
+    assert!(f.backend.keys().iter().all(|k| keys::parse_chunk_key(k).unwrap().si == si && keys::parse_chunk_key(k).unwrap().shnum == ShareNum(0)));
+}
+
+#[test]
+fn state_survives_reopening_the_database() {
+    let f = Fixture::new();
+    {
+        let mut db = f.open();
+        store(&mut db, &SI, 5, b"durable");
+    }
+    let mut db = f.open();
+    assert_eq!(db.read(&SI, 5, 0, 100).unwrap(), b"durable");
+    assert_eq!(db.list_leases(&SI).unwrap().len(), 1);
+}
