@@ -32,11 +32,21 @@ pub struct Config {
     pub lease_duration: u64,
     /// Largest immutable share data accepted.
     pub max_immutable_size: u64,
+    /// Largest mutable share data accepted.
+    pub max_mutable_size: u64,
+    /// This server's node id, recorded in the mutable containers it creates.
+    pub node_id: [u8; 20],
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { chunk_size: 512 << 10, lease_duration: 31 * 24 * 3600, max_immutable_size: 64 << 30 }
+        Config {
+            chunk_size: 512 << 10,
+            lease_duration: 31 * 24 * 3600,
+            max_immutable_size: 64 << 30,
+            max_mutable_size: 64 << 30,
+            node_id: [0; 20],
+        }
     }
 }
 
@@ -96,9 +106,9 @@ fn system_clock() -> Timestamp {
 
 /// The lease-and-share engine over one database and one backend.
 pub struct LeaseDb<B: Backend> {
-    conn: Connection,
-    backend: Retrying<B>,
-    config: Config,
+    pub(crate) conn: Connection,
+    pub(crate) backend: Retrying<B>,
+    pub(crate) config: Config,
     uploads: HashMap<(StorageIndex, ShareNum), Upload>,
     sessions: Sessions,
     clock: Clock,
@@ -137,11 +147,11 @@ impl<B: Backend> LeaseDb<B> {
         Ok((engine, InitReport { schema_version, uploads_removed, uploads_recovered }))
     }
 
-    fn now(&self) -> Timestamp {
+    pub(crate) fn now(&self) -> Timestamp {
         (self.clock)()
     }
 
-    fn lease_expiry(&self, now: Timestamp) -> Option<Timestamp> {
+    pub(crate) fn lease_expiry(&self, now: Timestamp) -> Option<Timestamp> {
         Some(now + self.config.lease_duration as i64)
     }
 
@@ -165,7 +175,11 @@ impl<B: Backend> LeaseDb<B> {
             };
             let complete = examined
                 .as_ref()
-                .filter(|e| e.share_type == ShareType::Immutable && e.used_space == DATA_OFFSET + row.used_space);
+                .filter(|e| match row.share_type {
+                    // A mutable rewrite cut short leaves a valid container: keep it.
+                    ShareType::Mutable => e.share_type == ShareType::Mutable,
+                    _ => e.share_type == ShareType::Immutable && e.used_space == DATA_OFFSET + row.used_space,
+                });
             let tx = self.conn.transaction()?;
             if let Some(done) = complete {
                 shares::finish(&tx, done)?;
@@ -185,7 +199,7 @@ impl<B: Backend> LeaseDb<B> {
 
     /// Rows of `si`, discovering its shares in the backend when the database
     /// has none (SPEC §7). Costs one listing only in that uncommon case.
-    fn shares_of(&self, si: &StorageIndex) -> Result<Vec<ShareRow>> {
+    pub(crate) fn shares_of(&self, si: &StorageIndex) -> Result<Vec<ShareRow>> {
         let rows = shares::for_storage_index(&self.conn, si)?;
         if !rows.is_empty() {
             return Ok(rows);
@@ -194,7 +208,7 @@ impl<B: Backend> LeaseDb<B> {
     }
 
     /// Deletes every chunk of one share.
-    fn delete_share_objects(&self, si: &StorageIndex, shnum: ShareNum) -> Result<()> {
+    pub(crate) fn delete_share_objects(&self, si: &StorageIndex, shnum: ShareNum) -> Result<()> {
         for entry in self.backend.list_all(&keys::storage_index_dir(si))? {
             if keys::parse_chunk_key(&entry.key).is_some_and(|k| k.shnum == shnum) {
                 self.backend.delete(&entry.key)?;

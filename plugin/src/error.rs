@@ -59,6 +59,10 @@ pub enum Error {
     Conflict(String),
     /// The share's container cannot be trusted.
     Corrupted(String),
+    /// The write enabler differs from the one recorded by this node.
+    BadWriteEnabler { node_id: String },
+    /// The share is being deleted; try again later or elsewhere.
+    ShareBusy(String),
     /// The backend failed (after retries); nothing was assumed absent.
     Backend(BackendError),
     /// The lease database failed.
@@ -75,6 +79,10 @@ impl fmt::Display for Error {
             Error::NoUpload => f.write_str("no upload in progress for that share"),
             Error::Conflict(why) => write!(f, "conflicting write: {why}"),
             Error::Corrupted(why) => write!(f, "corrupted share: {why}"),
+            Error::BadWriteEnabler { node_id } => {
+                write!(f, "the write enabler does not match; it was recorded by node {node_id}")
+            }
+            Error::ShareBusy(why) => write!(f, "share busy: {why}"),
             Error::Backend(e) => write!(f, "backend storage: {e}"),
             Error::Database(e) => write!(f, "lease database: {e}"),
             Error::NotReady => f.write_str("the plugin is not initialised"),

@@ -8,6 +8,26 @@ use crate::error::BadInput;
 /// RFC 4648 base32 alphabet, lowercase (Tahoe's text form of a storage index).
 const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
+/// Lowercase unpadded RFC 4648 base32 of any bytes (Tahoe's node id text form).
+pub fn base32(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 8 / 5 + 1);
+    let mut bits: u32 = 0;
+    let mut nbits = 0;
+    for &b in bytes {
+        bits = (bits << 8) | b as u32;
+        nbits += 8;
+        while nbits >= 5 {
+            nbits -= 5;
+            out.push(ALPHABET[((bits >> nbits) & 31) as usize] as char);
+        }
+        bits &= (1 << nbits) - 1;
+    }
+    if nbits > 0 {
+        out.push(ALPHABET[((bits << (5 - nbits)) & 31) as usize] as char);
+    }
+    out
+}
+
 /// A 16-byte storage index.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct StorageIndex(pub [u8; 16]);
@@ -48,22 +68,7 @@ impl StorageIndex {
 
     /// The 26-character base32 text form.
     pub fn to_text(&self) -> String {
-        let mut out = String::with_capacity(26);
-        let mut bits: u32 = 0;
-        let mut nbits = 0;
-        for &b in &self.0 {
-            bits = (bits << 8) | b as u32;
-            nbits += 8;
-            while nbits >= 5 {
-                nbits -= 5;
-                out.push(ALPHABET[((bits >> nbits) & 31) as usize] as char);
-            }
-            bits &= (1 << nbits) - 1;
-        }
-        if nbits > 0 {
-            out.push(ALPHABET[((bits << (5 - nbits)) & 31) as usize] as char);
-        }
-        out
+        base32(&self.0)
     }
 
     /// The first two characters of the text form: the crawl bucket.

@@ -13,6 +13,7 @@ pub mod error;
 #[cfg(feature = "test-faults")]
 mod faults;
 pub mod ids;
+pub mod mutable_write;
 pub mod session;
 pub mod share;
 pub mod upload;

@@ -1,5 +1,6 @@
 //! Share containers (SPEC §4): what the first bytes of a share say it is.
 
+pub mod chunked;
 pub mod immutable;
 pub mod mutable;
 
