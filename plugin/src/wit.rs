@@ -7,6 +7,8 @@ use std::cell::RefCell;
 use crate::backend::{Backend, BackendError, ListPage, ObjectEntry};
 use crate::engine::{self, LeaseDb};
 use crate::error::{BadInput, Error};
+use crate::ids::ShareNum;
+use crate::mutable_write::{ShareWrites, TestOperator, TestVector, WriteVector};
 use crate::share::{ShareState, ShareType};
 use crate::Account;
 
@@ -16,6 +18,7 @@ wit_bindgen::generate!({
 });
 
 use exports::leasedb::plugin::lifecycle::{self, Guest as LifecycleGuest};
+use exports::leasedb::plugin::mutable::{self, Guest as MutableGuest};
 use exports::leasedb::plugin::storage::{self, Guest as StorageGuest};
 use leasedb::plugin::backend as host;
 use leasedb::plugin::types as wit;
@@ -39,7 +42,7 @@ impl From<host::BackendError> for BackendError {
 
 impl Backend for HostBackend {
     fn list(&self, prefix: &str, start_after: Option<&str>, limit: u32) -> Result<ListPage, BackendError> {
-        let page = host::list(prefix, start_after, limit)?;
+        let page = host::list_objects(prefix, start_after, limit)?;
         Ok(ListPage {
             entries: page.entries.into_iter().map(|e| ObjectEntry { key: e.key, size: e.size }).collect(),
             next: page.next,
@@ -97,6 +100,8 @@ impl From<Error> for wit::Error {
             Error::NoUpload => wit::Error::NoUpload,
             Error::Conflict(m) => wit::Error::Conflict(m),
             Error::Corrupted(m) => wit::Error::Corrupted(m),
+            Error::BadWriteEnabler { node_id } => wit::Error::BadWriteEnabler(node_id),
+            Error::ShareBusy(m) => wit::Error::ShareBusy(m),
             Error::Backend(BackendError::Transient(m)) => wit::Error::Backend(wit::BackendFailure::Transient(m)),
             Error::Backend(other) => wit::Error::Backend(wit::BackendFailure::Permanent(other.to_string())),
             Error::Database(m) => wit::Error::Database(m),
@@ -196,12 +201,73 @@ impl StorageGuest for Component {
     }
 }
 
+fn share_reads(reads: std::collections::BTreeMap<ShareNum, Vec<Vec<u8>>>) -> Vec<mutable::ShareReads> {
+    reads.into_iter().map(|(n, data)| mutable::ShareReads { share_number: n.0 as u32, data }).collect()
+}
+
+fn ranges(read_vector: &[wit::ByteRange]) -> Vec<(u64, u64)> {
+    read_vector.iter().map(|r| (r.offset, r.length)).collect()
+}
+
+impl MutableGuest for Component {
+    fn read_test_write(
+        acct: wit::Account,
+        si: wit::StorageIndex,
+        write_enabler: Vec<u8>,
+        writes: Vec<mutable::ShareWrites>,
+        read_vector: Vec<wit::ByteRange>,
+    ) -> Result<mutable::ReadTestWriteResult, wit::Error> {
+        let writes: Vec<ShareWrites> = writes
+            .into_iter()
+            .map(|w| ShareWrites {
+                shnum: w.share_number,
+                tests: w
+                    .tests
+                    .into_iter()
+                    .map(|t| TestVector {
+                        offset: t.offset,
+                        length: t.length,
+                        operator: match t.operator {
+                            mutable::TestOperator::Lt => TestOperator::Lt,
+                            mutable::TestOperator::Le => TestOperator::Le,
+                            mutable::TestOperator::Eq => TestOperator::Eq,
+                            mutable::TestOperator::Ne => TestOperator::Ne,
+                            mutable::TestOperator::Ge => TestOperator::Ge,
+                            mutable::TestOperator::Gt => TestOperator::Gt,
+                        },
+                        specimen: t.specimen,
+                    })
+                    .collect(),
+                writes: w.writes.into_iter().map(|v| WriteVector { offset: v.offset, data: v.data }).collect(),
+                new_length: w.new_length,
+            })
+            .collect();
+        with_engine(|e| {
+            let r = e.read_test_write(&account(acct)?, &si, &write_enabler, &writes, &ranges(&read_vector))?;
+            Ok(mutable::ReadTestWriteResult { success: r.success, reads: share_reads(r.reads) })
+        })
+    }
+
+    fn read(si: wit::StorageIndex, share_numbers: Vec<wit::ShareNumber>, read_vector: Vec<wit::ByteRange>) -> Result<Vec<mutable::ShareReads>, wit::Error> {
+        with_engine(|e| Ok(share_reads(e.mutable_read(&si, &share_numbers, &ranges(&read_vector))?)))
+    }
+}
+
 impl LifecycleGuest for Component {
     fn init(config: lifecycle::Config) -> Result<lifecycle::InitReport, wit::Error> {
+        let node_id: [u8; 20] = config.node_id.as_slice().try_into().map_err(|_| {
+            wit::Error::BadInput(wit::BadInput::TooLarge(wit::TooLarge {
+                what: "node id length (must be 20)".to_string(),
+                requested: config.node_id.len() as u64,
+                limit: 20,
+            }))
+        })?;
         let config = engine::Config {
             chunk_size: config.chunk_size as u64,
             lease_duration: config.lease_duration,
             max_immutable_size: config.max_immutable_size,
+            max_mutable_size: config.max_mutable_size,
+            node_id,
         };
         // Re-init (after a host restart of this instance) starts from scratch.
         ENGINE.with(|cell| cell.borrow_mut().take());
