@@ -16,6 +16,7 @@ use crate::error::{BadInput, Error, Result};
 use crate::ids::{SessionId, ShareNum, StorageIndex, Timestamp};
 use crate::session::Sessions;
 use crate::share::{ShareRow, ShareState, ShareType};
+use crate::stats::Latencies;
 use crate::upload::Upload;
 
 /// Largest read answered in one call.
@@ -94,6 +95,17 @@ pub struct Allocation {
     pub allocated: Vec<ShareNum>,
 }
 
+/// What the server offers; leases always ignore renew and cancel secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Largest immutable share data accepted.
+    pub max_immutable_size: u64,
+    /// Largest mutable share data accepted.
+    pub max_mutable_size: u64,
+    /// Backend space left after in-flight allocations.
+    pub available_space: u64,
+}
+
 /// The wall clock, replaceable in tests.
 pub type Clock = Box<dyn Fn() -> Timestamp>;
 
@@ -112,6 +124,8 @@ pub struct LeaseDb<B: Backend> {
     uploads: HashMap<(StorageIndex, ShareNum), Upload>,
     sessions: Sessions,
     clock: Clock,
+    /// Recent call durations, recorded by the component's entry points.
+    pub latencies: Latencies,
 }
 
 impl<B: Backend> LeaseDb<B> {
@@ -142,6 +156,7 @@ impl<B: Backend> LeaseDb<B> {
             uploads: HashMap::new(),
             sessions: Sessions::default(),
             clock,
+            latencies: Latencies::default(),
         };
         let (uploads_removed, uploads_recovered) = engine.resolve_unfinished_uploads().map_err(OpenError::Recovery)?;
         Ok((engine, InitReport { schema_version, uploads_removed, uploads_recovered }))
@@ -153,6 +168,21 @@ impl<B: Backend> LeaseDb<B> {
 
     pub(crate) fn lease_expiry(&self, now: Timestamp) -> Option<Timestamp> {
         Some(now + self.config.lease_duration as i64)
+    }
+
+    /// Uploads in progress and the bytes allocated to them.
+    pub fn in_flight(&self) -> (u64, u64) {
+        (self.uploads.len() as u64, self.uploads.values().map(|u| u.allocated_size).sum())
+    }
+
+    /// Settings and limits a client sees (SPEC §9 "version").
+    pub fn capabilities(&self) -> Result<Capabilities> {
+        let (_, in_flight) = self.in_flight();
+        Ok(Capabilities {
+            max_immutable_size: self.config.max_immutable_size,
+            max_mutable_size: self.config.max_mutable_size,
+            available_space: self.backend.available_space()?.saturating_sub(in_flight),
+        })
     }
 
     /// The backend, for tests.

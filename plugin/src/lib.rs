@@ -4,6 +4,7 @@
 //! `wasm32-wasip2`, where `wit.rs` exports it as a component.
 
 pub mod account;
+pub mod advisory;
 pub mod backend;
 pub mod container;
 pub mod db;
@@ -16,6 +17,7 @@ pub mod ids;
 pub mod mutable_write;
 pub mod session;
 pub mod share;
+pub mod stats;
 pub mod upload;
 #[cfg(target_arch = "wasm32")]
 mod sqlite_hooks;

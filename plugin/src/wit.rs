@@ -10,6 +10,7 @@ use crate::error::{BadInput, Error};
 use crate::ids::ShareNum;
 use crate::mutable_write::{ShareWrites, TestOperator, TestVector, WriteVector};
 use crate::share::{ShareState, ShareType};
+use crate::stats::Usage;
 use crate::Account;
 
 wit_bindgen::generate!({
@@ -17,6 +18,7 @@ wit_bindgen::generate!({
     world: "plugin",
 });
 
+use exports::leasedb::plugin::accounting::{self, Guest as AccountingGuest};
 use exports::leasedb::plugin::lifecycle::{self, Guest as LifecycleGuest};
 use exports::leasedb::plugin::mutable::{self, Guest as MutableGuest};
 use exports::leasedb::plugin::storage::{self, Guest as StorageGuest};
@@ -66,10 +68,16 @@ thread_local! {
     static ENGINE: RefCell<Option<LeaseDb<HostBackend>>> = const { RefCell::new(None) };
 }
 
-/// Runs `f` on the engine, or fails with not-ready before init / after shutdown.
-fn with_engine<T>(f: impl FnOnce(&mut LeaseDb<HostBackend>) -> Result<T, Error>) -> Result<T, wit::Error> {
+/// Runs operation `op` on the engine, recording how long it took; fails with
+/// not-ready before init and after shutdown.
+fn with_engine<T>(op: &'static str, f: impl FnOnce(&mut LeaseDb<HostBackend>) -> Result<T, Error>) -> Result<T, wit::Error> {
     ENGINE.with(|cell| match cell.borrow_mut().as_mut() {
-        Some(engine) => f(engine).map_err(Into::into),
+        Some(engine) => {
+            let started = std::time::Instant::now();
+            let result = f(engine).map_err(Into::into);
+            engine.latencies.record(op, started.elapsed().as_micros() as u64);
+            result
+        }
         None => Err(wit::Error::NotReady),
     })
 }
@@ -127,7 +135,7 @@ impl StorageGuest for Component {
         share_numbers: Vec<wit::ShareNumber>,
         allocated_size: u64,
     ) -> Result<storage::Allocation, wit::Error> {
-        with_engine(|e| {
+        with_engine("allocate", |e| {
             let a = e.allocate(session, &account(acct)?, &si, &share_numbers, allocated_size)?;
             Ok(storage::Allocation {
                 already_have: a.already_have.iter().map(|n| n.0 as u32).collect(),
@@ -137,31 +145,31 @@ impl StorageGuest for Component {
     }
 
     fn write(si: wit::StorageIndex, share_number: wit::ShareNumber, offset: u64, data: Vec<u8>) -> Result<(), wit::Error> {
-        with_engine(|e| e.write(&si, share_number, offset, &data))
+        with_engine("write", |e| e.write(&si, share_number, offset, &data))
     }
 
     fn close(si: wit::StorageIndex, share_number: wit::ShareNumber) -> Result<(), wit::Error> {
-        with_engine(|e| e.close(&si, share_number))
+        with_engine("close", |e| e.close(&si, share_number))
     }
 
     fn abort(si: wit::StorageIndex, share_number: wit::ShareNumber) -> Result<(), wit::Error> {
-        with_engine(|e| e.abort(&si, share_number))
+        with_engine("abort", |e| e.abort(&si, share_number))
     }
 
     fn list_shares(si: wit::StorageIndex) -> Result<Vec<wit::ShareNumber>, wit::Error> {
-        with_engine(|e| Ok(e.list_shares(&si)?.iter().map(|n| n.0 as u32).collect()))
+        with_engine("list-shares", |e| Ok(e.list_shares(&si)?.iter().map(|n| n.0 as u32).collect()))
     }
 
     fn read(si: wit::StorageIndex, share_number: wit::ShareNumber, offset: u64, length: u64) -> Result<Vec<u8>, wit::Error> {
-        with_engine(|e| e.read(&si, share_number, offset, length))
+        with_engine("read", |e| e.read(&si, share_number, offset, length))
     }
 
     fn add_lease(acct: wit::Account, si: wit::StorageIndex) -> Result<u32, wit::Error> {
-        with_engine(|e| e.add_lease(&account(acct)?, &si))
+        with_engine("add-lease", |e| e.add_lease(&account(acct)?, &si))
     }
 
     fn list_leases(si: wit::StorageIndex) -> Result<Vec<storage::LeaseInfo>, wit::Error> {
-        with_engine(|e| {
+        with_engine("list-leases", |e| {
             Ok(e.list_leases(&si)?
                 .into_iter()
                 .map(|l| storage::LeaseInfo {
@@ -176,24 +184,15 @@ impl StorageGuest for Component {
     }
 
     fn list_all_shares(after: Option<(wit::StorageIndex, wit::ShareNumber)>, limit: u32) -> Result<Vec<storage::ShareInfo>, wit::Error> {
-        with_engine(|e| {
+        with_engine("list-all-shares", |e| {
             let after = after.as_ref().map(|(si, n)| (&si[..], *n));
             Ok(e.list_all_shares(after, limit)?
                 .into_iter()
                 .map(|r| storage::ShareInfo {
                     storage_index: r.si.0.to_vec(),
                     share_number: r.shnum.0 as u32,
-                    share_type: match r.share_type {
-                        ShareType::Immutable => storage::ShareType::Immutable,
-                        ShareType::Mutable => storage::ShareType::Mutable,
-                        ShareType::Corrupted => storage::ShareType::Corrupted,
-                        ShareType::Unknown => storage::ShareType::Unknown,
-                    },
-                    state: match r.state {
-                        ShareState::Coming => storage::ShareState::Coming,
-                        ShareState::Stable => storage::ShareState::Stable,
-                        ShareState::Going => storage::ShareState::Going,
-                    },
+                    share_type: wit_type(r.share_type),
+                    state: wit_state(r.state),
                     used_space: r.used_space,
                 })
                 .collect())
@@ -242,14 +241,124 @@ impl MutableGuest for Component {
                 new_length: w.new_length,
             })
             .collect();
-        with_engine(|e| {
+        with_engine("read-test-write", |e| {
             let r = e.read_test_write(&account(acct)?, &si, &write_enabler, &writes, &ranges(&read_vector))?;
             Ok(mutable::ReadTestWriteResult { success: r.success, reads: share_reads(r.reads) })
         })
     }
 
     fn read(si: wit::StorageIndex, share_numbers: Vec<wit::ShareNumber>, read_vector: Vec<wit::ByteRange>) -> Result<Vec<mutable::ShareReads>, wit::Error> {
-        with_engine(|e| Ok(share_reads(e.mutable_read(&si, &share_numbers, &ranges(&read_vector))?)))
+        with_engine("read", |e| Ok(share_reads(e.mutable_read(&si, &share_numbers, &ranges(&read_vector))?)))
+    }
+}
+
+fn wit_state(s: ShareState) -> storage::ShareState {
+    match s {
+        ShareState::Coming => storage::ShareState::Coming,
+        ShareState::Stable => storage::ShareState::Stable,
+        ShareState::Going => storage::ShareState::Going,
+    }
+}
+
+fn wit_type(t: ShareType) -> storage::ShareType {
+    match t {
+        ShareType::Immutable => storage::ShareType::Immutable,
+        ShareType::Mutable => storage::ShareType::Mutable,
+        ShareType::Corrupted => storage::ShareType::Corrupted,
+        ShareType::Unknown => storage::ShareType::Unknown,
+    }
+}
+
+fn wit_usage(u: Usage) -> accounting::Usage {
+    accounting::Usage { shares: u.shares, bytes: u.bytes, sharesets: u.sharesets }
+}
+
+impl AccountingGuest for Component {
+    fn get_capabilities() -> Result<accounting::Capabilities, wit::Error> {
+        with_engine("capabilities", |e| {
+            let c = e.capabilities()?;
+            Ok(accounting::Capabilities {
+                max_immutable_size: c.max_immutable_size,
+                max_mutable_size: c.max_mutable_size,
+                available_space: c.available_space,
+                leases_ignore_secrets: true,
+            })
+        })
+    }
+
+    fn advise_corrupt(
+        acct: wit::Account,
+        share_type: accounting::AdvisedType,
+        si: wit::StorageIndex,
+        share_number: wit::ShareNumber,
+        reason: String,
+    ) -> Result<(), wit::Error> {
+        let share_type = match share_type {
+            accounting::AdvisedType::Immutable => ShareType::Immutable,
+            accounting::AdvisedType::Mutable => ShareType::Mutable,
+        };
+        with_engine("advise-corrupt", |e| e.advise_corrupt(&account(acct)?, share_type, &si, share_number, &reason))
+    }
+
+    fn list_advisories(after: i64, limit: u32) -> Result<Vec<accounting::Advisory>, wit::Error> {
+        with_engine("list-advisories", |e| {
+            Ok(e.list_advisories(after, limit)?
+                .into_iter()
+                .map(|a| accounting::Advisory {
+                    id: a.id,
+                    share_type: match a.share_type {
+                        ShareType::Mutable => accounting::AdvisedType::Mutable,
+                        _ => accounting::AdvisedType::Immutable,
+                    },
+                    storage_index: a.si.0.to_vec(),
+                    share_number: a.shnum.0 as u32,
+                    account_id: a.account_id as u64,
+                    reason: a.reason,
+                    reported: a.reported,
+                })
+                .collect())
+        })
+    }
+
+    fn get_usage(acct: Option<wit::Account>) -> Result<accounting::Usage, wit::Error> {
+        with_engine("usage", |e| {
+            let acct = acct.map(account).transpose()?;
+            Ok(wit_usage(e.usage(acct.as_ref())?))
+        })
+    }
+
+    fn usage_by_account() -> Result<Vec<accounting::AccountUsage>, wit::Error> {
+        with_engine("usage-by-account", |e| {
+            Ok(e.usage_by_account()?
+                .into_iter()
+                .map(|a| accounting::AccountUsage { account_id: a.account_id as u64, name: a.name, usage: wit_usage(a.usage) })
+                .collect())
+        })
+    }
+
+    fn get_stats() -> Result<accounting::Stats, wit::Error> {
+        with_engine("stats", |e| {
+            let s = e.stats()?;
+            Ok(accounting::Stats {
+                shares: s
+                    .shares
+                    .into_iter()
+                    .map(|c| accounting::ShareCount {
+                        state: wit_state(c.state),
+                        share_type: wit_type(c.share_type),
+                        shares: c.shares,
+                        bytes: c.bytes,
+                    })
+                    .collect(),
+                uploads_in_flight: s.uploads_in_flight,
+                allocated_in_flight: s.allocated_in_flight,
+                latencies: s
+                    .latencies
+                    .into_iter()
+                    .map(|l| accounting::Latency { operation: l.operation, samples: l.samples, p50: l.p50, p90: l.p90, p99: l.p99 })
+                    .collect(),
+            })
+        })
     }
 }
 
@@ -288,14 +397,14 @@ impl LifecycleGuest for Component {
     }
 
     fn session_opened(session: wit::SessionId) {
-        let _ = with_engine(|e| {
+        let _ = with_engine("session-opened", |e| {
             e.session_opened(session);
             Ok(())
         });
     }
 
     fn session_closed(session: wit::SessionId) -> u32 {
-        with_engine(|e| Ok(e.session_closed(session))).unwrap_or(0)
+        with_engine("session-closed", |e| Ok(e.session_closed(session))).unwrap_or(0)
     }
 
     fn shutdown() {

@@ -175,3 +175,72 @@ fn state_survives_reopening_the_database() {
     assert_eq!(db.read(&SI, 5, 0, 100).unwrap(), b"durable");
     assert_eq!(db.list_leases(&SI).unwrap().len(), 1);
 }
+
+#[test]
+fn usage_counts_each_leased_share_once_per_account_and_in_total() {
+    use leasedb_plugin::stats::Usage;
+    let f = Fixture::new();
+    let mut db = f.open();
+    let data = vec![1u8; 12345 - 12]; // the container occupies 12345 bytes
+    store(&mut db, &SI, 0, &data);
+    assert_eq!(db.usage(None).unwrap(), Usage { shares: 1, bytes: 12345, sharesets: 1 });
+    store(&mut db, &SI, 1, &data);
+    db.add_lease(&Account::named("carol").unwrap(), &SI).unwrap();
+    assert_eq!(db.usage(None).unwrap(), Usage { shares: 2, bytes: 24690, sharesets: 1 }, "two leases, counted once");
+    store(&mut db, b"another-index-16", 0, &data);
+    assert_eq!(db.usage(None).unwrap(), Usage { shares: 3, bytes: 37035, sharesets: 2 });
+    assert_eq!(db.usage(Some(&Account::named("carol").unwrap())).unwrap(), Usage { shares: 2, bytes: 24690, sharesets: 1 });
+    assert_eq!(db.usage(Some(&Account::named("nobody").unwrap())).unwrap(), Usage::default());
+    let by_account = db.usage_by_account().unwrap();
+    assert_eq!(by_account.iter().map(|a| (a.account_id, a.usage.shares)).collect::<Vec<_>>(), vec![(0, 3), (2, 2)]);
+}
+
+#[test]
+fn advisories_are_recorded_and_change_nothing_else() {
+    use leasedb_plugin::share::ShareType;
+    let f = Fixture::new();
+    let mut db = f.open();
+    store(&mut db, &SI, 0, b"fine data");
+    let objects = f.backend.keys();
+    db.advise_corrupt(&Account::Anonymous, ShareType::Immutable, &SI, 0, "hash mismatch in block 3").unwrap();
+    db.advise_corrupt(&Account::named("dave").unwrap(), ShareType::Mutable, &SI, 9, "bad signature").unwrap();
+    let all = db.list_advisories(0, 10).unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!((all[0].shnum, all[0].reason.as_str(), all[0].account_id), (ShareNum(0), "hash mismatch in block 3", 0));
+    assert_eq!((all[1].share_type, all[1].account_id), (ShareType::Mutable, 2));
+    assert_eq!(db.list_advisories(all[0].id, 10).unwrap().len(), 1);
+    assert_eq!(f.backend.keys(), objects);
+    assert_eq!(db.read(&SI, 0, 0, 100).unwrap(), b"fine data");
+    assert_eq!(db.list_leases(&SI).unwrap().len(), 1);
+}
+
+#[test]
+fn stats_count_by_state_and_type_and_allocations_in_flight() {
+    use leasedb_plugin::share::{ShareState, ShareType};
+    let f = Fixture::new();
+    let mut db = f.open();
+    store(&mut db, &SI, 0, &[0; 100]);
+    db.allocate(1, &Account::Anonymous, &SI, &[1, 2], 1000).unwrap();
+    let s = db.stats().unwrap();
+    let counts: Vec<_> = s.shares.iter().map(|c| (c.state, c.share_type, c.shares, c.bytes)).collect();
+    assert_eq!(
+        counts,
+        vec![(ShareState::Coming, ShareType::Immutable, 2, 2000), (ShareState::Stable, ShareType::Immutable, 1, 112)]
+    );
+    assert_eq!((s.uploads_in_flight, s.allocated_in_flight), (2, 2000));
+}
+
+#[test]
+fn allocation_grants_only_what_fits_beside_uploads_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db").to_str().unwrap().to_string();
+    let backend = Rc::new(MemoryBackend::new(3000));
+    let mut db = LeaseDb::open(&path, backend, Config { chunk_size: 4096, ..Config::default() }).unwrap().0;
+    let a = db.allocate(1, &Account::Anonymous, &SI, &[0, 1, 2], 1000).unwrap();
+    assert_eq!(a.allocated, vec![ShareNum(0), ShareNum(1)], "1012 bytes each; the third does not fit in 3000");
+    let b = db.allocate(1, &Account::Anonymous, b"another-index-16", &[0], 1000).unwrap();
+    assert!(b.allocated.is_empty());
+    db.abort(&SI, 1).unwrap();
+    let c = db.allocate(1, &Account::Anonymous, b"another-index-16", &[0], 1000).unwrap();
+    assert_eq!(c.allocated, vec![ShareNum(0)]);
+}

@@ -38,6 +38,15 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX leases_by_account ON leases (account);
     CREATE INDEX leases_by_expiry ON leases (expires);
+    CREATE TABLE corruption_advisories (
+        id INTEGER PRIMARY KEY,
+        share_type INTEGER NOT NULL,
+        si BLOB NOT NULL,
+        shnum INTEGER NOT NULL,
+        account INTEGER NOT NULL REFERENCES accounts (id),
+        reason TEXT NOT NULL,
+        reported INTEGER NOT NULL
+    );
     ",
 ];
 
