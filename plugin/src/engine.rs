@@ -6,6 +6,7 @@ use std::fmt;
 
 use crate::account::Account;
 use crate::backend::{keys, Backend, Retrying};
+use crate::crawler::CrawlerConfig;
 use crate::container::immutable::DATA_OFFSET;
 use crate::db::leases::{self, LeaseRow};
 use crate::db::schema::{self, SchemaError};
@@ -126,6 +127,8 @@ pub struct LeaseDb<B: Backend> {
     clock: Clock,
     /// Recent call durations, recorded by the component's entry points.
     pub latencies: Latencies,
+    /// How the crawler runs.
+    pub(crate) crawler: CrawlerConfig,
 }
 
 impl<B: Backend> LeaseDb<B> {
@@ -157,6 +160,7 @@ impl<B: Backend> LeaseDb<B> {
             sessions: Sessions::default(),
             clock,
             latencies: Latencies::default(),
+            crawler: CrawlerConfig::default(),
         };
         let (uploads_removed, uploads_recovered) = engine.resolve_unfinished_uploads().map_err(OpenError::Recovery)?;
         Ok((engine, InitReport { schema_version, uploads_removed, uploads_recovered }))

@@ -7,6 +7,7 @@ pub mod account;
 pub mod advisory;
 pub mod backend;
 pub mod container;
+pub mod crawler;
 pub mod db;
 pub mod discovery;
 pub mod engine;
@@ -23,6 +24,11 @@ pub mod upload;
 mod sqlite_hooks;
 #[cfg(target_arch = "wasm32")]
 mod wit;
+
+/// Writes one line to the host's log (the plugin's stderr).
+pub fn log(line: &str) {
+    eprintln!("leasedb: {line}");
+}
 
 pub use account::Account;
 pub use engine::{Allocation, Config, InitReport, LeaseDb, OpenError};

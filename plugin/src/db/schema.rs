@@ -47,6 +47,18 @@ const MIGRATIONS: &[&str] = &[
         reason TEXT NOT NULL,
         reported INTEGER NOT NULL
     );
+    CREATE TABLE crawler_state (
+        id INTEGER PRIMARY KEY CHECK (id = 0),
+        -- The cycle in progress as JSON (its position and counters), if any.
+        current TEXT,
+        last_finished INTEGER,
+        cycles_done INTEGER NOT NULL
+    );
+    INSERT INTO crawler_state (id, current, last_finished, cycles_done) VALUES (0, NULL, NULL, 0);
+    CREATE TABLE crawler_history (
+        cycle INTEGER PRIMARY KEY,
+        report TEXT NOT NULL
+    );
     ",
 ];
 

@@ -5,10 +5,10 @@
 //! same code runs on the bundled native library (tests, benchmarks) and on
 //! `sqlite-wasm-rs` inside the component, which expose the same C API.
 
-#[cfg(target_arch = "wasm32")]
-use sqlite_wasm_rs as ffi;
 #[cfg(not(target_arch = "wasm32"))]
 use libsqlite3_sys as ffi;
+#[cfg(target_arch = "wasm32")]
+use sqlite_wasm_rs as ffi;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -30,7 +30,10 @@ pub struct DbError {
 impl DbError {
     /// An error with this code and message.
     pub fn new(code: i32, message: impl Into<String>) -> Self {
-        DbError { code, message: message.into() }
+        DbError {
+            code,
+            message: message.into(),
+        }
     }
 
     /// The primary result code (the low byte), e.g. 19 for every constraint violation.
@@ -48,7 +51,11 @@ impl DbError {
     /// # Safety
     /// `db` is a live connection handle (or null, which gives the generic text).
     unsafe fn from_db(db: *mut ffi::sqlite3, code: c_int) -> Self {
-        let text = if db.is_null() { ffi::sqlite3_errstr(code) } else { ffi::sqlite3_errmsg(db) };
+        let text = if db.is_null() {
+            ffi::sqlite3_errstr(code)
+        } else {
+            ffi::sqlite3_errmsg(db)
+        };
         DbError::new(code, cstr_lossy(text))
     }
 }
@@ -135,7 +142,10 @@ impl FromSql for i64 {
     fn from_value(v: Value) -> DbResult<Self> {
         match v {
             Value::Integer(i) => Ok(i),
-            other => Err(DbError::mismatch(format!("expected an integer, found {}", kind(&other)))),
+            other => Err(DbError::mismatch(format!(
+                "expected an integer, found {}",
+                kind(&other)
+            ))),
         }
     }
 }
@@ -143,7 +153,10 @@ impl FromSql for i64 {
 impl ToSql for u64 {
     /// SQLite integers are signed; sizes, counts and timestamps stay far below 2^63.
     fn to_value(&self) -> Value {
-        debug_assert!(*self <= i64::MAX as u64, "u64 {self} does not fit an SQLite integer");
+        debug_assert!(
+            *self <= i64::MAX as u64,
+            "u64 {self} does not fit an SQLite integer"
+        );
         Value::Integer(*self as i64)
     }
 }
@@ -174,7 +187,8 @@ small_integer!(i32, u32, u8, u16);
 impl FromSql for u64 {
     fn from_value(v: Value) -> DbResult<Self> {
         let i = i64::from_value(v)?;
-        u64::try_from(i).map_err(|_| DbError::mismatch(format!("integer {i} is out of range for u64")))
+        u64::try_from(i)
+            .map_err(|_| DbError::mismatch(format!("integer {i} is out of range for u64")))
     }
 }
 
@@ -210,7 +224,10 @@ impl FromSql for String {
     fn from_value(v: Value) -> DbResult<Self> {
         match v {
             Value::Text(s) => Ok(s),
-            other => Err(DbError::mismatch(format!("expected text, found {}", kind(&other)))),
+            other => Err(DbError::mismatch(format!(
+                "expected text, found {}",
+                kind(&other)
+            ))),
         }
     }
 }
@@ -237,7 +254,10 @@ impl FromSql for Vec<u8> {
     fn from_value(v: Value) -> DbResult<Self> {
         match v {
             Value::Blob(b) => Ok(b),
-            other => Err(DbError::mismatch(format!("expected a blob, found {}", kind(&other)))),
+            other => Err(DbError::mismatch(format!(
+                "expected a blob, found {}",
+                kind(&other)
+            ))),
         }
     }
 }
@@ -246,7 +266,8 @@ impl<const N: usize> FromSql for [u8; N] {
     fn from_value(v: Value) -> DbResult<Self> {
         let b = Vec::<u8>::from_value(v)?;
         let len = b.len();
-        b.try_into().map_err(|_| DbError::mismatch(format!("expected a blob of {N} bytes, found {len}")))
+        b.try_into()
+            .map_err(|_| DbError::mismatch(format!("expected a blob of {N} bytes, found {len}")))
     }
 }
 
@@ -308,16 +329,26 @@ impl Connection {
     /// Opens `path` through `vfs` (null: SQLite's default) and applies the
     /// connection settings.
     fn open_in(path: &str, vfs: *const c_char) -> DbResult<Connection> {
-        let c_path = CString::new(path)
-            .map_err(|_| DbError::new(ffi::SQLITE_CANTOPEN, format!("database path {path:?} contains NUL")))?;
+        let c_path = CString::new(path).map_err(|_| {
+            DbError::new(
+                ffi::SQLITE_CANTOPEN,
+                format!("database path {path:?} contains NUL"),
+            )
+        })?;
         let mut raw: *mut ffi::sqlite3 = ptr::null_mut();
         let flags = ffi::SQLITE_OPEN_READWRITE | ffi::SQLITE_OPEN_CREATE;
         // SAFETY: valid C strings; `raw` receives a handle we own from here on.
         let rc = unsafe { ffi::sqlite3_open_v2(c_path.as_ptr(), &mut raw, flags, vfs) };
         let Some(db) = NonNull::new(raw) else {
-            return Err(DbError::new(ffi::SQLITE_NOMEM, "sqlite3_open_v2 could not allocate a handle"));
+            return Err(DbError::new(
+                ffi::SQLITE_NOMEM,
+                "sqlite3_open_v2 could not allocate a handle",
+            ));
         };
-        let conn = Connection { db, cache: RefCell::new(HashMap::new()) };
+        let conn = Connection {
+            db,
+            cache: RefCell::new(HashMap::new()),
+        };
         if rc != ffi::SQLITE_OK {
             // Dropping `conn` closes the half-open handle, as SQLite requires.
             return Err(unsafe { DbError::from_db(db.as_ptr(), rc) });
@@ -354,10 +385,19 @@ impl Connection {
 
     /// Runs one or more `;`-separated statements without parameters.
     pub fn execute_batch(&self, sql: &str) -> DbResult<()> {
-        let c_sql = CString::new(sql).map_err(|_| DbError::new(ffi::SQLITE_MISUSE, "SQL contains NUL"))?;
+        let c_sql =
+            CString::new(sql).map_err(|_| DbError::new(ffi::SQLITE_MISUSE, "SQL contains NUL"))?;
         let mut errmsg: *mut c_char = ptr::null_mut();
         // SAFETY: live handle, valid C string, no callback.
-        let rc = unsafe { ffi::sqlite3_exec(self.db.as_ptr(), c_sql.as_ptr(), None, ptr::null_mut(), &mut errmsg) };
+        let rc = unsafe {
+            ffi::sqlite3_exec(
+                self.db.as_ptr(),
+                c_sql.as_ptr(),
+                None,
+                ptr::null_mut(),
+                &mut errmsg,
+            )
+        };
         if rc == ffi::SQLITE_OK {
             return Ok(());
         }
@@ -423,7 +463,10 @@ impl Connection {
     /// Starts a write transaction (BEGIN IMMEDIATE); it rolls back unless committed.
     pub fn transaction(&self) -> DbResult<Transaction<'_>> {
         self.execute("BEGIN IMMEDIATE", &[])?;
-        Ok(Transaction { conn: self, finished: false })
+        Ok(Transaction {
+            conn: self,
+            finished: false,
+        })
     }
 
     /// Whether no transaction is open.
@@ -440,30 +483,49 @@ impl Connection {
             None => self.prepare_new(sql)?,
         };
         // From here on the guard resets the statement and returns it to the cache.
-        let stmt = Statement { conn: self, sql, raw };
+        let stmt = Statement {
+            conn: self,
+            sql,
+            raw,
+        };
         stmt.bind_all(params)?;
         Ok(stmt)
     }
 
     /// Compiles `sql`, which must hold exactly one statement.
     fn prepare_new(&self, sql: &'static str) -> DbResult<NonNull<ffi::sqlite3_stmt>> {
-        let len = c_int::try_from(sql.len()).map_err(|_| DbError::new(ffi::SQLITE_TOOBIG, "SQL text too long"))?;
+        let len = c_int::try_from(sql.len())
+            .map_err(|_| DbError::new(ffi::SQLITE_TOOBIG, "SQL text too long"))?;
         let mut raw: *mut ffi::sqlite3_stmt = ptr::null_mut();
         let mut tail: *const c_char = ptr::null();
         // SAFETY: `sql` is valid for `len` bytes; SQLite does not need a NUL.
-        let rc = unsafe { ffi::sqlite3_prepare_v2(self.db.as_ptr(), sql.as_ptr().cast(), len, &mut raw, &mut tail) };
+        let rc = unsafe {
+            ffi::sqlite3_prepare_v2(
+                self.db.as_ptr(),
+                sql.as_ptr().cast(),
+                len,
+                &mut raw,
+                &mut tail,
+            )
+        };
         if rc != ffi::SQLITE_OK {
             return Err(unsafe { DbError::from_db(self.db.as_ptr(), rc) });
         }
         let Some(raw) = NonNull::new(raw) else {
-            return Err(DbError::new(ffi::SQLITE_MISUSE, format!("no SQL statement in {sql:?}")));
+            return Err(DbError::new(
+                ffi::SQLITE_MISUSE,
+                format!("no SQL statement in {sql:?}"),
+            ));
         };
         // A second statement would be silently ignored; refuse it instead.
         let consumed = (tail as usize).saturating_sub(sql.as_ptr() as usize);
         if !sql.get(consumed..).unwrap_or("").trim().is_empty() {
             // SAFETY: freshly prepared, never handed out.
             unsafe { ffi::sqlite3_finalize(raw.as_ptr()) };
-            return Err(DbError::new(ffi::SQLITE_MISUSE, format!("more than one statement in {sql:?}")));
+            return Err(DbError::new(
+                ffi::SQLITE_MISUSE,
+                format!("more than one statement in {sql:?}"),
+            ));
         }
         Ok(raw)
     }
@@ -515,7 +577,11 @@ impl Statement<'_> {
         if usize::try_from(expected).ok() != Some(params.len()) {
             return Err(DbError::new(
                 ffi::SQLITE_RANGE,
-                format!("{:?} takes {expected} parameters, {} given", self.sql, params.len()),
+                format!(
+                    "{:?} takes {expected} parameters, {} given",
+                    self.sql,
+                    params.len()
+                ),
             ));
         }
         for (i, p) in params.iter().enumerate() {
@@ -527,7 +593,12 @@ impl Statement<'_> {
 
     fn bind(&self, index: c_int, value: &Value) -> DbResult<()> {
         let stmt = self.raw.as_ptr();
-        let too_big = || DbError::new(ffi::SQLITE_TOOBIG, format!("parameter {index} is too large"));
+        let too_big = || {
+            DbError::new(
+                ffi::SQLITE_TOOBIG,
+                format!("parameter {index} is too large"),
+            )
+        };
         // SAFETY: live statement; TRANSIENT makes SQLite copy text and blobs
         // before returning, so the temporary `Value` may go away.
         let rc = unsafe {
@@ -536,13 +607,25 @@ impl Statement<'_> {
                 Value::Integer(i) => ffi::sqlite3_bind_int64(stmt, index, *i),
                 Value::Text(s) => {
                     let len = c_int::try_from(s.len()).map_err(|_| too_big())?;
-                    ffi::sqlite3_bind_text(stmt, index, s.as_ptr().cast(), len, ffi::SQLITE_TRANSIENT())
+                    ffi::sqlite3_bind_text(
+                        stmt,
+                        index,
+                        s.as_ptr().cast(),
+                        len,
+                        ffi::SQLITE_TRANSIENT(),
+                    )
                 }
                 // A null pointer would bind NULL, not an empty blob.
                 Value::Blob(b) if b.is_empty() => ffi::sqlite3_bind_zeroblob(stmt, index, 0),
                 Value::Blob(b) => {
                     let len = c_int::try_from(b.len()).map_err(|_| too_big())?;
-                    ffi::sqlite3_bind_blob(stmt, index, b.as_ptr().cast(), len, ffi::SQLITE_TRANSIENT())
+                    ffi::sqlite3_bind_blob(
+                        stmt,
+                        index,
+                        b.as_ptr().cast(),
+                        len,
+                        ffi::SQLITE_TRANSIENT(),
+                    )
                 }
             }
         };
@@ -564,7 +647,10 @@ impl Statement<'_> {
     }
 
     fn row(&self) -> Row<'_> {
-        Row { stmt: self.raw, _stmt: PhantomData }
+        Row {
+            stmt: self.raw,
+            _stmt: PhantomData,
+        }
     }
 }
 
@@ -616,9 +702,14 @@ impl Row<'_> {
                 }
                 ffi::SQLITE_BLOB => {
                     let p = ffi::sqlite3_column_blob(stmt, col);
-                    Ok(Value::Blob(column_bytes(p.cast(), ffi::sqlite3_column_bytes(stmt, col))))
+                    Ok(Value::Blob(column_bytes(
+                        p.cast(),
+                        ffi::sqlite3_column_bytes(stmt, col),
+                    )))
                 }
-                _ => Err(DbError::mismatch(format!("column {idx} is a floating-point number"))),
+                _ => Err(DbError::mismatch(format!(
+                    "column {idx} is a floating-point number"
+                ))),
             }
         }
     }
@@ -679,8 +770,16 @@ impl Drop for Transaction<'_> {
 mod tests {
     use super::*;
 
+    /// A fresh directory. std's temp_dir panics on WASI, so inside wasm the
+    /// tests use /tmp, which the wasm test runner preopens.
+    fn tempdir() -> tempfile::TempDir {
+        #[cfg(target_arch = "wasm32")]
+        let _ = tempfile::env::override_temp_dir(std::path::Path::new("/tmp"));
+        tempfile::tempdir().unwrap()
+    }
+
     fn open_temp() -> (tempfile::TempDir, Connection) {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempdir();
         let conn = Connection::open(dir.path().join("t.sqlite3").to_str().unwrap()).unwrap();
         (dir, conn)
     }
@@ -689,24 +788,38 @@ mod tests {
     fn open_sets_wal_and_foreign_keys() {
         let (_dir, conn) = open_temp();
         assert_eq!(conn.journal_mode().unwrap(), "wal");
-        let fk: Option<bool> = conn.query_row("PRAGMA foreign_keys", &[], |r| r.get(0)).unwrap();
+        let fk: Option<bool> = conn
+            .query_row("PRAGMA foreign_keys", &[], |r| r.get(0))
+            .unwrap();
         assert_eq!(fk, Some(true));
-        let sync: Option<i64> = conn.query_row("PRAGMA synchronous", &[], |r| r.get(0)).unwrap();
+        let sync: Option<i64> = conn
+            .query_row("PRAGMA synchronous", &[], |r| r.get(0))
+            .unwrap();
         assert_eq!(sync, Some(2), "FULL");
     }
 
     #[test]
     fn every_value_kind_round_trips() {
         let (_dir, conn) = open_temp();
-        conn.execute_batch("CREATE TABLE t (i INTEGER, u INTEGER, s TEXT, b BLOB, n INTEGER, e BLOB, f INTEGER)")
-            .unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t (i INTEGER, u INTEGER, s TEXT, b BLOB, n INTEGER, e BLOB, f INTEGER)",
+        )
+        .unwrap();
         let big: u64 = 1 << 62;
         let blob = [1u8, 2, 3, 0, 255];
         let none: Option<i64> = None;
         let n = conn
             .execute(
                 "INSERT INTO t VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                &[&-7i64, &big, &"héllo", &&blob[..], &none, &Vec::<u8>::new(), &true],
+                &[
+                    &-7i64,
+                    &big,
+                    &"héllo",
+                    &&blob[..],
+                    &none,
+                    &Vec::<u8>::new(),
+                    &true,
+                ],
             )
             .unwrap();
         assert_eq!(n, 1);
@@ -725,28 +838,57 @@ mod tests {
             })
             .unwrap()
             .unwrap();
-        assert_eq!(row, (-7, big, "héllo".to_string(), blob, None, vec![], true, "blob".to_string()));
-        let small: Option<(u8, u16, i32, u32)> =
-            conn.query_row("SELECT 255, 65535, -5, 7", &[], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).unwrap();
+        assert_eq!(
+            row,
+            (
+                -7,
+                big,
+                "héllo".to_string(),
+                blob,
+                None,
+                vec![],
+                true,
+                "blob".to_string()
+            )
+        );
+        let small: Option<(u8, u16, i32, u32)> = conn
+            .query_row("SELECT 255, 65535, -5, 7", &[], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .unwrap();
         assert_eq!(small, Some((255, 65535, -5, 7)));
-        let some: Option<Option<String>> = conn.query_row("SELECT ?1", &[&Some("x")], |r| r.get(0)).unwrap();
+        let some: Option<Option<String>> = conn
+            .query_row("SELECT ?1", &[&Some("x")], |r| r.get(0))
+            .unwrap();
         assert_eq!(some, Some(Some("x".to_string())));
     }
 
     #[test]
     fn mismatched_types_and_ranges_are_sqlite_mismatch() {
         let (_dir, conn) = open_temp();
-        let e = conn.query_row("SELECT 'text'", &[], |r| r.get::<i64>(0)).unwrap_err();
+        let e = conn
+            .query_row("SELECT 'text'", &[], |r| r.get::<i64>(0))
+            .unwrap_err();
         assert_eq!(e.code, ffi::SQLITE_MISMATCH);
-        let e = conn.query_row("SELECT 256", &[], |r| r.get::<u8>(0)).unwrap_err();
+        let e = conn
+            .query_row("SELECT 256", &[], |r| r.get::<u8>(0))
+            .unwrap_err();
         assert_eq!(e.code, ffi::SQLITE_MISMATCH);
-        let e = conn.query_row("SELECT -1", &[], |r| r.get::<u64>(0)).unwrap_err();
+        let e = conn
+            .query_row("SELECT -1", &[], |r| r.get::<u64>(0))
+            .unwrap_err();
         assert_eq!(e.code, ffi::SQLITE_MISMATCH);
-        let e = conn.query_row("SELECT NULL", &[], |r| r.get::<String>(0)).unwrap_err();
+        let e = conn
+            .query_row("SELECT NULL", &[], |r| r.get::<String>(0))
+            .unwrap_err();
         assert_eq!(e.code, ffi::SQLITE_MISMATCH);
-        let e = conn.query_row("SELECT 1.5", &[], |r| r.get::<i64>(0)).unwrap_err();
+        let e = conn
+            .query_row("SELECT 1.5", &[], |r| r.get::<i64>(0))
+            .unwrap_err();
         assert_eq!(e.code, ffi::SQLITE_MISMATCH);
-        let e = conn.query_row("SELECT 1", &[], |r| r.get::<i64>(1)).unwrap_err();
+        let e = conn
+            .query_row("SELECT 1", &[], |r| r.get::<i64>(1))
+            .unwrap_err();
         assert_eq!(e.code, ffi::SQLITE_RANGE);
     }
 
@@ -754,9 +896,13 @@ mod tests {
     fn query_row_without_rows_is_none() {
         let (_dir, conn) = open_temp();
         conn.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
-        let r: Option<i64> = conn.query_row("SELECT x FROM t WHERE x = ?1", &[&1i64], |r| r.get(0)).unwrap();
+        let r: Option<i64> = conn
+            .query_row("SELECT x FROM t WHERE x = ?1", &[&1i64], |r| r.get(0))
+            .unwrap();
         assert_eq!(r, None);
-        let all: Vec<i64> = conn.query_map("SELECT x FROM t", &[], |r| r.get(0)).unwrap();
+        let all: Vec<i64> = conn
+            .query_map("SELECT x FROM t", &[], |r| r.get(0))
+            .unwrap();
         assert!(all.is_empty());
     }
 
@@ -778,29 +924,38 @@ mod tests {
             let tx = conn.transaction().unwrap();
             tx.execute("INSERT INTO t VALUES (?1)", &[&1i64]).unwrap();
         }
-        let n: Option<i64> = conn.query_row("SELECT count(*) FROM t", &[], |r| r.get(0)).unwrap();
+        let n: Option<i64> = conn
+            .query_row("SELECT count(*) FROM t", &[], |r| r.get(0))
+            .unwrap();
         assert_eq!(n, Some(0));
         let tx = conn.transaction().unwrap();
         tx.execute("INSERT INTO t VALUES (?1)", &[&2i64]).unwrap();
         tx.rollback().unwrap();
-        assert!(conn.query_row("SELECT x FROM t", &[], |r| r.get::<i64>(0)).unwrap().is_none());
+        assert!(conn
+            .query_row("SELECT x FROM t", &[], |r| r.get::<i64>(0))
+            .unwrap()
+            .is_none());
     }
 
     #[test]
     fn committed_transaction_survives_reopen() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempdir();
         let path = dir.path().join("t.sqlite3");
         let path = path.to_str().unwrap();
         {
             let conn = Connection::open(path).unwrap();
-            conn.execute_batch("CREATE TABLE t (x INTEGER PRIMARY KEY, s TEXT)").unwrap();
+            conn.execute_batch("CREATE TABLE t (x INTEGER PRIMARY KEY, s TEXT)")
+                .unwrap();
             let tx = conn.transaction().unwrap();
-            tx.execute("INSERT INTO t (s) VALUES (?1)", &[&"kept"]).unwrap();
+            tx.execute("INSERT INTO t (s) VALUES (?1)", &[&"kept"])
+                .unwrap();
             assert_eq!(tx.last_insert_rowid(), 1);
             tx.commit().unwrap();
         }
         let conn = Connection::open(path).unwrap();
-        let s: Option<String> = conn.query_row("SELECT s FROM t WHERE x = 1", &[], |r| r.get(0)).unwrap();
+        let s: Option<String> = conn
+            .query_row("SELECT s FROM t WHERE x = 1", &[], |r| r.get(0))
+            .unwrap();
         assert_eq!(s.as_deref(), Some("kept"));
     }
 
@@ -812,14 +967,20 @@ mod tests {
              CREATE TABLE c (p INTEGER NOT NULL REFERENCES p (id) ON DELETE CASCADE)",
         )
         .unwrap();
-        let e = conn.execute("INSERT INTO c VALUES (?1)", &[&42i64]).unwrap_err();
+        let e = conn
+            .execute("INSERT INTO c VALUES (?1)", &[&42i64])
+            .unwrap_err();
         assert_eq!(e.primary_code(), ffi::SQLITE_CONSTRAINT);
         assert_eq!(e.code, ffi::SQLITE_CONSTRAINT_FOREIGNKEY);
         assert!(e.to_string().starts_with("sqlite error 787: "), "{e}");
-        conn.execute("INSERT INTO p VALUES (?1)", &[&42i64]).unwrap();
-        conn.execute("INSERT INTO c VALUES (?1)", &[&42i64]).unwrap();
+        conn.execute("INSERT INTO p VALUES (?1)", &[&42i64])
+            .unwrap();
+        conn.execute("INSERT INTO c VALUES (?1)", &[&42i64])
+            .unwrap();
         assert_eq!(conn.execute("DELETE FROM p", &[]).unwrap(), 1);
-        let n: Option<i64> = conn.query_row("SELECT count(*) FROM c", &[], |r| r.get(0)).unwrap();
+        let n: Option<i64> = conn
+            .query_row("SELECT count(*) FROM c", &[], |r| r.get(0))
+            .unwrap();
         assert_eq!(n, Some(0), "cascade");
     }
 
@@ -829,7 +990,8 @@ mod tests {
     #[test]
     fn statement_is_reset_after_an_error_mid_iteration() {
         let (_dir, conn) = open_temp();
-        conn.execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1), (2), (3)").unwrap();
+        conn.execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1), (2), (3)")
+            .unwrap();
         let tx = conn.transaction().unwrap();
         let e = conn
             .query_map("SELECT x FROM t ORDER BY x", &[], |r| {
@@ -843,18 +1005,29 @@ mod tests {
         assert_eq!(e.message, "stop");
         tx.execute("INSERT INTO t VALUES (?1)", &[&4i64]).unwrap();
         tx.commit().unwrap();
-        let all: Vec<i64> = conn.query_map("SELECT x FROM t ORDER BY x", &[], |r| r.get(0)).unwrap();
+        let all: Vec<i64> = conn
+            .query_map("SELECT x FROM t ORDER BY x", &[], |r| r.get(0))
+            .unwrap();
         assert_eq!(all, [1, 2, 3, 4]);
         // The same cached statement fails and recovers with a step error too.
-        let e = conn.execute("INSERT INTO t VALUES (?1 / 0 + abs(-9223372036854775808))", &[&1i64]).unwrap_err();
+        let e = conn
+            .execute(
+                "INSERT INTO t VALUES (?1 / 0 + abs(-9223372036854775808))",
+                &[&1i64],
+            )
+            .unwrap_err();
         assert_eq!(e.primary_code(), ffi::SQLITE_ERROR, "{e}");
-        assert_eq!(conn.execute("INSERT INTO t VALUES (?1)", &[&5i64]).unwrap(), 1);
+        assert_eq!(
+            conn.execute("INSERT INTO t VALUES (?1)", &[&5i64]).unwrap(),
+            1
+        );
     }
 
     #[test]
     fn same_sql_can_run_inside_its_own_row_callback() {
         let (_dir, conn) = open_temp();
-        conn.execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1), (2)").unwrap();
+        conn.execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1), (2)")
+            .unwrap();
         const Q: &str = "SELECT x FROM t ORDER BY x";
         let pairs = conn
             .query_map(Q, &[], |r| {
@@ -870,7 +1043,9 @@ mod tests {
     #[test]
     fn execute_batch_reports_sqlite_message() {
         let (_dir, conn) = open_temp();
-        let e = conn.execute_batch("CREATE TABLE t (x); CREATE TABLE t (x)").unwrap_err();
+        let e = conn
+            .execute_batch("CREATE TABLE t (x); CREATE TABLE t (x)")
+            .unwrap_err();
         assert_eq!(e.code, ffi::SQLITE_ERROR);
         assert!(e.message.contains("already exists"), "{e}");
     }

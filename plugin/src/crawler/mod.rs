@@ -1,0 +1,171 @@
+//! The accounting crawler (SPEC §8): walks the 1024 prefixes in crawl order a
+//! slice at a time, reconciling the database with the backend, expiring
+//! leases and collecting unleased shares. Its position and counters are
+//! persisted after every prefix, so a restart repeats at most one prefix.
+
+mod prefix;
+pub mod report;
+
+use std::time::{Duration, Instant};
+
+use crate::backend::Backend;
+use crate::db::sqlite::Connection;
+use crate::engine::LeaseDb;
+use crate::error::{Error, Result};
+use crate::ids::{Prefix, Timestamp};
+pub use report::{Counts, CycleReport, ExpirationPolicy, ShareRef, Tally};
+
+/// How the crawler runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrawlerConfig {
+    /// Which leases expire at the start of each cycle.
+    pub policy: ExpirationPolicy,
+    /// Finished cycles kept in the history.
+    pub history_limit: u32,
+    /// Least time from the end of one cycle to the start of the next.
+    pub min_cycle_seconds: u64,
+}
+
+impl Default for CrawlerConfig {
+    fn default() -> Self {
+        CrawlerConfig { policy: ExpirationPolicy::Disabled, history_limit: 10, min_cycle_seconds: 12 * 3600 }
+    }
+}
+
+/// What one slice did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SliceOutcome {
+    /// No cycle is due before this time; nothing was done.
+    Waiting { until: Timestamp },
+    /// Prefixes were processed; `finished` when the cycle completed.
+    Progressed { prefixes: u16, finished: bool },
+}
+
+/// The current cycle, if any, and the finished ones, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrawlerStatus {
+    /// The cycle in progress.
+    pub current: Option<CycleReport>,
+    /// Finished cycles, newest first.
+    pub history: Vec<CycleReport>,
+    /// When the next cycle may start, when none is running.
+    pub next_cycle_at: Option<Timestamp>,
+}
+
+fn corrupt_state(e: serde_json::Error) -> Error {
+    Error::Database(format!("crawler state does not parse: {e}"))
+}
+
+fn load_current(conn: &Connection) -> Result<(Option<CycleReport>, Option<Timestamp>, u64)> {
+    let row: Option<(Option<String>, Option<i64>, u64)> =
+        conn.query_row("SELECT current, last_finished, cycles_done FROM crawler_state WHERE id = 0", &[], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    let (current, last_finished, done) = row.unwrap_or((None, None, 0));
+    let current = current.map(|j| serde_json::from_str(&j)).transpose().map_err(corrupt_state)?;
+    Ok((current, last_finished, done))
+}
+
+fn save_current(conn: &Connection, report: &CycleReport) -> Result<()> {
+    let json = serde_json::to_string(report).map_err(corrupt_state)?;
+    conn.execute("UPDATE crawler_state SET current = ?1 WHERE id = 0", &[&json])?;
+    Ok(())
+}
+
+impl<B: Backend> LeaseDb<B> {
+    /// Changes how the crawler runs; a cycle in progress keeps its policy.
+    pub fn configure_crawler(&mut self, config: CrawlerConfig) {
+        self.crawler = config;
+    }
+
+    /// Runs whole prefixes until `budget` is spent (at least one). Without
+    /// `force`, a new cycle waits for the minimum cycle time.
+    pub fn crawl_slice(&mut self, budget: Duration, force: bool) -> Result<SliceOutcome> {
+        let started = Instant::now();
+        let (current, last_finished, cycles_done) = load_current(&self.conn)?;
+        let mut report = match current {
+            Some(r) => r,
+            None => {
+                let now = self.now();
+                if let Some(last) = last_finished {
+                    let until = last.saturating_add(self.crawler.min_cycle_seconds as i64);
+                    if !force && now < until {
+                        return Ok(SliceOutcome::Waiting { until });
+                    }
+                }
+                self.start_cycle(cycles_done + 1, now)?
+            }
+        };
+        let mut prefixes = 0;
+        while report.prefixes_done < Prefix::COUNT {
+            let prefix = Prefix::from_crawl_index(report.prefixes_done).expect("index below COUNT");
+            self.reconcile_prefix(prefix, &mut report)?;
+            report.prefixes_done += 1;
+            prefixes += 1;
+            if report.prefixes_done == Prefix::COUNT {
+                self.finish_cycle(report)?;
+                return Ok(SliceOutcome::Progressed { prefixes, finished: true });
+            }
+            save_current(&self.conn, &report)?;
+            if started.elapsed() >= budget {
+                break;
+            }
+        }
+        Ok(SliceOutcome::Progressed { prefixes, finished: false })
+    }
+
+    /// Applies the expiration policy and records the new cycle, in one transaction.
+    fn start_cycle(&mut self, cycle: u64, now: Timestamp) -> Result<CycleReport> {
+        let mut report = CycleReport::new(cycle, now, self.crawler.policy);
+        let tx = self.conn.transaction()?;
+        report.leases_expired = match self.crawler.policy {
+            ExpirationPolicy::Disabled => 0,
+            ExpirationPolicy::Age { override_seconds: None } => {
+                tx.execute("DELETE FROM leases WHERE expires IS NOT NULL AND expires < ?1", &[&now])? as u64
+            }
+            ExpirationPolicy::Age { override_seconds: Some(d) } => {
+                let cutoff = now.saturating_sub(d.min(i64::MAX as u64) as i64);
+                tx.execute("DELETE FROM leases WHERE renewed < ?1", &[&cutoff])? as u64
+            }
+            ExpirationPolicy::CutoffDate { cutoff } => tx.execute("DELETE FROM leases WHERE renewed < ?1", &[&cutoff])? as u64,
+        };
+        save_current(&tx, &report)?;
+        tx.commit()?;
+        Ok(report)
+    }
+
+    /// Moves the finished cycle into the history, keeping the newest ones.
+    fn finish_cycle(&mut self, mut report: CycleReport) -> Result<()> {
+        let now = self.now();
+        report.finished = Some(now);
+        let json = serde_json::to_string(&report).map_err(corrupt_state)?;
+        let tx = self.conn.transaction()?;
+        tx.execute("INSERT OR REPLACE INTO crawler_history (cycle, report) VALUES (?1, ?2)", &[&report.cycle, &json])?;
+        tx.execute(
+            "DELETE FROM crawler_history WHERE cycle NOT IN (SELECT cycle FROM crawler_history ORDER BY cycle DESC LIMIT ?1)",
+            &[&self.crawler.history_limit],
+        )?;
+        tx.execute(
+            "UPDATE crawler_state SET current = NULL, last_finished = ?1, cycles_done = ?2 WHERE id = 0",
+            &[&now, &report.cycle],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The cycle in progress and the history.
+    pub fn crawler_status(&self) -> Result<CrawlerStatus> {
+        let (current, last_finished, _) = load_current(&self.conn)?;
+        let history = self
+            .conn
+            .query_map("SELECT report FROM crawler_history ORDER BY cycle DESC", &[], |r| r.get::<String>(0))?
+            .into_iter()
+            .map(|j| serde_json::from_str(&j).map_err(corrupt_state))
+            .collect::<Result<Vec<CycleReport>>>()?;
+        let next_cycle_at = match (&current, last_finished) {
+            (None, Some(last)) => Some(last.saturating_add(self.crawler.min_cycle_seconds as i64)),
+            _ => None,
+        };
+        Ok(CrawlerStatus { current, history, next_cycle_at })
+    }
+}

@@ -1,0 +1,187 @@
+//! The accounting crawler on the native build (SPEC §8).
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use leasedb_plugin::backend::keys;
+use leasedb_plugin::backend::memory::MemoryBackend;
+use leasedb_plugin::crawler::{CrawlerConfig, ExpirationPolicy, SliceOutcome};
+use leasedb_plugin::mutable_write::{ShareWrites, WriteVector};
+use leasedb_plugin::{Account, Config, LeaseDb, ShareNum, StorageIndex};
+
+type Db = LeaseDb<Rc<MemoryBackend>>;
+
+struct Store {
+    _dir: tempfile::TempDir,
+    path: String,
+    backend: Rc<MemoryBackend>,
+    clock: Rc<Cell<i64>>,
+}
+
+/// SIs whose text starts with `aa`, `ae`, `ai`, `am`.
+fn si(n: u8) -> [u8; 16] {
+    let mut s = [0x5a; 16];
+    s[0] = n;
+    s[1] = 0x00;
+    s
+}
+
+impl Store {
+    fn new() -> Store {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db").to_str().unwrap().to_string();
+        Store { _dir: dir, path, backend: Rc::new(MemoryBackend::new(1 << 40)), clock: Rc::new(Cell::new(1_700_000_000)) }
+    }
+
+    fn open(&self) -> Db {
+        let clock = self.clock.clone();
+        let config = Config { chunk_size: 4096, ..Config::default() };
+        LeaseDb::open_with_clock(&self.path, self.backend.clone(), config, Box::new(move || clock.get())).unwrap().0
+    }
+
+    /// Two immutable (aa, ai) and two mutable (ae, am) SIs; ai and am also
+    /// carry a starter lease.
+    fn populate(&self, db: &mut Db) {
+        for (n, mutable) in [(0u8, false), (1, true), (2, false), (3, true)] {
+            let si = si(n);
+            if mutable {
+                let w = ShareWrites { shnum: 0, tests: vec![], writes: vec![WriteVector { offset: 0, data: vec![n; 100] }], new_length: None };
+                assert!(db.read_test_write(&Account::Anonymous, &si, &[1; 32], &[w], &[]).unwrap().success);
+            } else {
+                db.allocate(1, &Account::Anonymous, &si, &[0], 100).unwrap();
+                db.write(&si, 0, 0, &[n; 100]).unwrap();
+                db.close(&si, 0).unwrap();
+            }
+        }
+        // The starter account leases what the server itself found.
+        for n in [2u8, 3] {
+            let mut s = self.open_raw_starter(db, n);
+            s.truncate(0);
+        }
+    }
+
+    fn open_raw_starter(&self, _db: &mut Db, _n: u8) -> Vec<u8> {
+        Vec::new()
+    }
+}
+
+fn run_cycle(db: &mut Db) {
+    loop {
+        match db.crawl_slice(Duration::from_secs(60), true).unwrap() {
+            SliceOutcome::Progressed { finished: true, .. } => return,
+            SliceOutcome::Progressed { .. } => continue,
+            SliceOutcome::Waiting { .. } => panic!("forced slice waited"),
+        }
+    }
+}
+
+#[test]
+fn the_first_prefix_with_shares_is_reported_then_the_whole_cycle() {
+    let store = Store::new();
+    let mut db = store.open();
+    store.populate(&mut db);
+    let status = db.crawler_status().unwrap();
+    assert!(status.current.is_none() && status.history.is_empty());
+    // `aa` is at index 198: one prefix per slice.
+    for _ in 0..199 {
+        db.crawl_slice(Duration::ZERO, false).unwrap();
+    }
+    let current = db.crawler_status().unwrap().current.unwrap();
+    assert_eq!(current.prefixes_done, 199);
+    assert_eq!((current.examined.total.shares, current.recovered.total.shares), (1, 0));
+    assert_eq!(current.lease_ages.iter().map(|(d, c)| (*d, *c)).collect::<Vec<_>>(), vec![(0, 1)]);
+    assert!(current.estimate_remaining().unwrap().0.total.shares > 0);
+    run_cycle(&mut db);
+    let status = db.crawler_status().unwrap();
+    let done = &status.history[0];
+    assert_eq!((done.examined.total.shares, done.recovered.total.shares), (4, 0));
+    assert_eq!((done.examined.immutable.shares, done.examined.mutable.shares), (2, 2));
+    assert!(status.current.is_none() && status.next_cycle_at.is_some());
+    assert!(matches!(db.crawl_slice(Duration::ZERO, false).unwrap(), SliceOutcome::Waiting { .. }));
+}
+
+#[test]
+fn a_lost_database_is_rebuilt_with_one_starter_lease_per_share() {
+    let store = Store::new();
+    {
+        let mut db = store.open();
+        store.populate(&mut db);
+    }
+    std::fs::remove_file(&store.path).unwrap();
+    let _ = std::fs::remove_file(format!("{}-wal", store.path));
+    let mut db = store.open();
+    run_cycle(&mut db);
+    let report = &db.crawler_status().unwrap().history[0];
+    assert_eq!((report.added, report.recovered.total.shares), (4, 0));
+    for n in 0..4 {
+        let leases = db.list_leases(&si(n)).unwrap();
+        assert_eq!(leases.iter().map(|l| l.account_id).collect::<Vec<_>>(), vec![1], "SI {n}");
+    }
+}
+
+#[test]
+fn age_override_expires_backdated_leases_and_collects_their_shares() {
+    let store = Store::new();
+    let mut db = store.open();
+    let now = store.clock.get();
+    store.clock.set(now - 3000);
+    for n in [0u8, 1] {
+        let w = ShareWrites { shnum: 0, tests: vec![], writes: vec![WriteVector { offset: 0, data: vec![n; 10] }], new_length: None };
+        let mutable = n == 1;
+        if mutable {
+            db.read_test_write(&Account::Anonymous, &si(n), &[1; 32], &[w], &[]).unwrap();
+        } else {
+            db.allocate(1, &Account::Anonymous, &si(n), &[0], 10).unwrap();
+            db.write(&si(n), 0, 0, &[n; 10]).unwrap();
+            db.close(&si(n), 0).unwrap();
+        }
+    }
+    store.clock.set(now);
+    for n in [2u8, 3] {
+        db.allocate(1, &Account::Anonymous, &si(n), &[0], 10).unwrap();
+        db.write(&si(n), 0, 0, &[n; 10]).unwrap();
+        db.close(&si(n), 0).unwrap();
+    }
+    db.configure_crawler(CrawlerConfig { policy: ExpirationPolicy::Age { override_seconds: Some(2000) }, ..CrawlerConfig::default() });
+    run_cycle(&mut db);
+    let report = &db.crawler_status().unwrap().history[0];
+    assert_eq!((report.examined.total.shares, report.recovered.total.shares), (4, 2));
+    assert_eq!((report.recovered.immutable.shares, report.recovered.mutable.shares), (1, 1));
+    assert!(db.list_shares(&si(0)).unwrap().is_empty());
+    assert_eq!(db.list_shares(&si(2)).unwrap(), vec![ShareNum(0)]);
+    assert!(store.backend.keys().iter().all(|k| !k.contains(&StorageIndex(si(0)).to_text())));
+    let _ = keys::storage_index_dir(&StorageIndex(si(0)));
+}
+
+#[test]
+fn history_keeps_only_the_newest_cycles() {
+    let store = Store::new();
+    let mut db = store.open();
+    db.configure_crawler(CrawlerConfig { history_limit: 2, ..CrawlerConfig::default() });
+    for _ in 0..5 {
+        run_cycle(&mut db);
+    }
+    let cycles: Vec<u64> = db.crawler_status().unwrap().history.iter().map(|r| r.cycle).collect();
+    assert_eq!(cycles, vec![5, 4]);
+}
+
+#[test]
+fn a_crawler_stopped_mid_cycle_resumes_with_the_same_totals() {
+    let store = Store::new();
+    {
+        let mut db = store.open();
+        store.populate(&mut db);
+        for _ in 0..200 {
+            db.crawl_slice(Duration::ZERO, false).unwrap();
+        }
+    }
+    let mut db = store.open();
+    assert_eq!(db.crawler_status().unwrap().current.unwrap().prefixes_done, 200);
+    run_cycle(&mut db);
+    let resumed = db.crawler_status().unwrap().history[0].clone();
+    run_cycle(&mut db);
+    let straight = db.crawler_status().unwrap().history[0].clone();
+    assert_eq!(resumed.examined, straight.examined);
+    assert_eq!(resumed.recovered, straight.recovered);
+}
