@@ -61,6 +61,8 @@ pub struct InitReport {
     pub uploads_removed: u32,
     /// Unfinished uploads found complete and made STABLE.
     pub uploads_recovered: u32,
+    /// Where an unreadable database file was moved (it is rebuilt by crawling).
+    pub moved_aside: Option<String>,
 }
 
 /// Why the engine could not start.
@@ -117,6 +119,32 @@ fn system_clock() -> Timestamp {
         .unwrap_or(0)
 }
 
+fn open_and_migrate(db_path: &str) -> std::result::Result<(Connection, u32), OpenError> {
+    let conn = Connection::open(db_path).map_err(OpenError::Db)?;
+    let version = schema::migrate(&conn).map_err(OpenError::Schema)?;
+    Ok((conn, version))
+}
+
+/// Whether SQLite says the file is not a database it can read (as opposed
+/// to an I/O failure, where moving the file would lose nothing but help nothing).
+fn is_unreadable(e: &DbError) -> bool {
+    const SQLITE_CORRUPT: i32 = 11;
+    const SQLITE_NOTADB: i32 = 26;
+    matches!(e.primary_code(), SQLITE_CORRUPT | SQLITE_NOTADB)
+}
+
+/// Renames the database (and its WAL) to a timestamped name, kept for
+/// inspection; returns the new name.
+fn move_aside(db_path: &str, now: Timestamp) -> std::result::Result<String, String> {
+    let aside = format!("{db_path}.unreadable-{now}");
+    std::fs::rename(db_path, &aside).map_err(|e| e.to_string())?;
+    let wal = format!("{db_path}-wal");
+    if std::fs::metadata(&wal).is_ok() {
+        std::fs::rename(&wal, format!("{aside}-wal")).map_err(|e| e.to_string())?;
+    }
+    Ok(aside)
+}
+
 /// The lease-and-share engine over one database and one backend.
 pub struct LeaseDb<B: Backend> {
     pub(crate) conn: Connection,
@@ -150,8 +178,19 @@ impl<B: Backend> LeaseDb<B> {
         if config.lease_duration == 0 || config.lease_duration > i64::MAX as u64 / 2 {
             return Err(OpenError::Config(format!("lease duration {} s is unusable", config.lease_duration)));
         }
-        let conn = Connection::open(db_path).map_err(OpenError::Db)?;
-        let schema_version = schema::migrate(&conn).map_err(OpenError::Schema)?;
+        let now = clock();
+        let (conn, schema_version, moved_aside) = match open_and_migrate(db_path) {
+            Err(OpenError::Db(e)) | Err(OpenError::Schema(SchemaError::Db(e))) if is_unreadable(&e) => {
+                let aside = move_aside(db_path, now).map_err(|m| OpenError::Db(DbError::new(e.code, format!("{e}; moving it aside failed: {m}"))))?;
+                crate::log(&format!("the database at {db_path} is unreadable ({e}); moved it to {aside} and starting afresh"));
+                let (conn, version) = open_and_migrate(db_path)?;
+                (conn, version, Some(aside))
+            }
+            other => {
+                let (conn, version) = other?;
+                (conn, version, None)
+            }
+        };
         let mut engine = LeaseDb {
             conn,
             backend: Retrying::new(backend),
@@ -163,7 +202,7 @@ impl<B: Backend> LeaseDb<B> {
             crawler: CrawlerConfig::default(),
         };
         let (uploads_removed, uploads_recovered) = engine.resolve_unfinished_uploads().map_err(OpenError::Recovery)?;
-        Ok((engine, InitReport { schema_version, uploads_removed, uploads_recovered }))
+        Ok((engine, InitReport { schema_version, uploads_removed, uploads_recovered, moved_aside }))
     }
 
     pub(crate) fn now(&self) -> Timestamp {

@@ -6,6 +6,7 @@ use std::cell::RefCell;
 
 use crate::backend::{Backend, BackendError, ListPage, ObjectEntry};
 use crate::engine::{self, LeaseDb};
+use crate::crawler::{self, CrawlerConfig, CycleReport, ExpirationPolicy, SliceOutcome};
 use crate::error::{BadInput, Error};
 use crate::ids::ShareNum;
 use crate::mutable_write::{ShareWrites, TestOperator, TestVector, WriteVector};
@@ -19,6 +20,7 @@ wit_bindgen::generate!({
 });
 
 use exports::leasedb::plugin::accounting::{self, Guest as AccountingGuest};
+use exports::leasedb::plugin::crawler::{self as wcrawler, Guest as CrawlerGuest};
 use exports::leasedb::plugin::lifecycle::{self, Guest as LifecycleGuest};
 use exports::leasedb::plugin::mutable::{self, Guest as MutableGuest};
 use exports::leasedb::plugin::storage::{self, Guest as StorageGuest};
@@ -362,6 +364,97 @@ impl AccountingGuest for Component {
     }
 }
 
+fn wit_policy(p: ExpirationPolicy) -> wcrawler::ExpirationPolicy {
+    match p {
+        ExpirationPolicy::Disabled => wcrawler::ExpirationPolicy::Disabled,
+        ExpirationPolicy::Age { override_seconds } => wcrawler::ExpirationPolicy::Age(override_seconds),
+        ExpirationPolicy::CutoffDate { cutoff } => wcrawler::ExpirationPolicy::CutoffDate(cutoff),
+    }
+}
+
+fn wit_counts(c: crawler::Counts) -> wcrawler::Counts {
+    wcrawler::Counts { shares: c.shares, sharesets: c.sharesets, bytes: c.bytes }
+}
+
+fn wit_tally(t: crawler::Tally) -> wcrawler::Tally {
+    wcrawler::Tally {
+        total: wit_counts(t.total),
+        immutable: wit_counts(t.immutable),
+        mutable: wit_counts(t.mutable),
+        corrupted: wit_counts(t.corrupted),
+    }
+}
+
+fn wit_report(r: CycleReport) -> wcrawler::CycleReport {
+    let remaining = r.estimate_remaining();
+    let cycle = r.estimate_cycle();
+    wcrawler::CycleReport {
+        cycle: r.cycle,
+        started: r.started,
+        finished: r.finished,
+        policy: wit_policy(r.policy),
+        prefixes_done: r.prefixes_done as u32,
+        examined: wit_tally(r.examined),
+        recovered: wit_tally(r.recovered),
+        added: r.added,
+        disappeared: r.disappeared,
+        leases_expired: r.leases_expired,
+        lease_ages: r.lease_ages.iter().map(|(&days, &leases)| wcrawler::AgeBin { days, leases }).collect(),
+        corrupt_shares: r
+            .corrupt_shares
+            .into_iter()
+            .map(|s| wcrawler::ShareRef { storage_index: s.si, share_number: s.shnum as u32 })
+            .collect(),
+        prefixes_failed: r
+            .prefixes_failed
+            .into_iter()
+            .map(|(prefix, reason)| wcrawler::FailedPrefix { prefix, reason })
+            .collect(),
+        remaining_examined: remaining.map(|(e, _)| wit_tally(e)),
+        remaining_recovered: remaining.map(|(_, r)| wit_tally(r)),
+        cycle_examined: cycle.map(|(e, _)| wit_tally(e)),
+        cycle_recovered: cycle.map(|(_, r)| wit_tally(r)),
+    }
+}
+
+impl CrawlerGuest for Component {
+    fn configure(config: wcrawler::CrawlerConfig) -> Result<(), wit::Error> {
+        let policy = match config.policy {
+            wcrawler::ExpirationPolicy::Disabled => ExpirationPolicy::Disabled,
+            wcrawler::ExpirationPolicy::Age(override_seconds) => ExpirationPolicy::Age { override_seconds },
+            wcrawler::ExpirationPolicy::CutoffDate(cutoff) => ExpirationPolicy::CutoffDate { cutoff },
+        };
+        with_engine("crawler-configure", |e| {
+            e.configure_crawler(CrawlerConfig {
+                policy,
+                history_limit: config.history_limit,
+                min_cycle_seconds: config.min_cycle_seconds,
+            });
+            Ok(())
+        })
+    }
+
+    fn run_slice(budget_ms: u32, force: bool) -> Result<wcrawler::SliceOutcome, wit::Error> {
+        with_engine("crawler-slice", |e| {
+            Ok(match e.crawl_slice(std::time::Duration::from_millis(budget_ms as u64), force)? {
+                SliceOutcome::Waiting { until } => wcrawler::SliceOutcome::Waiting(until),
+                SliceOutcome::Progressed { prefixes, finished } => wcrawler::SliceOutcome::Progressed((prefixes as u32, finished)),
+            })
+        })
+    }
+
+    fn status() -> Result<wcrawler::CrawlerStatus, wit::Error> {
+        with_engine("crawler-status", |e| {
+            let s = e.crawler_status()?;
+            Ok(wcrawler::CrawlerStatus {
+                current: s.current.map(wit_report),
+                history: s.history.into_iter().map(wit_report).collect(),
+                next_cycle_at: s.next_cycle_at,
+            })
+        })
+    }
+}
+
 impl LifecycleGuest for Component {
     fn init(config: lifecycle::Config) -> Result<lifecycle::InitReport, wit::Error> {
         let node_id: [u8; 20] = config.node_id.as_slice().try_into().map_err(|_| {
@@ -386,6 +479,7 @@ impl LifecycleGuest for Component {
             schema_version: report.schema_version,
             uploads_removed: report.uploads_removed,
             uploads_recovered: report.uploads_recovered,
+            moved_aside: report.moved_aside,
         })
     }
 

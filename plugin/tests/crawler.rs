@@ -40,29 +40,31 @@ impl Store {
         LeaseDb::open_with_clock(&self.path, self.backend.clone(), config, Box::new(move || clock.get())).unwrap().0
     }
 
-    /// Two immutable (aa, ai) and two mutable (ae, am) SIs; ai and am also
-    /// carry a starter lease.
+    /// Two immutable (aa, ai) and two mutable (ae, am) SIs, each with an
+    /// anonymous lease; ai and am were written behind this database's back
+    /// (another database over the same backend), so they also carry the
+    /// starter lease their discovery gives.
     fn populate(&self, db: &mut Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let other_path = dir.path().join("other").to_str().unwrap().to_string();
+        let config = Config { chunk_size: 4096, ..Config::default() };
+        let mut other = LeaseDb::open(&other_path, self.backend.clone(), config).unwrap().0;
         for (n, mutable) in [(0u8, false), (1, true), (2, false), (3, true)] {
+            let target = if n < 2 { &mut *db } else { &mut other };
             let si = si(n);
             if mutable {
                 let w = ShareWrites { shnum: 0, tests: vec![], writes: vec![WriteVector { offset: 0, data: vec![n; 100] }], new_length: None };
-                assert!(db.read_test_write(&Account::Anonymous, &si, &[1; 32], &[w], &[]).unwrap().success);
+                assert!(target.read_test_write(&Account::Anonymous, &si, &[1; 32], &[w], &[]).unwrap().success);
             } else {
-                db.allocate(1, &Account::Anonymous, &si, &[0], 100).unwrap();
-                db.write(&si, 0, 0, &[n; 100]).unwrap();
-                db.close(&si, 0).unwrap();
+                target.allocate(1, &Account::Anonymous, &si, &[0], 100).unwrap();
+                target.write(&si, 0, 0, &[n; 100]).unwrap();
+                target.close(&si, 0).unwrap();
             }
         }
-        // The starter account leases what the server itself found.
         for n in [2u8, 3] {
-            let mut s = self.open_raw_starter(db, n);
-            s.truncate(0);
+            db.add_lease(&Account::Anonymous, &si(n)).unwrap();
+            assert_eq!(db.list_leases(&si(n)).unwrap().len(), 2);
         }
-    }
-
-    fn open_raw_starter(&self, _db: &mut Db, _n: u8) -> Vec<u8> {
-        Vec::new()
     }
 }
 
@@ -92,7 +94,11 @@ fn the_first_prefix_with_shares_is_reported_then_the_whole_cycle() {
     assert_eq!((current.examined.total.shares, current.recovered.total.shares), (1, 0));
     assert_eq!(current.lease_ages.iter().map(|(d, c)| (*d, *c)).collect::<Vec<_>>(), vec![(0, 1)]);
     assert!(current.estimate_remaining().unwrap().0.total.shares > 0);
+    let leases_before: Vec<usize> = (0..4).map(|n| db.list_leases(&si(n)).unwrap().len()).collect();
     run_cycle(&mut db);
+    let leases_after: Vec<usize> = (0..4).map(|n| db.list_leases(&si(n)).unwrap().len()).collect();
+    assert_eq!(leases_before, vec![1, 1, 2, 2]);
+    assert_eq!(leases_after, leases_before);
     let status = db.crawler_status().unwrap();
     let done = &status.history[0];
     assert_eq!((done.examined.total.shares, done.recovered.total.shares), (4, 0));
@@ -184,4 +190,31 @@ fn a_crawler_stopped_mid_cycle_resumes_with_the_same_totals() {
     let straight = db.crawler_status().unwrap().history[0].clone();
     assert_eq!(resumed.examined, straight.examined);
     assert_eq!(resumed.recovered, straight.recovered);
+}
+
+#[test]
+fn an_unreadable_database_is_moved_aside_and_rebuilt_by_a_cycle() {
+    let store = Store::new();
+    {
+        let mut db = store.open();
+        store.populate(&mut db);
+    }
+    let _ = std::fs::remove_file(format!("{}-wal", store.path));
+    std::fs::write(&store.path, vec![0x42; 8192]).unwrap();
+    let clock = store.clock.clone();
+    let (mut db, report) = LeaseDb::open_with_clock(
+        &store.path,
+        store.backend.clone(),
+        Config { chunk_size: 4096, ..Config::default() },
+        Box::new(move || clock.get()),
+    )
+    .unwrap();
+    let aside = report.moved_aside.expect("moved aside");
+    assert_eq!(std::fs::read(&aside).unwrap(), vec![0x42; 8192], "kept for inspection");
+    // Requests are served meanwhile, through on-request discovery.
+    assert_eq!(db.list_shares(&si(0)).unwrap(), vec![ShareNum(0)]);
+    run_cycle(&mut db);
+    for n in 0..4 {
+        assert_eq!(db.list_leases(&si(n)).unwrap().len(), 1, "one starter lease on SI {n}");
+    }
 }
