@@ -112,7 +112,8 @@ pub struct Capabilities {
 /// The wall clock, replaceable in tests.
 pub type Clock = Box<dyn Fn() -> Timestamp>;
 
-fn system_clock() -> Timestamp {
+/// The host's wall clock (WASI inside the component).
+pub fn system_clock() -> Timestamp {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as Timestamp)
@@ -150,8 +151,8 @@ pub struct LeaseDb<B: Backend> {
     pub(crate) conn: Connection,
     pub(crate) backend: Retrying<B>,
     pub(crate) config: Config,
-    uploads: HashMap<(StorageIndex, ShareNum), Upload>,
-    sessions: Sessions,
+    pub(crate) uploads: HashMap<(StorageIndex, ShareNum), Upload>,
+    pub(crate) sessions: Sessions,
     clock: Clock,
     /// Recent call durations, recorded by the component's entry points.
     pub latencies: Latencies,
@@ -168,6 +169,19 @@ impl<B: Backend> LeaseDb<B> {
 
     /// As `open`, with a given clock.
     pub fn open_with_clock(db_path: &str, backend: B, config: Config, clock: Clock) -> std::result::Result<(Self, InitReport), OpenError> {
+        Self::start(db_path, backend, config, clock, None)
+    }
+
+    /// Opens the database and either takes over the state a previous
+    /// version handed over (a hot swap: its uploads continue) or, without
+    /// one, resolves unfinished uploads (a cold start).
+    pub fn start(
+        db_path: &str,
+        backend: B,
+        config: Config,
+        clock: Clock,
+        handover: Option<&[u8]>,
+    ) -> std::result::Result<(Self, InitReport), OpenError> {
         if config.chunk_size < MIN_CHUNK_SIZE || config.chunk_size > u32::MAX as u64 {
             return Err(OpenError::Config(format!(
                 "chunk size {} is outside {MIN_CHUNK_SIZE}..={}",
@@ -201,7 +215,13 @@ impl<B: Backend> LeaseDb<B> {
             latencies: Latencies::default(),
             crawler: CrawlerConfig::default(),
         };
-        let (uploads_removed, uploads_recovered) = engine.resolve_unfinished_uploads().map_err(OpenError::Recovery)?;
+        let (uploads_removed, uploads_recovered) = match handover {
+            Some(blob) => {
+                engine.take_over(blob).map_err(OpenError::Recovery)?;
+                (0, 0)
+            }
+            None => engine.resolve_unfinished_uploads().map_err(OpenError::Recovery)?,
+        };
         Ok((engine, InitReport { schema_version, uploads_removed, uploads_recovered, moved_aside }))
     }
 

@@ -29,7 +29,7 @@ pub fn base32(bytes: &[u8]) -> String {
 }
 
 /// A 16-byte storage index.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct StorageIndex(pub [u8; 16]);
 
 impl StorageIndex {
@@ -138,7 +138,7 @@ fn alphabet_value(c: u8) -> u8 {
 }
 
 /// A share number, 0..=255.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, serde::Serialize, serde::Deserialize)]
 pub struct ShareNum(pub u8);
 
 impl ShareNum {

@@ -12,6 +12,7 @@ pub mod db;
 pub mod discovery;
 pub mod engine;
 pub mod error;
+pub mod handover;
 #[cfg(feature = "test-faults")]
 mod faults;
 pub mod ids;

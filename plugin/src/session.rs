@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use crate::ids::{SessionId, ShareNum, StorageIndex};
 
 /// Open sessions and their uploads.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Sessions {
     open: HashMap<SessionId, BTreeSet<(StorageIndex, ShareNum)>>,
 }

@@ -4,14 +4,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::{Deserialize, Serialize};
+
 use crate::backend::{keys, Backend};
 use crate::container::immutable::{self, DATA_OFFSET};
 use crate::error::{BadInput, Error, Result};
 use crate::ids::{SessionId, ShareNum, StorageIndex};
 
 /// A chunk not yet sent to the backend.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct PendingChunk {
+    #[serde(with = "serde_bytes")]
     data: Vec<u8>,
     /// Written byte ranges within the chunk, as start → end, non-overlapping.
     written: BTreeMap<u64, u64>,
@@ -49,8 +52,9 @@ impl PendingChunk {
     }
 }
 
-/// One share being uploaded.
-#[derive(Debug, Clone)]
+/// One share being uploaded. Serialisable: a hot swap hands it, buffered
+/// bytes and all, to the next plugin version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Upload {
     /// The storage index.
     pub si: StorageIndex,

@@ -456,7 +456,7 @@ impl CrawlerGuest for Component {
 }
 
 impl LifecycleGuest for Component {
-    fn init(config: lifecycle::Config) -> Result<lifecycle::InitReport, wit::Error> {
+    fn init(config: lifecycle::Config, handover: Option<Vec<u8>>) -> Result<lifecycle::InitReport, wit::Error> {
         let node_id: [u8; 20] = config.node_id.as_slice().try_into().map_err(|_| {
             wit::Error::BadInput(wit::BadInput::TooLarge(wit::TooLarge {
                 what: "node id length (must be 20)".to_string(),
@@ -473,7 +473,8 @@ impl LifecycleGuest for Component {
         };
         // Re-init (after a host restart of this instance) starts from scratch.
         ENGINE.with(|cell| cell.borrow_mut().take());
-        let (engine, report) = LeaseDb::open(DB_PATH, HostBackend, config).map_err(|e| wit::Error::Database(e.to_string()))?;
+        let (engine, report) = LeaseDb::start(DB_PATH, HostBackend, config, Box::new(engine::system_clock), handover.as_deref())
+            .map_err(|e| wit::Error::Database(e.to_string()))?;
         ENGINE.with(|cell| *cell.borrow_mut() = Some(engine));
         Ok(lifecycle::InitReport {
             schema_version: report.schema_version,
@@ -481,6 +482,10 @@ impl LifecycleGuest for Component {
             uploads_recovered: report.uploads_recovered,
             moved_aside: report.moved_aside,
         })
+    }
+
+    fn handover() -> Result<Vec<u8>, wit::Error> {
+        with_engine("handover", |e| e.handover())
     }
 
     fn info() -> lifecycle::PluginInfo {

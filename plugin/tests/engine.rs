@@ -244,3 +244,35 @@ fn allocation_grants_only_what_fits_beside_uploads_in_flight() {
     let c = db.allocate(1, &Account::Anonymous, b"another-index-16", &[0], 1000).unwrap();
     assert_eq!(c.allocated, vec![ShareNum(0)]);
 }
+
+#[test]
+fn a_handed_over_upload_finishes_on_the_next_engine_with_identical_bytes() {
+    let f = Fixture::new();
+    let data: Vec<u8> = (0..20_000u32).map(|i| (i % 253) as u8).collect();
+    let blob = {
+        let mut db = f.open();
+        db.session_opened(9);
+        db.allocate(9, &Account::named("erin").unwrap(), &SI, &[0, 1], data.len() as u64).unwrap();
+        db.write(&SI, 0, 0, &data[..7000]).unwrap();
+        db.write(&SI, 1, 0, &data[..100]).unwrap();
+        db.handover().unwrap()
+    };
+    let config = Config { chunk_size: 4096, ..Config::default() };
+    let (mut db, report) = LeaseDb::start(&f.path, f.backend.clone(), config, Box::new(|| 1_700_000_000), Some(&blob)).unwrap();
+    assert_eq!(report.uploads_removed, 0, "a hot start keeps the uploads");
+    db.write(&SI, 0, 7000, &data[7000..]).unwrap();
+    db.close(&SI, 0).unwrap();
+    assert_eq!(db.read(&SI, 0, 0, 1 << 20).unwrap(), data);
+    assert_eq!(db.list_leases(&SI).unwrap()[0].account_name, "erin");
+    // The session came along too: closing it aborts the other upload.
+    assert_eq!(db.session_closed(9), 1);
+    assert_eq!(db.list_shares(&SI).unwrap(), vec![ShareNum(0)]);
+}
+
+#[test]
+fn a_handover_blob_that_does_not_decode_is_refused() {
+    let f = Fixture::new();
+    let config = Config { chunk_size: 4096, ..Config::default() };
+    let r = LeaseDb::start(&f.path, f.backend.clone(), config, Box::new(|| 0), Some(b"\xffgarbage"));
+    assert!(matches!(r, Err(leasedb_plugin::OpenError::Recovery(_))));
+}
