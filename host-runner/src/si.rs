@@ -31,7 +31,12 @@ pub enum SiParseError {
     /// Not 26 characters long.
     Length(usize),
     /// A character outside `a-z2-7` at this (0-based) position.
-    Character { position: usize, found: char },
+    Character {
+        /// 0-based position in the text.
+        position: usize,
+        /// The character found there.
+        found: char,
+    },
     /// The last character carries bits beyond the 128 of a storage index.
     TrailingBits,
 }
@@ -40,7 +45,10 @@ impl fmt::Display for SiParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SiParseError::Length(n) => {
-                write!(f, "a storage index is {TEXT_LEN} base32 characters, this one has {n}")
+                write!(
+                    f,
+                    "a storage index is {TEXT_LEN} base32 characters, this one has {n}"
+                )
             }
             SiParseError::Character { position, found } => write!(
                 f,
@@ -71,7 +79,8 @@ impl FromStr for StorageIndex {
             let value = ALPHABET
                 .iter()
                 .position(|&c| c as char == found)
-                .ok_or(SiParseError::Character { position, found })? as u128;
+                .ok_or(SiParseError::Character { position, found })?
+                as u128;
             if position + 1 < TEXT_LEN {
                 acc = (acc << 5) | value;
             } else {
@@ -92,7 +101,11 @@ impl fmt::Display for StorageIndex {
         for i in 0..TEXT_LEN {
             // Character i covers bits [5i, 5i+5) of the 130-bit zero-padded value.
             let shift = 130 - 5 * (i + 1);
-            let value = if shift >= 2 { (bits >> (shift - 2)) & 31 } else { (bits << 2) & 31 };
+            let value = if shift >= 2 {
+                (bits >> (shift - 2)) & 31
+            } else {
+                (bits << 2) & 31
+            };
             text.push(ALPHABET[value as usize] as char);
         }
         f.write_str(&text)
@@ -110,11 +123,16 @@ mod tests {
         assert_eq!(si.to_string(), "mfrggzdfmztwq2lknnwg23tpoa");
         assert_eq!("mfrggzdfmztwq2lknnwg23tpoa".parse::<StorageIndex>(), Ok(si));
         for seed in 0u8..=255 {
-            let si = StorageIndex(std::array::from_fn(|i| seed.wrapping_mul(31).wrapping_add(i as u8 * 7)));
+            let si = StorageIndex(std::array::from_fn(|i| {
+                seed.wrapping_mul(31).wrapping_add(i as u8 * 7)
+            }));
             assert_eq!(si.to_string().parse::<StorageIndex>(), Ok(si));
         }
         assert_eq!(StorageIndex([0; 16]).to_string(), "a".repeat(26));
-        assert_eq!(StorageIndex([0xff; 16]).to_string(), format!("{}4", "7".repeat(25)));
+        assert_eq!(
+            StorageIndex([0xff; 16]).to_string(),
+            format!("{}4", "7".repeat(25))
+        );
         assert_eq!(StorageIndex(*b"abcdefghijklmnop").prefix(), "mf");
     }
 
@@ -123,11 +141,24 @@ mod tests {
         assert_eq!("abc".parse::<StorageIndex>(), Err(SiParseError::Length(3)));
         assert_eq!(
             "Mfrggzdfmztwq2lknnwg23tpoa".parse::<StorageIndex>(),
-            Err(SiParseError::Character { position: 0, found: 'M' })
+            Err(SiParseError::Character {
+                position: 0,
+                found: 'M'
+            })
         );
-        assert!(matches!("mfrggzdfmztwq2lknnwg23tp1a".parse::<StorageIndex>(), Err(SiParseError::Character { found: '1', .. })));
-        assert_eq!("mfrggzdfmztwq2lknnwg23tpob".parse::<StorageIndex>(), Err(SiParseError::TrailingBits));
-        let text = SiParseError::Character { position: 0, found: 'M' }.to_string();
+        assert!(matches!(
+            "mfrggzdfmztwq2lknnwg23tp1a".parse::<StorageIndex>(),
+            Err(SiParseError::Character { found: '1', .. })
+        ));
+        assert_eq!(
+            "mfrggzdfmztwq2lknnwg23tpob".parse::<StorageIndex>(),
+            Err(SiParseError::TrailingBits)
+        );
+        let text = SiParseError::Character {
+            position: 0,
+            found: 'M',
+        }
+        .to_string();
         assert!(text.contains("position 1"), "{text}");
     }
 }

@@ -10,7 +10,12 @@ const TARGET: &str = "wasm32-wasip2";
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
-    let root = manifest_dir.parent().unwrap().parent().unwrap().to_path_buf();
+    let root = manifest_dir
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap());
     // Shared by every build of the artifacts (debug, release, test), so a
     // clean `cargo test` after `cargo build` reuses the compiled SQLite.
@@ -19,7 +24,11 @@ fn main() {
     for watched in ["plugin/src", "plugin/Cargo.toml", "wit", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
-    for var in ["CC_wasm32_wasip2", "AR_wasm32_wasip2", "CFLAGS_wasm32_wasip2"] {
+    for var in [
+        "CC_wasm32_wasip2",
+        "AR_wasm32_wasip2",
+        "CFLAGS_wasm32_wasip2",
+    ] {
         println!("cargo:rerun-if-env-changed={var}");
     }
 
@@ -29,19 +38,36 @@ fn main() {
     let faulty = copy(&faulty, &out_dir.join("leasedb_plugin_test_faults.wasm"));
 
     println!("cargo:rustc-env=LEASEDB_PLUGIN_WASM={}", product.display());
-    println!("cargo:rustc-env=LEASEDB_PLUGIN_TEST_FAULTS_WASM={}", faulty.display());
+    println!(
+        "cargo:rustc-env=LEASEDB_PLUGIN_TEST_FAULTS_WASM={}",
+        faulty.display()
+    );
 }
 
 fn build(root: &Path, target_dir: &Path, extra: &[&str]) -> PathBuf {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root)
-        .args(["build", "--release", "-p", "leasedb-plugin", "--target", TARGET])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "leasedb-plugin",
+            "--target",
+            TARGET,
+        ])
         .arg("--target-dir")
         .arg(target_dir)
         .args(extra);
     // The outer build's flags are for the host target, not for wasm.
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "RUSTC_WORKSPACE_WRAPPER", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET"] {
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+    ] {
         cmd.env_remove(var);
     }
     // clang-19 builds SQLite for wasm; without -ffreestanding it reaches for glibc headers.
@@ -55,7 +81,10 @@ fn build(root: &Path, target_dir: &Path, extra: &[&str]) -> PathBuf {
         status.success(),
         "building the plugin for {TARGET} failed (is the target installed? `rustup target add {TARGET}`; is clang-19 installed?)"
     );
-    target_dir.join(TARGET).join("release").join("leasedb_plugin.wasm")
+    target_dir
+        .join(TARGET)
+        .join("release")
+        .join("leasedb_plugin.wasm")
 }
 
 fn set_default(cmd: &mut Command, var: &str, value: &str) {

@@ -33,11 +33,23 @@ pub struct Advisory {
 
 impl<B: Backend> LeaseDb<B> {
     /// Records a client's corruption report; data and leases are untouched.
-    pub fn advise_corrupt(&mut self, account: &Account, share_type: ShareType, si: &[u8], shnum: u32, reason: &str) -> Result<()> {
+    pub fn advise_corrupt(
+        &mut self,
+        account: &Account,
+        share_type: ShareType,
+        si: &[u8],
+        shnum: u32,
+        reason: &str,
+    ) -> Result<()> {
         let si = StorageIndex::from_bytes(si)?;
         let shnum = ShareNum::new(shnum)?;
         if reason.len() > MAX_REASON_LENGTH {
-            return Err(BadInput::TooLarge { what: "reason length", requested: reason.len() as u64, limit: MAX_REASON_LENGTH as u64 }.into());
+            return Err(BadInput::TooLarge {
+                what: "reason length",
+                requested: reason.len() as u64,
+                limit: MAX_REASON_LENGTH as u64,
+            }
+            .into());
         }
         let now = self.now();
         let tx = self.conn.transaction()?;

@@ -32,7 +32,12 @@ pub fn group_by_share(entries: &[ObjectEntry]) -> BTreeMap<(StorageIndex, ShareN
 
 /// Classifies one listed share as a STABLE row (type immutable, mutable or
 /// corrupted). A backend failure is returned, never taken as corruption.
-pub fn examine(backend: &impl Backend, si: StorageIndex, shnum: ShareNum, chunks: &Chunks) -> std::result::Result<ShareRow, BackendError> {
+pub fn examine(
+    backend: &impl Backend,
+    si: StorageIndex,
+    shnum: ShareNum,
+    chunks: &Chunks,
+) -> std::result::Result<ShareRow, BackendError> {
     let first = chunks.get(&0).copied();
     let total: u64 = chunks.values().sum();
     let mut row = ShareRow {
@@ -70,7 +75,12 @@ pub fn examine(backend: &impl Backend, si: StorageIndex, shnum: ShareNum, chunks
 
 /// Lists the backend for `si` and registers every share found there as
 /// STABLE (or corrupted) with a starter lease. Returns the new rows.
-pub fn discover(conn: &Connection, backend: &crate::backend::Retrying<impl Backend>, si: &StorageIndex, now: Timestamp) -> Result<Vec<ShareRow>> {
+pub fn discover(
+    conn: &Connection,
+    backend: &crate::backend::Retrying<impl Backend>,
+    si: &StorageIndex,
+    now: Timestamp,
+) -> Result<Vec<ShareRow>> {
     let listing = backend.list_all(&keys::storage_index_dir(si))?;
     let mut rows = Vec::new();
     for ((found_si, shnum), chunks) in group_by_share(&listing) {
@@ -92,6 +102,13 @@ pub fn discover(conn: &Connection, backend: &crate::backend::Retrying<impl Backe
 /// Inserts a found share with its starter lease.
 pub fn register(conn: &Connection, row: &ShareRow, now: Timestamp) -> Result<()> {
     shares::insert(conn, row)?;
-    leases::add_or_renew(conn, &row.si, row.shnum, Account::STARTER_ID, now, Some(now + STARTER_LEASE_SECONDS))?;
+    leases::add_or_renew(
+        conn,
+        &row.si,
+        row.shnum,
+        Account::STARTER_ID,
+        now,
+        Some(now + STARTER_LEASE_SECONDS),
+    )?;
     Ok(())
 }

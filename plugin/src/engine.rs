@@ -6,8 +6,8 @@ use std::fmt;
 
 use crate::account::Account;
 use crate::backend::{keys, Backend, Retrying};
-use crate::crawler::CrawlerConfig;
 use crate::container::immutable::DATA_OFFSET;
+use crate::crawler::CrawlerConfig;
 use crate::db::leases::{self, LeaseRow};
 use crate::db::schema::{self, SchemaError};
 use crate::db::shares;
@@ -163,12 +163,21 @@ pub struct LeaseDb<B: Backend> {
 impl<B: Backend> LeaseDb<B> {
     /// Opens (creating or migrating) the database at `db_path` and resolves
     /// the uploads a previous run left unfinished (a cold start, SPEC §6).
-    pub fn open(db_path: &str, backend: B, config: Config) -> std::result::Result<(Self, InitReport), OpenError> {
+    pub fn open(
+        db_path: &str,
+        backend: B,
+        config: Config,
+    ) -> std::result::Result<(Self, InitReport), OpenError> {
         Self::open_with_clock(db_path, backend, config, Box::new(system_clock))
     }
 
     /// As `open`, with a given clock.
-    pub fn open_with_clock(db_path: &str, backend: B, config: Config, clock: Clock) -> std::result::Result<(Self, InitReport), OpenError> {
+    pub fn open_with_clock(
+        db_path: &str,
+        backend: B,
+        config: Config,
+        clock: Clock,
+    ) -> std::result::Result<(Self, InitReport), OpenError> {
         Self::start(db_path, backend, config, clock, None)
     }
 
@@ -190,12 +199,22 @@ impl<B: Backend> LeaseDb<B> {
             )));
         }
         if config.lease_duration == 0 || config.lease_duration > i64::MAX as u64 / 2 {
-            return Err(OpenError::Config(format!("lease duration {} s is unusable", config.lease_duration)));
+            return Err(OpenError::Config(format!(
+                "lease duration {} s is unusable",
+                config.lease_duration
+            )));
         }
         let now = clock();
         let (conn, schema_version, moved_aside) = match open_and_migrate(db_path) {
-            Err(OpenError::Db(e)) | Err(OpenError::Schema(SchemaError::Db(e))) if is_unreadable(&e) => {
-                let aside = move_aside(db_path, now).map_err(|m| OpenError::Db(DbError::new(e.code, format!("{e}; moving it aside failed: {m}"))))?;
+            Err(OpenError::Db(e)) | Err(OpenError::Schema(SchemaError::Db(e)))
+                if is_unreadable(&e) =>
+            {
+                let aside = move_aside(db_path, now).map_err(|m| {
+                    OpenError::Db(DbError::new(
+                        e.code,
+                        format!("{e}; moving it aside failed: {m}"),
+                    ))
+                })?;
                 crate::log(&format!("the database at {db_path} is unreadable ({e}); moved it to {aside} and starting afresh"));
                 let (conn, version) = open_and_migrate(db_path)?;
                 (conn, version, Some(aside))
@@ -220,9 +239,19 @@ impl<B: Backend> LeaseDb<B> {
                 engine.take_over(blob).map_err(OpenError::Recovery)?;
                 (0, 0)
             }
-            None => engine.resolve_unfinished_uploads().map_err(OpenError::Recovery)?,
+            None => engine
+                .resolve_unfinished_uploads()
+                .map_err(OpenError::Recovery)?,
         };
-        Ok((engine, InitReport { schema_version, uploads_removed, uploads_recovered, moved_aside }))
+        Ok((
+            engine,
+            InitReport {
+                schema_version,
+                uploads_removed,
+                uploads_recovered,
+                moved_aside,
+            },
+        ))
     }
 
     pub(crate) fn now(&self) -> Timestamp {
@@ -235,7 +264,10 @@ impl<B: Backend> LeaseDb<B> {
 
     /// Uploads in progress and the bytes allocated to them.
     pub fn in_flight(&self) -> (u64, u64) {
-        (self.uploads.len() as u64, self.uploads.values().map(|u| u.allocated_size).sum())
+        (
+            self.uploads.len() as u64,
+            self.uploads.values().map(|u| u.allocated_size).sum(),
+        )
     }
 
     /// Settings and limits a client sees (SPEC §9 "version").
@@ -263,21 +295,34 @@ impl<B: Backend> LeaseDb<B> {
             let listing = self.backend.list_all(&keys::storage_index_dir(&row.si))?;
             let found = discovery::group_by_share(&listing).remove(&(row.si, row.shnum));
             let examined = match &found {
-                Some(chunks) => Some(discovery::examine(&self.backend, row.si, row.shnum, chunks)?),
+                Some(chunks) => Some(discovery::examine(
+                    &self.backend,
+                    row.si,
+                    row.shnum,
+                    chunks,
+                )?),
                 None => None,
             };
-            let complete = examined
-                .as_ref()
-                .filter(|e| match row.share_type {
-                    // A mutable rewrite cut short leaves a valid container: keep it.
-                    ShareType::Mutable => e.share_type == ShareType::Mutable,
-                    _ => e.share_type == ShareType::Immutable && e.used_space == DATA_OFFSET + row.used_space,
-                });
+            let complete = examined.as_ref().filter(|e| match row.share_type {
+                // A mutable rewrite cut short leaves a valid container: keep it.
+                ShareType::Mutable => e.share_type == ShareType::Mutable,
+                _ => {
+                    e.share_type == ShareType::Immutable
+                        && e.used_space == DATA_OFFSET + row.used_space
+                }
+            });
             let tx = self.conn.transaction()?;
             if let Some(done) = complete {
                 shares::finish(&tx, done)?;
                 if leases::count_for_share(&tx, &row.si, row.shnum)? == 0 {
-                    leases::add_or_renew(&tx, &row.si, row.shnum, Account::STARTER_ID, now, Some(now + STARTER_LEASE_SECONDS))?;
+                    leases::add_or_renew(
+                        &tx,
+                        &row.si,
+                        row.shnum,
+                        Account::STARTER_ID,
+                        now,
+                        Some(now + STARTER_LEASE_SECONDS),
+                    )?;
                 }
                 recovered += 1;
             } else {
@@ -314,7 +359,14 @@ impl<B: Backend> LeaseDb<B> {
     /// account's lease added or renewed; shares being uploaded, being
     /// deleted or corrupted are neither held nor granted, nor is anything
     /// that does not fit in the available space.
-    pub fn allocate(&mut self, session: SessionId, account: &Account, si: &[u8], shnums: &[u32], allocated_size: u64) -> Result<Allocation> {
+    pub fn allocate(
+        &mut self,
+        session: SessionId,
+        account: &Account,
+        si: &[u8],
+        shnums: &[u32],
+        allocated_size: u64,
+    ) -> Result<Allocation> {
         let si = StorageIndex::from_bytes(si)?;
         let mut wanted = Vec::with_capacity(shnums.len());
         for &n in shnums {
@@ -335,7 +387,11 @@ impl<B: Backend> LeaseDb<B> {
         let existing = self.shares_of(&si)?;
         let now = self.now();
         let expires = self.lease_expiry(now);
-        let in_flight: u64 = self.uploads.values().map(|u| DATA_OFFSET + u.allocated_size).sum();
+        let in_flight: u64 = self
+            .uploads
+            .values()
+            .map(|u| DATA_OFFSET + u.allocated_size)
+            .sum();
         let mut space = self.backend.available_space()?.saturating_sub(in_flight);
 
         let mut result = Allocation::default();
@@ -375,7 +431,14 @@ impl<B: Backend> LeaseDb<B> {
         for shnum in granted {
             self.uploads.insert(
                 (si, shnum),
-                Upload::new(si, shnum, session, account_id, allocated_size, self.config.chunk_size),
+                Upload::new(
+                    si,
+                    shnum,
+                    session,
+                    account_id,
+                    allocated_size,
+                    self.config.chunk_size,
+                ),
             );
             self.sessions.add_upload(session, si, shnum);
             result.allocated.push(shnum);
@@ -396,7 +459,8 @@ impl<B: Backend> LeaseDb<B> {
         let key = (StorageIndex::from_bytes(si)?, ShareNum::new(shnum)?);
         let upload = self.uploads.get_mut(&key).ok_or(Error::NoUpload)?;
         let (container_length, data_length) = upload.finish(&self.backend)?;
-        let (session, account_id, chunk_size) = (upload.session, upload.account_id, upload.chunk_size);
+        let (session, account_id, chunk_size) =
+            (upload.session, upload.account_id, upload.chunk_size);
         let now = self.now();
         let tx = self.conn.transaction()?;
         let finished = shares::finish(
@@ -412,7 +476,10 @@ impl<B: Backend> LeaseDb<B> {
             },
         )?;
         if !finished {
-            return Err(Error::Database(format!("share {}/{} was not COMING at close", key.0, key.1)));
+            return Err(Error::Database(format!(
+                "share {}/{} was not COMING at close",
+                key.0, key.1
+            )));
         }
         leases::add_or_renew(&tx, &key.0, key.1, account_id, now, self.lease_expiry(now))?;
         tx.commit()?;
@@ -448,24 +515,42 @@ impl<B: Backend> LeaseDb<B> {
     /// Share numbers of the complete, valid immutable shares of `si`.
     pub fn list_shares(&mut self, si: &[u8]) -> Result<Vec<ShareNum>> {
         let si = StorageIndex::from_bytes(si)?;
-        Ok(self.shares_of(&si)?.into_iter().filter(ShareRow::is_served_immutable).map(|r| r.shnum).collect())
+        Ok(self
+            .shares_of(&si)?
+            .into_iter()
+            .filter(ShareRow::is_served_immutable)
+            .map(|r| r.shnum)
+            .collect())
     }
 
     /// Share data from `offset`, truncated at the end of the share.
     pub fn read(&mut self, si: &[u8], shnum: u32, offset: u64, length: u64) -> Result<Vec<u8>> {
         let si = StorageIndex::from_bytes(si)?;
         let shnum = ShareNum::new(shnum)?;
-        offset.checked_add(length).ok_or(BadInput::RangeOverflow { offset, length })?;
-        let row = self.shares_of(&si)?.into_iter().find(|r| r.shnum == shnum).ok_or(Error::NotFound)?;
+        offset
+            .checked_add(length)
+            .ok_or(BadInput::RangeOverflow { offset, length })?;
+        let row = self
+            .shares_of(&si)?
+            .into_iter()
+            .find(|r| r.shnum == shnum)
+            .ok_or(Error::NotFound)?;
         if row.share_type == ShareType::Corrupted {
-            return Err(Error::Corrupted(format!("share {si}/{shnum} has a container that cannot be trusted")));
+            return Err(Error::Corrupted(format!(
+                "share {si}/{shnum} has a container that cannot be trusted"
+            )));
         }
         if !row.is_served_immutable() {
             return Err(Error::NotFound);
         }
         let length = length.min(row.data_length.saturating_sub(offset));
         if length > MAX_READ_LENGTH {
-            return Err(BadInput::TooLarge { what: "read length", requested: length, limit: MAX_READ_LENGTH }.into());
+            return Err(BadInput::TooLarge {
+                what: "read length",
+                requested: length,
+                limit: MAX_READ_LENGTH,
+            }
+            .into());
         }
         self.read_container(&row, DATA_OFFSET + offset, length)
     }
@@ -479,7 +564,9 @@ impl<B: Backend> LeaseDb<B> {
             let chunk = pos / row.chunk_size;
             let within = pos % row.chunk_size;
             let n = (end - pos).min(row.chunk_size - within);
-            let piece = self.backend.read(&keys::chunk_key(&row.si, row.shnum, chunk), within, n)?;
+            let piece =
+                self.backend
+                    .read(&keys::chunk_key(&row.si, row.shnum, chunk), within, n)?;
             if piece.len() as u64 != n {
                 return Err(Error::Corrupted(format!(
                     "chunk {chunk} of share {}/{} is shorter than the database records",
@@ -520,7 +607,11 @@ impl<B: Backend> LeaseDb<B> {
     }
 
     /// A page of the shares table in (SI, share number) order.
-    pub fn list_all_shares(&mut self, after: Option<(&[u8], u32)>, limit: u32) -> Result<Vec<ShareRow>> {
+    pub fn list_all_shares(
+        &mut self,
+        after: Option<(&[u8], u32)>,
+        limit: u32,
+    ) -> Result<Vec<ShareRow>> {
         let after = match after {
             Some((si, n)) => Some((StorageIndex::from_bytes(si)?, ShareNum::new(n)?)),
             None => None,

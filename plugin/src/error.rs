@@ -16,9 +16,17 @@ pub enum BadInput {
     /// offset + length overflows.
     RangeOverflow { offset: u64, length: u64 },
     /// A write past the allocated size.
-    BeyondAllocated { offset: u64, length: u64, allocated: u64 },
+    BeyondAllocated {
+        offset: u64,
+        length: u64,
+        allocated: u64,
+    },
     /// A size over a limit.
-    TooLarge { what: &'static str, requested: u64, limit: u64 },
+    TooLarge {
+        what: &'static str,
+        requested: u64,
+        limit: u64,
+    },
     /// A named account with an unusable name.
     AccountName(String),
     /// A share number given twice in one request.
@@ -80,7 +88,10 @@ impl fmt::Display for Error {
             Error::Conflict(why) => write!(f, "conflicting write: {why}"),
             Error::Corrupted(why) => write!(f, "corrupted share: {why}"),
             Error::BadWriteEnabler { node_id } => {
-                write!(f, "the write enabler does not match; it was recorded by node {node_id}")
+                write!(
+                    f,
+                    "the write enabler does not match; it was recorded by node {node_id}"
+                )
             }
             Error::ShareBusy(why) => write!(f, "share busy: {why}"),
             Error::Backend(e) => write!(f, "backend storage: {e}"),

@@ -5,7 +5,9 @@ use crate::account::Account;
 
 /// Named accounts `fault-trap`, `fault-loop` and `fault-oom` trigger a fault.
 pub fn on_add_lease(account: &Account) {
-    let Account::Named(name) = account else { return };
+    let Account::Named(name) = account else {
+        return;
+    };
     match name.as_str() {
         "fault-trap" => panic!("test-faults: trap on request"),
         "fault-loop" => {

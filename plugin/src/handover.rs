@@ -34,17 +34,25 @@ struct StateV1 {
 impl<B: Backend> LeaseDb<B> {
     /// Serialises the in-memory state for the next version.
     pub fn handover(&self) -> Result<Vec<u8>> {
-        let state = StateV1 { sessions: self.sessions.clone(), uploads: self.uploads.values().cloned().collect() };
-        postcard::to_allocvec(&Handover::V1(state)).map_err(|e| Error::Database(format!("encoding the handover state: {e}")))
+        let state = StateV1 {
+            sessions: self.sessions.clone(),
+            uploads: self.uploads.values().cloned().collect(),
+        };
+        postcard::to_allocvec(&Handover::V1(state))
+            .map_err(|e| Error::Database(format!("encoding the handover state: {e}")))
     }
 
     /// Takes over the state a previous version handed over. Its uploads
     /// continue here; their COMING rows are theirs, not leftovers.
     pub fn take_over(&mut self, blob: &[u8]) -> Result<()> {
-        let Handover::V1(state) =
-            postcard::from_bytes(blob).map_err(|e| Error::Database(format!("the handover state does not decode: {e}")))?;
+        let Handover::V1(state) = postcard::from_bytes(blob)
+            .map_err(|e| Error::Database(format!("the handover state does not decode: {e}")))?;
         self.sessions = state.sessions;
-        self.uploads = state.uploads.into_iter().map(|u| ((u.si, u.shnum), u)).collect::<HashMap<(StorageIndex, ShareNum), Upload>>();
+        self.uploads = state
+            .uploads
+            .into_iter()
+            .map(|u| ((u.si, u.shnum), u))
+            .collect::<HashMap<(StorageIndex, ShareNum), Upload>>();
         Ok(())
     }
 }

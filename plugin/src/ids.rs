@@ -29,7 +29,9 @@ pub fn base32(bytes: &[u8]) -> String {
 }
 
 /// A 16-byte storage index.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct StorageIndex(pub [u8; 16]);
 
 impl StorageIndex {
@@ -73,7 +75,8 @@ impl StorageIndex {
 
     /// The first two characters of the text form: the crawl bucket.
     pub fn prefix(&self) -> Prefix {
-        let idx = (self.0[0] >> 3) as usize * 32 + (((self.0[0] & 0b111) << 2) | (self.0[1] >> 6)) as usize;
+        let idx = (self.0[0] >> 3) as usize * 32
+            + (((self.0[0] & 0b111) << 2) | (self.0[1] >> 6)) as usize;
         Prefix(idx as u16)
     }
 }
@@ -108,7 +111,9 @@ impl Prefix {
         let sorted = sorted_alphabet();
         let a = sorted[(index / 32) as usize];
         let b = sorted[(index % 32) as usize];
-        Some(Prefix(alphabet_value(a) as u16 * 32 + alphabet_value(b) as u16))
+        Some(Prefix(
+            alphabet_value(a) as u16 * 32 + alphabet_value(b) as u16,
+        ))
     }
 
     /// This prefix's position in crawl order.
@@ -138,13 +143,17 @@ fn alphabet_value(c: u8) -> u8 {
 }
 
 /// A share number, 0..=255.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, serde::Serialize, serde::Deserialize,
+)]
 pub struct ShareNum(pub u8);
 
 impl ShareNum {
     /// Accepts 0..=255.
     pub fn new(n: u32) -> Result<Self, BadInput> {
-        u8::try_from(n).map(ShareNum).map_err(|_| BadInput::ShareNumber(n))
+        u8::try_from(n)
+            .map(ShareNum)
+            .map_err(|_| BadInput::ShareNumber(n))
     }
 }
 
@@ -179,7 +188,11 @@ mod tests {
     fn bad_text_is_refused() {
         assert_eq!(StorageIndex::from_text("aaaa"), None);
         assert_eq!(StorageIndex::from_text("AAAAAAAAAAAAAAAAAAAAAAAAAA"), None);
-        assert_eq!(StorageIndex::from_text("aaaaaaaaaaaaaaaaaaaaaaaaab"), None, "non-zero trailing bits");
+        assert_eq!(
+            StorageIndex::from_text("aaaaaaaaaaaaaaaaaaaaaaaaab"),
+            None,
+            "non-zero trailing bits"
+        );
     }
 
     #[test]

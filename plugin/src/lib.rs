@@ -12,17 +12,17 @@ pub mod db;
 pub mod discovery;
 pub mod engine;
 pub mod error;
-pub mod handover;
 #[cfg(feature = "test-faults")]
 mod faults;
+pub mod handover;
 pub mod ids;
 pub mod mutable_write;
 pub mod session;
 pub mod share;
-pub mod stats;
-pub mod upload;
 #[cfg(target_arch = "wasm32")]
 mod sqlite_hooks;
+pub mod stats;
+pub mod upload;
 #[cfg(target_arch = "wasm32")]
 mod wit;
 

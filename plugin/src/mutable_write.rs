@@ -105,7 +105,10 @@ struct MutableShare {
 
 impl<B: Backend> LeaseDb<B> {
     /// The valid mutable shares of `si`, with the rows of all its shares.
-    fn mutable_shares(&self, si: &StorageIndex) -> Result<(Vec<ShareRow>, BTreeMap<ShareNum, MutableShare>)> {
+    fn mutable_shares(
+        &self,
+        si: &StorageIndex,
+    ) -> Result<(Vec<ShareRow>, BTreeMap<ShareNum, MutableShare>)> {
         let rows = self.shares_of(si)?;
         let mut valid = BTreeMap::new();
         for row in &rows {
@@ -116,14 +119,25 @@ impl<B: Backend> LeaseDb<B> {
             let head = c.read(&self.backend, 0, container::SNIFF_LENGTH)?;
             // The database said mutable; the container decides.
             if let Container::Mutable(header) = container::sniff(&head, row.used_space) {
-                valid.insert(row.shnum, MutableShare { row: row.clone(), header });
+                valid.insert(
+                    row.shnum,
+                    MutableShare {
+                        row: row.clone(),
+                        header,
+                    },
+                );
             }
         }
         Ok((rows, valid))
     }
 
     fn read_data(&self, share: &MutableShare, offset: u64, length: u64) -> Result<Vec<u8>> {
-        let mut c = ChunkedContainer::open(share.row.si, share.row.shnum, share.row.chunk_size, share.row.used_space);
+        let mut c = ChunkedContainer::open(
+            share.row.si,
+            share.row.shnum,
+            share.row.chunk_size,
+            share.row.used_space,
+        );
         let end = offset.saturating_add(length).min(share.header.data_length);
         if offset >= end {
             return Ok(Vec::new());
@@ -141,8 +155,10 @@ impl<B: Backend> LeaseDb<B> {
         read_vector: &[(u64, u64)],
     ) -> Result<ReadTestWrite> {
         let si = StorageIndex::from_bytes(si)?;
-        let write_enabler: [u8; 32] = write_enabler.try_into().map_err(|_| {
-            BadInput::TooLarge { what: "write enabler length (must be 32)", requested: write_enabler.len() as u64, limit: 32 }
+        let write_enabler: [u8; 32] = write_enabler.try_into().map_err(|_| BadInput::TooLarge {
+            what: "write enabler length (must be 32)",
+            requested: write_enabler.len() as u64,
+            limit: 32,
         })?;
         let mut seen = Vec::new();
         for w in writes {
@@ -158,7 +174,12 @@ impl<B: Backend> LeaseDb<B> {
                 checked_range(v.offset, v.data.len() as u64)?;
                 let end = v.offset + v.data.len() as u64;
                 if end > self.config.max_mutable_size {
-                    return Err(BadInput::TooLarge { what: "mutable share size", requested: end, limit: self.config.max_mutable_size }.into());
+                    return Err(BadInput::TooLarge {
+                        what: "mutable share size",
+                        requested: end,
+                        limit: self.config.max_mutable_size,
+                    }
+                    .into());
                 }
             }
         }
@@ -168,8 +189,13 @@ impl<B: Backend> LeaseDb<B> {
 
         let (rows, valid) = self.mutable_shares(&si)?;
         // The write enabler is checked against every existing share first.
-        if let Some(other) = valid.values().find(|s| s.header.write_enabler != write_enabler) {
-            return Err(Error::BadWriteEnabler { node_id: base32(&other.header.node_id) });
+        if let Some(other) = valid
+            .values()
+            .find(|s| s.header.write_enabler != write_enabler)
+        {
+            return Err(Error::BadWriteEnabler {
+                node_id: base32(&other.header.node_id),
+            });
         }
         let mut reads = BTreeMap::new();
         for (shnum, share) in &valid {
@@ -183,14 +209,19 @@ impl<B: Backend> LeaseDb<B> {
             let shnum = ShareNum(w.shnum as u8);
             for t in &w.tests {
                 let holds = match (valid.get(&shnum), rows.iter().find(|r| r.shnum == shnum)) {
-                    (Some(share), _) => t.operator.holds(&self.read_data(share, t.offset, t.length)?, &t.specimen),
+                    (Some(share), _) => t
+                        .operator
+                        .holds(&self.read_data(share, t.offset, t.length)?, &t.specimen),
                     // A share that does not exist reads as empty.
                     (None, None) => t.operator.holds(&[], &t.specimen),
                     // Corrupted, or not a mutable share: no test on it can pass.
                     (None, Some(_)) => false,
                 };
                 if !holds {
-                    return Ok(ReadTestWrite { success: false, reads });
+                    return Ok(ReadTestWrite {
+                        success: false,
+                        reads,
+                    });
                 }
             }
         }
@@ -199,8 +230,12 @@ impl<B: Backend> LeaseDb<B> {
             if let Some(row) = rows.iter().find(|r| r.shnum == shnum) {
                 if !valid.contains_key(&shnum) {
                     return Err(match row.share_type {
-                        ShareType::Corrupted => Error::Corrupted(format!("share {si}/{shnum} cannot be written")),
-                        _ if row.state == ShareState::Going => Error::ShareBusy(format!("share {si}/{shnum} is being deleted")),
+                        ShareType::Corrupted => {
+                            Error::Corrupted(format!("share {si}/{shnum} cannot be written"))
+                        }
+                        _ if row.state == ShareState::Going => {
+                            Error::ShareBusy(format!("share {si}/{shnum} is being deleted"))
+                        }
                         _ => Error::Conflict(format!("share {si}/{shnum} is not a mutable share")),
                     });
                 }
@@ -210,7 +245,10 @@ impl<B: Backend> LeaseDb<B> {
         for w in writes {
             self.apply(&si, &valid, w, &write_enabler, account_id)?;
         }
-        Ok(ReadTestWrite { success: true, reads })
+        Ok(ReadTestWrite {
+            success: true,
+            reads,
+        })
     }
 
     /// Applies one share's writes: STABLE → COMING → STABLE around the
@@ -235,7 +273,8 @@ impl<B: Backend> LeaseDb<B> {
         let (mut container, mut data_length) = match existing {
             Some(share) => {
                 shares::transition(&tx, si, shnum, ShareState::Stable, ShareState::Coming)?;
-                let c = ChunkedContainer::open(*si, shnum, share.row.chunk_size, share.row.used_space);
+                let c =
+                    ChunkedContainer::open(*si, shnum, share.row.chunk_size, share.row.used_space);
                 (c, share.header.data_length)
             }
             None => {
@@ -252,7 +291,12 @@ impl<B: Backend> LeaseDb<B> {
                     },
                 )?;
                 let mut c = ChunkedContainer::open(*si, shnum, self.config.chunk_size, 0);
-                c.write(&self.backend, 0, &mutable::new_container(&self.config.node_id, write_enabler)[..DATA_OFFSET as usize])?;
+                c.write(
+                    &self.backend,
+                    0,
+                    &mutable::new_container(&self.config.node_id, write_enabler)
+                        [..DATA_OFFSET as usize],
+                )?;
                 (c, 0)
             }
         };
@@ -272,8 +316,16 @@ impl<B: Backend> LeaseDb<B> {
             }
         }
         let trailer_at = DATA_OFFSET + data_length;
-        container.write(&self.backend, DATA_LENGTH_OFFSET as u64, &data_length.to_be_bytes())?;
-        container.write(&self.backend, EXTRA_LEASE_OFFSET_OFFSET as u64, &trailer_at.to_be_bytes())?;
+        container.write(
+            &self.backend,
+            DATA_LENGTH_OFFSET as u64,
+            &data_length.to_be_bytes(),
+        )?;
+        container.write(
+            &self.backend,
+            EXTRA_LEASE_OFFSET_OFFSET as u64,
+            &trailer_at.to_be_bytes(),
+        )?;
         container.write(&self.backend, trailer_at, &0u32.to_be_bytes())?;
         container.flush(&self.backend)?;
 
@@ -300,11 +352,23 @@ impl<B: Backend> LeaseDb<B> {
     /// (with its leases); back to STABLE if the objects cannot be deleted.
     fn delete_mutable(&mut self, row: &ShareRow) -> Result<()> {
         let tx = self.conn.transaction()?;
-        shares::transition(&tx, &row.si, row.shnum, ShareState::Stable, ShareState::Going)?;
+        shares::transition(
+            &tx,
+            &row.si,
+            row.shnum,
+            ShareState::Stable,
+            ShareState::Going,
+        )?;
         tx.commit()?;
         if let Err(e) = self.delete_share_objects(&row.si, row.shnum) {
             let tx = self.conn.transaction()?;
-            shares::transition(&tx, &row.si, row.shnum, ShareState::Going, ShareState::Stable)?;
+            shares::transition(
+                &tx,
+                &row.si,
+                row.shnum,
+                ShareState::Going,
+                ShareState::Stable,
+            )?;
             tx.commit()?;
             return Err(e);
         }
@@ -315,9 +379,17 @@ impl<B: Backend> LeaseDb<B> {
     }
 
     /// Reads over the given share numbers (empty: every valid mutable share).
-    pub fn mutable_read(&mut self, si: &[u8], shnums: &[u32], read_vector: &[(u64, u64)]) -> Result<BTreeMap<ShareNum, Vec<Vec<u8>>>> {
+    pub fn mutable_read(
+        &mut self,
+        si: &[u8],
+        shnums: &[u32],
+        read_vector: &[(u64, u64)],
+    ) -> Result<BTreeMap<ShareNum, Vec<Vec<u8>>>> {
         let si = StorageIndex::from_bytes(si)?;
-        let wanted = shnums.iter().map(|&n| ShareNum::new(n)).collect::<std::result::Result<Vec<_>, _>>()?;
+        let wanted = shnums
+            .iter()
+            .map(|&n| ShareNum::new(n))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         for &(offset, length) in read_vector {
             checked_range(offset, length)?;
         }

@@ -31,7 +31,10 @@ impl Sessions {
 
     /// Ends a session; returns its unfinished uploads.
     pub fn close(&mut self, session: SessionId) -> Vec<(StorageIndex, ShareNum)> {
-        self.open.remove(&session).map(|u| u.into_iter().collect()).unwrap_or_default()
+        self.open
+            .remove(&session)
+            .map(|u| u.into_iter().collect())
+            .unwrap_or_default()
     }
 
     /// Open sessions.

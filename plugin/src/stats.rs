@@ -54,7 +54,10 @@ impl Latencies {
                 let mut sorted: Vec<u64> = window.iter().copied().collect();
                 sorted.sort_unstable();
                 let pick = |p: f64, min: usize| {
-                    (sorted.len() >= min).then(|| sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1])
+                    (sorted.len() >= min).then(|| {
+                        sorted
+                            [((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+                    })
                 };
                 LatencySummary {
                     operation: op.to_string(),
@@ -134,12 +137,23 @@ impl<B: Backend> LeaseDb<B> {
             },
         )?;
         let (uploads_in_flight, allocated_in_flight) = self.in_flight();
-        Ok(Stats { shares, uploads_in_flight, allocated_in_flight, latencies: self.latencies.summary() })
+        Ok(Stats {
+            shares,
+            uploads_in_flight,
+            allocated_in_flight,
+            latencies: self.latencies.summary(),
+        })
     }
 
     /// What `account` leases; with None, what any account leases.
     pub fn usage(&self, account: Option<&Account>) -> Result<Usage> {
-        let row = |r: &crate::db::sqlite::Row| Ok(Usage { shares: r.get(0)?, bytes: r.get(1)?, sharesets: r.get(2)? });
+        let row = |r: &crate::db::sqlite::Row| {
+            Ok(Usage {
+                shares: r.get(0)?,
+                bytes: r.get(1)?,
+                sharesets: r.get(2)?,
+            })
+        };
         let usage = match account {
             None => self.conn.query_row(
                 "SELECT count(*), COALESCE(sum(s.used_space), 0), count(DISTINCT s.si) FROM shares s
@@ -198,12 +212,20 @@ mod tests {
         for i in 1..=100 {
             l.record("write", i);
         }
-        let w = l.summary().into_iter().find(|s| s.operation == "write").unwrap();
+        let w = l
+            .summary()
+            .into_iter()
+            .find(|s| s.operation == "write")
+            .unwrap();
         assert_eq!((w.p50, w.p90, w.p99), (Some(50), Some(90), Some(99)));
         for _ in 0..2000 {
             l.record("write", 1);
         }
-        let w = l.summary().into_iter().find(|s| s.operation == "write").unwrap();
+        let w = l
+            .summary()
+            .into_iter()
+            .find(|s| s.operation == "write")
+            .unwrap();
         assert_eq!(w.samples, LATENCY_WINDOW as u32);
     }
 }

@@ -44,11 +44,14 @@ impl PendingChunk {
     /// Whether any byte of [start, end) was written before with a different value.
     fn conflicts(&self, start: u64, bytes: &[u8]) -> bool {
         let end = start + bytes.len() as u64;
-        self.written.range(..end).filter(|(_, &e)| e > start).any(|(&s, &e)| {
-            let (from, to) = (s.max(start), e.min(end));
-            let old = &self.data[from as usize..to as usize];
-            old != &bytes[(from - start) as usize..(to - start) as usize]
-        })
+        self.written
+            .range(..end)
+            .filter(|(_, &e)| e > start)
+            .any(|(&s, &e)| {
+                let (from, to) = (s.max(start), e.min(end));
+                let old = &self.data[from as usize..to as usize];
+                old != &bytes[(from - start) as usize..(to - start) as usize]
+            })
     }
 }
 
@@ -78,7 +81,14 @@ pub struct Upload {
 
 impl Upload {
     /// A new upload whose header is already in place in chunk 0.
-    pub fn new(si: StorageIndex, shnum: ShareNum, session: SessionId, account_id: i64, allocated_size: u64, chunk_size: u64) -> Upload {
+    pub fn new(
+        si: StorageIndex,
+        shnum: ShareNum,
+        session: SessionId,
+        account_id: i64,
+        allocated_size: u64,
+        chunk_size: u64,
+    ) -> Upload {
         let mut upload = Upload {
             si,
             shnum,
@@ -122,16 +132,25 @@ impl Upload {
 
     /// Length of chunk `k` in a container of `total` bytes.
     fn chunk_length(&self, k: u64, total: u64) -> u64 {
-        total.saturating_sub(k * self.chunk_size).min(self.chunk_size)
+        total
+            .saturating_sub(k * self.chunk_size)
+            .min(self.chunk_size)
     }
 
     /// Writes share data at `offset`. A rewrite of bytes already written
     /// must repeat them exactly.
     pub fn write(&mut self, backend: &impl Backend, offset: u64, data: &[u8]) -> Result<()> {
         let length = data.len() as u64;
-        let end = offset.checked_add(length).ok_or(BadInput::RangeOverflow { offset, length })?;
+        let end = offset
+            .checked_add(length)
+            .ok_or(BadInput::RangeOverflow { offset, length })?;
         if end > self.allocated_size {
-            return Err(BadInput::BeyondAllocated { offset, length, allocated: self.allocated_size }.into());
+            return Err(BadInput::BeyondAllocated {
+                offset,
+                length,
+                allocated: self.allocated_size,
+            }
+            .into());
         }
         self.check_rewrite(backend, DATA_OFFSET + offset, data)?;
         self.put(DATA_OFFSET + offset, data);
@@ -140,7 +159,12 @@ impl Upload {
     }
 
     /// Refuses a write that changes bytes already written.
-    fn check_rewrite(&self, backend: &impl Backend, container_offset: u64, data: &[u8]) -> Result<()> {
+    fn check_rewrite(
+        &self,
+        backend: &impl Backend,
+        container_offset: u64,
+        data: &[u8],
+    ) -> Result<()> {
         let mut pos = container_offset;
         let mut rest = data;
         while !rest.is_empty() {
@@ -152,7 +176,9 @@ impl Upload {
                 let key = keys::chunk_key(&self.si, self.shnum, chunk);
                 backend.read(&key, within, n as u64)? != piece
             } else {
-                self.pending.get(&chunk).is_some_and(|p| p.conflicts(within, piece))
+                self.pending
+                    .get(&chunk)
+                    .is_some_and(|p| p.conflicts(within, piece))
             };
             if clash {
                 return Err(Error::Conflict(format!(
@@ -255,16 +281,28 @@ mod tests {
         let mut u = upload(100, 32);
         u.write(&b, 0, &[5; 40]).unwrap(); // chunk 0 stored, chunk 1 pending
         u.write(&b, 10, &[5; 30]).unwrap();
-        assert!(matches!(u.write(&b, 0, &[6; 1]), Err(Error::Conflict(_))), "stored chunk");
-        assert!(matches!(u.write(&b, 39, &[6; 1]), Err(Error::Conflict(_))), "pending chunk");
+        assert!(
+            matches!(u.write(&b, 0, &[6; 1]), Err(Error::Conflict(_))),
+            "stored chunk"
+        );
+        assert!(
+            matches!(u.write(&b, 39, &[6; 1]), Err(Error::Conflict(_))),
+            "pending chunk"
+        );
     }
 
     #[test]
     fn writes_past_allocation_or_overflowing_are_refused() {
         let b = MemoryBackend::new(u64::MAX);
         let mut u = upload(10, 32);
-        assert!(matches!(u.write(&b, 5, &[0; 6]), Err(Error::BadInput(BadInput::BeyondAllocated { .. }))));
-        assert!(matches!(u.write(&b, u64::MAX, &[0; 2]), Err(Error::BadInput(BadInput::RangeOverflow { .. }))));
+        assert!(matches!(
+            u.write(&b, 5, &[0; 6]),
+            Err(Error::BadInput(BadInput::BeyondAllocated { .. }))
+        ));
+        assert!(matches!(
+            u.write(&b, u64::MAX, &[0; 2]),
+            Err(Error::BadInput(BadInput::RangeOverflow { .. }))
+        ));
         assert!(b.keys().is_empty());
     }
 

@@ -5,8 +5,8 @@
 use std::cell::RefCell;
 
 use crate::backend::{Backend, BackendError, ListPage, ObjectEntry};
-use crate::engine::{self, LeaseDb};
 use crate::crawler::{self, CrawlerConfig, CycleReport, ExpirationPolicy, SliceOutcome};
+use crate::engine::{self, LeaseDb};
 use crate::error::{BadInput, Error};
 use crate::ids::ShareNum;
 use crate::mutable_write::{ShareWrites, TestOperator, TestVector, WriteVector};
@@ -45,10 +45,22 @@ impl From<host::BackendError> for BackendError {
 }
 
 impl Backend for HostBackend {
-    fn list(&self, prefix: &str, start_after: Option<&str>, limit: u32) -> Result<ListPage, BackendError> {
+    fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: u32,
+    ) -> Result<ListPage, BackendError> {
         let page = host::list_objects(prefix, start_after, limit)?;
         Ok(ListPage {
-            entries: page.entries.into_iter().map(|e| ObjectEntry { key: e.key, size: e.size }).collect(),
+            entries: page
+                .entries
+                .into_iter()
+                .map(|e| ObjectEntry {
+                    key: e.key,
+                    size: e.size,
+                })
+                .collect(),
             next: page.next,
         })
     }
@@ -72,12 +84,17 @@ thread_local! {
 
 /// Runs operation `op` on the engine, recording how long it took; fails with
 /// not-ready before init and after shutdown.
-fn with_engine<T>(op: &'static str, f: impl FnOnce(&mut LeaseDb<HostBackend>) -> Result<T, Error>) -> Result<T, wit::Error> {
+fn with_engine<T>(
+    op: &'static str,
+    f: impl FnOnce(&mut LeaseDb<HostBackend>) -> Result<T, Error>,
+) -> Result<T, wit::Error> {
     ENGINE.with(|cell| match cell.borrow_mut().as_mut() {
         Some(engine) => {
             let started = std::time::Instant::now();
             let result = f(engine).map_err(Into::into);
-            engine.latencies.record(op, started.elapsed().as_micros() as u64);
+            engine
+                .latencies
+                .record(op, started.elapsed().as_micros() as u64);
             result
         }
         None => Err(wit::Error::NotReady),
@@ -89,13 +106,27 @@ impl From<BadInput> for wit::BadInput {
         match b {
             BadInput::StorageIndexLength(n) => wit::BadInput::StorageIndexLength(n),
             BadInput::ShareNumber(n) => wit::BadInput::ShareNumber(n),
-            BadInput::RangeOverflow { offset, length } => wit::BadInput::RangeOverflow(wit::ByteRange { offset, length }),
-            BadInput::BeyondAllocated { offset, length, allocated } => {
-                wit::BadInput::BeyondAllocated(wit::BeyondAllocated { offset, length, allocated })
+            BadInput::RangeOverflow { offset, length } => {
+                wit::BadInput::RangeOverflow(wit::ByteRange { offset, length })
             }
-            BadInput::TooLarge { what, requested, limit } => {
-                wit::BadInput::TooLarge(wit::TooLarge { what: what.to_string(), requested, limit })
-            }
+            BadInput::BeyondAllocated {
+                offset,
+                length,
+                allocated,
+            } => wit::BadInput::BeyondAllocated(wit::BeyondAllocated {
+                offset,
+                length,
+                allocated,
+            }),
+            BadInput::TooLarge {
+                what,
+                requested,
+                limit,
+            } => wit::BadInput::TooLarge(wit::TooLarge {
+                what: what.to_string(),
+                requested,
+                limit,
+            }),
             BadInput::AccountName(n) => wit::BadInput::AccountName(n),
             BadInput::DuplicateShareNumber(n) => wit::BadInput::DuplicateShareNumber(n),
         }
@@ -112,8 +143,12 @@ impl From<Error> for wit::Error {
             Error::Corrupted(m) => wit::Error::Corrupted(m),
             Error::BadWriteEnabler { node_id } => wit::Error::BadWriteEnabler(node_id),
             Error::ShareBusy(m) => wit::Error::ShareBusy(m),
-            Error::Backend(BackendError::Transient(m)) => wit::Error::Backend(wit::BackendFailure::Transient(m)),
-            Error::Backend(other) => wit::Error::Backend(wit::BackendFailure::Permanent(other.to_string())),
+            Error::Backend(BackendError::Transient(m)) => {
+                wit::Error::Backend(wit::BackendFailure::Transient(m))
+            }
+            Error::Backend(other) => {
+                wit::Error::Backend(wit::BackendFailure::Permanent(other.to_string()))
+            }
             Error::Database(m) => wit::Error::Database(m),
             Error::NotReady => wit::Error::NotReady,
         }
@@ -138,7 +173,13 @@ impl StorageGuest for Component {
         allocated_size: u64,
     ) -> Result<storage::Allocation, wit::Error> {
         with_engine("allocate", |e| {
-            let a = e.allocate(session, &account(acct)?, &si, &share_numbers, allocated_size)?;
+            let a = e.allocate(
+                session,
+                &account(acct)?,
+                &si,
+                &share_numbers,
+                allocated_size,
+            )?;
             Ok(storage::Allocation {
                 already_have: a.already_have.iter().map(|n| n.0 as u32).collect(),
                 allocated: a.allocated.iter().map(|n| n.0 as u32).collect(),
@@ -146,7 +187,12 @@ impl StorageGuest for Component {
         })
     }
 
-    fn write(si: wit::StorageIndex, share_number: wit::ShareNumber, offset: u64, data: Vec<u8>) -> Result<(), wit::Error> {
+    fn write(
+        si: wit::StorageIndex,
+        share_number: wit::ShareNumber,
+        offset: u64,
+        data: Vec<u8>,
+    ) -> Result<(), wit::Error> {
         with_engine("write", |e| e.write(&si, share_number, offset, &data))
     }
 
@@ -159,10 +205,17 @@ impl StorageGuest for Component {
     }
 
     fn list_shares(si: wit::StorageIndex) -> Result<Vec<wit::ShareNumber>, wit::Error> {
-        with_engine("list-shares", |e| Ok(e.list_shares(&si)?.iter().map(|n| n.0 as u32).collect()))
+        with_engine("list-shares", |e| {
+            Ok(e.list_shares(&si)?.iter().map(|n| n.0 as u32).collect())
+        })
     }
 
-    fn read(si: wit::StorageIndex, share_number: wit::ShareNumber, offset: u64, length: u64) -> Result<Vec<u8>, wit::Error> {
+    fn read(
+        si: wit::StorageIndex,
+        share_number: wit::ShareNumber,
+        offset: u64,
+        length: u64,
+    ) -> Result<Vec<u8>, wit::Error> {
         with_engine("read", |e| e.read(&si, share_number, offset, length))
     }
 
@@ -185,7 +238,10 @@ impl StorageGuest for Component {
         })
     }
 
-    fn list_all_shares(after: Option<(wit::StorageIndex, wit::ShareNumber)>, limit: u32) -> Result<Vec<storage::ShareInfo>, wit::Error> {
+    fn list_all_shares(
+        after: Option<(wit::StorageIndex, wit::ShareNumber)>,
+        limit: u32,
+    ) -> Result<Vec<storage::ShareInfo>, wit::Error> {
         with_engine("list-all-shares", |e| {
             let after = after.as_ref().map(|(si, n)| (&si[..], *n));
             Ok(e.list_all_shares(after, limit)?
@@ -202,8 +258,16 @@ impl StorageGuest for Component {
     }
 }
 
-fn share_reads(reads: std::collections::BTreeMap<ShareNum, Vec<Vec<u8>>>) -> Vec<mutable::ShareReads> {
-    reads.into_iter().map(|(n, data)| mutable::ShareReads { share_number: n.0 as u32, data }).collect()
+fn share_reads(
+    reads: std::collections::BTreeMap<ShareNum, Vec<Vec<u8>>>,
+) -> Vec<mutable::ShareReads> {
+    reads
+        .into_iter()
+        .map(|(n, data)| mutable::ShareReads {
+            share_number: n.0 as u32,
+            data,
+        })
+        .collect()
 }
 
 fn ranges(read_vector: &[wit::ByteRange]) -> Vec<(u64, u64)> {
@@ -239,18 +303,44 @@ impl MutableGuest for Component {
                         specimen: t.specimen,
                     })
                     .collect(),
-                writes: w.writes.into_iter().map(|v| WriteVector { offset: v.offset, data: v.data }).collect(),
+                writes: w
+                    .writes
+                    .into_iter()
+                    .map(|v| WriteVector {
+                        offset: v.offset,
+                        data: v.data,
+                    })
+                    .collect(),
                 new_length: w.new_length,
             })
             .collect();
         with_engine("read-test-write", |e| {
-            let r = e.read_test_write(&account(acct)?, &si, &write_enabler, &writes, &ranges(&read_vector))?;
-            Ok(mutable::ReadTestWriteResult { success: r.success, reads: share_reads(r.reads) })
+            let r = e.read_test_write(
+                &account(acct)?,
+                &si,
+                &write_enabler,
+                &writes,
+                &ranges(&read_vector),
+            )?;
+            Ok(mutable::ReadTestWriteResult {
+                success: r.success,
+                reads: share_reads(r.reads),
+            })
         })
     }
 
-    fn read(si: wit::StorageIndex, share_numbers: Vec<wit::ShareNumber>, read_vector: Vec<wit::ByteRange>) -> Result<Vec<mutable::ShareReads>, wit::Error> {
-        with_engine("read", |e| Ok(share_reads(e.mutable_read(&si, &share_numbers, &ranges(&read_vector))?)))
+    fn read(
+        si: wit::StorageIndex,
+        share_numbers: Vec<wit::ShareNumber>,
+        read_vector: Vec<wit::ByteRange>,
+    ) -> Result<Vec<mutable::ShareReads>, wit::Error> {
+        with_engine("read", |e| {
+            Ok(share_reads(e.mutable_read(
+                &si,
+                &share_numbers,
+                &ranges(&read_vector),
+            )?))
+        })
     }
 }
 
@@ -272,7 +362,11 @@ fn wit_type(t: ShareType) -> storage::ShareType {
 }
 
 fn wit_usage(u: Usage) -> accounting::Usage {
-    accounting::Usage { shares: u.shares, bytes: u.bytes, sharesets: u.sharesets }
+    accounting::Usage {
+        shares: u.shares,
+        bytes: u.bytes,
+        sharesets: u.sharesets,
+    }
 }
 
 impl AccountingGuest for Component {
@@ -299,7 +393,9 @@ impl AccountingGuest for Component {
             accounting::AdvisedType::Immutable => ShareType::Immutable,
             accounting::AdvisedType::Mutable => ShareType::Mutable,
         };
-        with_engine("advise-corrupt", |e| e.advise_corrupt(&account(acct)?, share_type, &si, share_number, &reason))
+        with_engine("advise-corrupt", |e| {
+            e.advise_corrupt(&account(acct)?, share_type, &si, share_number, &reason)
+        })
     }
 
     fn list_advisories(after: i64, limit: u32) -> Result<Vec<accounting::Advisory>, wit::Error> {
@@ -333,7 +429,11 @@ impl AccountingGuest for Component {
         with_engine("usage-by-account", |e| {
             Ok(e.usage_by_account()?
                 .into_iter()
-                .map(|a| accounting::AccountUsage { account_id: a.account_id as u64, name: a.name, usage: wit_usage(a.usage) })
+                .map(|a| accounting::AccountUsage {
+                    account_id: a.account_id as u64,
+                    name: a.name,
+                    usage: wit_usage(a.usage),
+                })
                 .collect())
         })
     }
@@ -357,7 +457,13 @@ impl AccountingGuest for Component {
                 latencies: s
                     .latencies
                     .into_iter()
-                    .map(|l| accounting::Latency { operation: l.operation, samples: l.samples, p50: l.p50, p90: l.p90, p99: l.p99 })
+                    .map(|l| accounting::Latency {
+                        operation: l.operation,
+                        samples: l.samples,
+                        p50: l.p50,
+                        p90: l.p90,
+                        p99: l.p99,
+                    })
                     .collect(),
             })
         })
@@ -367,13 +473,19 @@ impl AccountingGuest for Component {
 fn wit_policy(p: ExpirationPolicy) -> wcrawler::ExpirationPolicy {
     match p {
         ExpirationPolicy::Disabled => wcrawler::ExpirationPolicy::Disabled,
-        ExpirationPolicy::Age { override_seconds } => wcrawler::ExpirationPolicy::Age(override_seconds),
+        ExpirationPolicy::Age { override_seconds } => {
+            wcrawler::ExpirationPolicy::Age(override_seconds)
+        }
         ExpirationPolicy::CutoffDate { cutoff } => wcrawler::ExpirationPolicy::CutoffDate(cutoff),
     }
 }
 
 fn wit_counts(c: crawler::Counts) -> wcrawler::Counts {
-    wcrawler::Counts { shares: c.shares, sharesets: c.sharesets, bytes: c.bytes }
+    wcrawler::Counts {
+        shares: c.shares,
+        sharesets: c.sharesets,
+        bytes: c.bytes,
+    }
 }
 
 fn wit_tally(t: crawler::Tally) -> wcrawler::Tally {
@@ -399,11 +511,18 @@ fn wit_report(r: CycleReport) -> wcrawler::CycleReport {
         added: r.added,
         disappeared: r.disappeared,
         leases_expired: r.leases_expired,
-        lease_ages: r.lease_ages.iter().map(|(&days, &leases)| wcrawler::AgeBin { days, leases }).collect(),
+        lease_ages: r
+            .lease_ages
+            .iter()
+            .map(|(&days, &leases)| wcrawler::AgeBin { days, leases })
+            .collect(),
         corrupt_shares: r
             .corrupt_shares
             .into_iter()
-            .map(|s| wcrawler::ShareRef { storage_index: s.si, share_number: s.shnum as u32 })
+            .map(|s| wcrawler::ShareRef {
+                storage_index: s.si,
+                share_number: s.shnum as u32,
+            })
             .collect(),
         prefixes_failed: r
             .prefixes_failed
@@ -421,8 +540,12 @@ impl CrawlerGuest for Component {
     fn configure(config: wcrawler::CrawlerConfig) -> Result<(), wit::Error> {
         let policy = match config.policy {
             wcrawler::ExpirationPolicy::Disabled => ExpirationPolicy::Disabled,
-            wcrawler::ExpirationPolicy::Age(override_seconds) => ExpirationPolicy::Age { override_seconds },
-            wcrawler::ExpirationPolicy::CutoffDate(cutoff) => ExpirationPolicy::CutoffDate { cutoff },
+            wcrawler::ExpirationPolicy::Age(override_seconds) => {
+                ExpirationPolicy::Age { override_seconds }
+            }
+            wcrawler::ExpirationPolicy::CutoffDate(cutoff) => {
+                ExpirationPolicy::CutoffDate { cutoff }
+            }
         };
         with_engine("crawler-configure", |e| {
             e.configure_crawler(CrawlerConfig {
@@ -436,10 +559,14 @@ impl CrawlerGuest for Component {
 
     fn run_slice(budget_ms: u32, force: bool) -> Result<wcrawler::SliceOutcome, wit::Error> {
         with_engine("crawler-slice", |e| {
-            Ok(match e.crawl_slice(std::time::Duration::from_millis(budget_ms as u64), force)? {
-                SliceOutcome::Waiting { until } => wcrawler::SliceOutcome::Waiting(until),
-                SliceOutcome::Progressed { prefixes, finished } => wcrawler::SliceOutcome::Progressed((prefixes as u32, finished)),
-            })
+            Ok(
+                match e.crawl_slice(std::time::Duration::from_millis(budget_ms as u64), force)? {
+                    SliceOutcome::Waiting { until } => wcrawler::SliceOutcome::Waiting(until),
+                    SliceOutcome::Progressed { prefixes, finished } => {
+                        wcrawler::SliceOutcome::Progressed((prefixes as u32, finished))
+                    }
+                },
+            )
         })
     }
 
@@ -456,7 +583,10 @@ impl CrawlerGuest for Component {
 }
 
 impl LifecycleGuest for Component {
-    fn init(config: lifecycle::Config, handover: Option<Vec<u8>>) -> Result<lifecycle::InitReport, wit::Error> {
+    fn init(
+        config: lifecycle::Config,
+        handover: Option<Vec<u8>>,
+    ) -> Result<lifecycle::InitReport, wit::Error> {
         let node_id: [u8; 20] = config.node_id.as_slice().try_into().map_err(|_| {
             wit::Error::BadInput(wit::BadInput::TooLarge(wit::TooLarge {
                 what: "node id length (must be 20)".to_string(),
@@ -473,8 +603,14 @@ impl LifecycleGuest for Component {
         };
         // Re-init (after a host restart of this instance) starts from scratch.
         ENGINE.with(|cell| cell.borrow_mut().take());
-        let (engine, report) = LeaseDb::start(DB_PATH, HostBackend, config, Box::new(engine::system_clock), handover.as_deref())
-            .map_err(|e| wit::Error::Database(e.to_string()))?;
+        let (engine, report) = LeaseDb::start(
+            DB_PATH,
+            HostBackend,
+            config,
+            Box::new(engine::system_clock),
+            handover.as_deref(),
+        )
+        .map_err(|e| wit::Error::Database(e.to_string()))?;
         ENGINE.with(|cell| *cell.borrow_mut() = Some(engine));
         Ok(lifecycle::InitReport {
             schema_version: report.schema_version,

@@ -31,13 +31,28 @@ impl Store {
     fn new() -> Store {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db").to_str().unwrap().to_string();
-        Store { _dir: dir, path, backend: Rc::new(MemoryBackend::new(1 << 40)), clock: Rc::new(Cell::new(1_700_000_000)) }
+        Store {
+            _dir: dir,
+            path,
+            backend: Rc::new(MemoryBackend::new(1 << 40)),
+            clock: Rc::new(Cell::new(1_700_000_000)),
+        }
     }
 
     fn open(&self) -> Db {
         let clock = self.clock.clone();
-        let config = Config { chunk_size: 4096, ..Config::default() };
-        LeaseDb::open_with_clock(&self.path, self.backend.clone(), config, Box::new(move || clock.get())).unwrap().0
+        let config = Config {
+            chunk_size: 4096,
+            ..Config::default()
+        };
+        LeaseDb::open_with_clock(
+            &self.path,
+            self.backend.clone(),
+            config,
+            Box::new(move || clock.get()),
+        )
+        .unwrap()
+        .0
     }
 
     /// Two immutable (aa, ai) and two mutable (ae, am) SIs, each with an
@@ -47,16 +62,36 @@ impl Store {
     fn populate(&self, db: &mut Db) {
         let dir = tempfile::tempdir().unwrap();
         let other_path = dir.path().join("other").to_str().unwrap().to_string();
-        let config = Config { chunk_size: 4096, ..Config::default() };
-        let mut other = LeaseDb::open(&other_path, self.backend.clone(), config).unwrap().0;
+        let config = Config {
+            chunk_size: 4096,
+            ..Config::default()
+        };
+        let mut other = LeaseDb::open(&other_path, self.backend.clone(), config)
+            .unwrap()
+            .0;
         for (n, mutable) in [(0u8, false), (1, true), (2, false), (3, true)] {
             let target = if n < 2 { &mut *db } else { &mut other };
             let si = si(n);
             if mutable {
-                let w = ShareWrites { shnum: 0, tests: vec![], writes: vec![WriteVector { offset: 0, data: vec![n; 100] }], new_length: None };
-                assert!(target.read_test_write(&Account::Anonymous, &si, &[1; 32], &[w], &[]).unwrap().success);
+                let w = ShareWrites {
+                    shnum: 0,
+                    tests: vec![],
+                    writes: vec![WriteVector {
+                        offset: 0,
+                        data: vec![n; 100],
+                    }],
+                    new_length: None,
+                };
+                assert!(
+                    target
+                        .read_test_write(&Account::Anonymous, &si, &[1; 32], &[w], &[])
+                        .unwrap()
+                        .success
+                );
             } else {
-                target.allocate(1, &Account::Anonymous, &si, &[0], 100).unwrap();
+                target
+                    .allocate(1, &Account::Anonymous, &si, &[0], 100)
+                    .unwrap();
                 target.write(&si, 0, 0, &[n; 100]).unwrap();
                 target.close(&si, 0).unwrap();
             }
@@ -91,20 +126,46 @@ fn the_first_prefix_with_shares_is_reported_then_the_whole_cycle() {
     }
     let current = db.crawler_status().unwrap().current.unwrap();
     assert_eq!(current.prefixes_done, 199);
-    assert_eq!((current.examined.total.shares, current.recovered.total.shares), (1, 0));
-    assert_eq!(current.lease_ages.iter().map(|(d, c)| (*d, *c)).collect::<Vec<_>>(), vec![(0, 1)]);
+    assert_eq!(
+        (
+            current.examined.total.shares,
+            current.recovered.total.shares
+        ),
+        (1, 0)
+    );
+    assert_eq!(
+        current
+            .lease_ages
+            .iter()
+            .map(|(d, c)| (*d, *c))
+            .collect::<Vec<_>>(),
+        vec![(0, 1)]
+    );
     assert!(current.estimate_remaining().unwrap().0.total.shares > 0);
-    let leases_before: Vec<usize> = (0..4).map(|n| db.list_leases(&si(n)).unwrap().len()).collect();
+    let leases_before: Vec<usize> = (0..4)
+        .map(|n| db.list_leases(&si(n)).unwrap().len())
+        .collect();
     run_cycle(&mut db);
-    let leases_after: Vec<usize> = (0..4).map(|n| db.list_leases(&si(n)).unwrap().len()).collect();
+    let leases_after: Vec<usize> = (0..4)
+        .map(|n| db.list_leases(&si(n)).unwrap().len())
+        .collect();
     assert_eq!(leases_before, vec![1, 1, 2, 2]);
     assert_eq!(leases_after, leases_before);
     let status = db.crawler_status().unwrap();
     let done = &status.history[0];
-    assert_eq!((done.examined.total.shares, done.recovered.total.shares), (4, 0));
-    assert_eq!((done.examined.immutable.shares, done.examined.mutable.shares), (2, 2));
+    assert_eq!(
+        (done.examined.total.shares, done.recovered.total.shares),
+        (4, 0)
+    );
+    assert_eq!(
+        (done.examined.immutable.shares, done.examined.mutable.shares),
+        (2, 2)
+    );
     assert!(status.current.is_none() && status.next_cycle_at.is_some());
-    assert!(matches!(db.crawl_slice(Duration::ZERO, false).unwrap(), SliceOutcome::Waiting { .. }));
+    assert!(matches!(
+        db.crawl_slice(Duration::ZERO, false).unwrap(),
+        SliceOutcome::Waiting { .. }
+    ));
 }
 
 #[test]
@@ -122,7 +183,11 @@ fn a_lost_database_is_rebuilt_with_one_starter_lease_per_share() {
     assert_eq!((report.added, report.recovered.total.shares), (4, 0));
     for n in 0..4 {
         let leases = db.list_leases(&si(n)).unwrap();
-        assert_eq!(leases.iter().map(|l| l.account_id).collect::<Vec<_>>(), vec![1], "SI {n}");
+        assert_eq!(
+            leases.iter().map(|l| l.account_id).collect::<Vec<_>>(),
+            vec![1],
+            "SI {n}"
+        );
     }
 }
 
@@ -133,30 +198,59 @@ fn age_override_expires_backdated_leases_and_collects_their_shares() {
     let now = store.clock.get();
     store.clock.set(now - 3000);
     for n in [0u8, 1] {
-        let w = ShareWrites { shnum: 0, tests: vec![], writes: vec![WriteVector { offset: 0, data: vec![n; 10] }], new_length: None };
+        let w = ShareWrites {
+            shnum: 0,
+            tests: vec![],
+            writes: vec![WriteVector {
+                offset: 0,
+                data: vec![n; 10],
+            }],
+            new_length: None,
+        };
         let mutable = n == 1;
         if mutable {
-            db.read_test_write(&Account::Anonymous, &si(n), &[1; 32], &[w], &[]).unwrap();
+            db.read_test_write(&Account::Anonymous, &si(n), &[1; 32], &[w], &[])
+                .unwrap();
         } else {
-            db.allocate(1, &Account::Anonymous, &si(n), &[0], 10).unwrap();
+            db.allocate(1, &Account::Anonymous, &si(n), &[0], 10)
+                .unwrap();
             db.write(&si(n), 0, 0, &[n; 10]).unwrap();
             db.close(&si(n), 0).unwrap();
         }
     }
     store.clock.set(now);
     for n in [2u8, 3] {
-        db.allocate(1, &Account::Anonymous, &si(n), &[0], 10).unwrap();
+        db.allocate(1, &Account::Anonymous, &si(n), &[0], 10)
+            .unwrap();
         db.write(&si(n), 0, 0, &[n; 10]).unwrap();
         db.close(&si(n), 0).unwrap();
     }
-    db.configure_crawler(CrawlerConfig { policy: ExpirationPolicy::Age { override_seconds: Some(2000) }, ..CrawlerConfig::default() });
+    db.configure_crawler(CrawlerConfig {
+        policy: ExpirationPolicy::Age {
+            override_seconds: Some(2000),
+        },
+        ..CrawlerConfig::default()
+    });
     run_cycle(&mut db);
     let report = &db.crawler_status().unwrap().history[0];
-    assert_eq!((report.examined.total.shares, report.recovered.total.shares), (4, 2));
-    assert_eq!((report.recovered.immutable.shares, report.recovered.mutable.shares), (1, 1));
+    assert_eq!(
+        (report.examined.total.shares, report.recovered.total.shares),
+        (4, 2)
+    );
+    assert_eq!(
+        (
+            report.recovered.immutable.shares,
+            report.recovered.mutable.shares
+        ),
+        (1, 1)
+    );
     assert!(db.list_shares(&si(0)).unwrap().is_empty());
     assert_eq!(db.list_shares(&si(2)).unwrap(), vec![ShareNum(0)]);
-    assert!(store.backend.keys().iter().all(|k| !k.contains(&StorageIndex(si(0)).to_text())));
+    assert!(store
+        .backend
+        .keys()
+        .iter()
+        .all(|k| !k.contains(&StorageIndex(si(0)).to_text())));
     let _ = keys::storage_index_dir(&StorageIndex(si(0)));
 }
 
@@ -164,11 +258,20 @@ fn age_override_expires_backdated_leases_and_collects_their_shares() {
 fn history_keeps_only_the_newest_cycles() {
     let store = Store::new();
     let mut db = store.open();
-    db.configure_crawler(CrawlerConfig { history_limit: 2, ..CrawlerConfig::default() });
+    db.configure_crawler(CrawlerConfig {
+        history_limit: 2,
+        ..CrawlerConfig::default()
+    });
     for _ in 0..5 {
         run_cycle(&mut db);
     }
-    let cycles: Vec<u64> = db.crawler_status().unwrap().history.iter().map(|r| r.cycle).collect();
+    let cycles: Vec<u64> = db
+        .crawler_status()
+        .unwrap()
+        .history
+        .iter()
+        .map(|r| r.cycle)
+        .collect();
     assert_eq!(cycles, vec![5, 4]);
 }
 
@@ -183,7 +286,10 @@ fn a_crawler_stopped_mid_cycle_resumes_with_the_same_totals() {
         }
     }
     let mut db = store.open();
-    assert_eq!(db.crawler_status().unwrap().current.unwrap().prefixes_done, 200);
+    assert_eq!(
+        db.crawler_status().unwrap().current.unwrap().prefixes_done,
+        200
+    );
     run_cycle(&mut db);
     let resumed = db.crawler_status().unwrap().history[0].clone();
     run_cycle(&mut db);
@@ -205,16 +311,27 @@ fn an_unreadable_database_is_moved_aside_and_rebuilt_by_a_cycle() {
     let (mut db, report) = LeaseDb::open_with_clock(
         &store.path,
         store.backend.clone(),
-        Config { chunk_size: 4096, ..Config::default() },
+        Config {
+            chunk_size: 4096,
+            ..Config::default()
+        },
         Box::new(move || clock.get()),
     )
     .unwrap();
     let aside = report.moved_aside.expect("moved aside");
-    assert_eq!(std::fs::read(&aside).unwrap(), vec![0x42; 8192], "kept for inspection");
+    assert_eq!(
+        std::fs::read(&aside).unwrap(),
+        vec![0x42; 8192],
+        "kept for inspection"
+    );
     // Requests are served meanwhile, through on-request discovery.
     assert_eq!(db.list_shares(&si(0)).unwrap(), vec![ShareNum(0)]);
     run_cycle(&mut db);
     for n in 0..4 {
-        assert_eq!(db.list_leases(&si(n)).unwrap().len(), 1, "one starter lease on SI {n}");
+        assert_eq!(
+            db.list_leases(&si(n)).unwrap().len(),
+            1,
+            "one starter lease on SI {n}"
+        );
     }
 }

@@ -16,20 +16,36 @@ struct Fixture {
 impl Fixture {
     fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("leasedb.sqlite3").to_str().unwrap().to_string();
-        Fixture { _dir: dir, path, backend: Rc::new(MemoryBackend::new(1 << 40)) }
+        let path = dir
+            .path()
+            .join("leasedb.sqlite3")
+            .to_str()
+            .unwrap()
+            .to_string();
+        Fixture {
+            _dir: dir,
+            path,
+            backend: Rc::new(MemoryBackend::new(1 << 40)),
+        }
     }
 
     fn open(&self) -> LeaseDb<Rc<MemoryBackend>> {
-        let config = Config { chunk_size: 4096, ..Config::default() };
-        LeaseDb::open(&self.path, self.backend.clone(), config).unwrap().0
+        let config = Config {
+            chunk_size: 4096,
+            ..Config::default()
+        };
+        LeaseDb::open(&self.path, self.backend.clone(), config)
+            .unwrap()
+            .0
     }
 }
 
 const SI: [u8; 16] = *b"0123456789abcdef";
 
 fn store(db: &mut LeaseDb<Rc<MemoryBackend>>, si: &[u8], shnum: u32, data: &[u8]) {
-    let a = db.allocate(1, &Account::Anonymous, si, &[shnum], data.len() as u64).unwrap();
+    let a = db
+        .allocate(1, &Account::Anonymous, si, &[shnum], data.len() as u64)
+        .unwrap();
     assert_eq!(a.allocated, vec![ShareNum(shnum as u8)]);
     db.write(si, shnum, 0, data).unwrap();
     db.close(si, shnum).unwrap();
@@ -39,16 +55,35 @@ fn store(db: &mut LeaseDb<Rc<MemoryBackend>>, si: &[u8], shnum: u32, data: &[u8]
 fn uploads_read_back_identical_at_every_size() {
     let f = Fixture::new();
     let mut db = f.open();
-    for (shnum, size) in [(0u32, 0usize), (1, 1), (2, 4096 - 12), (3, 4096 - 11), (4, 50_000)] {
+    for (shnum, size) in [
+        (0u32, 0usize),
+        (1, 1),
+        (2, 4096 - 12),
+        (3, 4096 - 11),
+        (4, 50_000),
+    ] {
         let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
         store(&mut db, &SI, shnum, &data);
-        assert_eq!(db.read(&SI, shnum, 0, u64::MAX / 2).unwrap(), data, "size {size}");
+        assert_eq!(
+            db.read(&SI, shnum, 0, u64::MAX / 2).unwrap(),
+            data,
+            "size {size}"
+        );
     }
     assert_eq!(db.list_shares(&SI).unwrap().len(), 5);
     // 50_000 + 12 bytes in 4096-byte chunks: 13 objects, all but the last full.
     let si = StorageIndex(SI);
-    assert_eq!(f.backend.get(&keys::chunk_key(&si, ShareNum(4), 12)).unwrap().len(), (50_012 - 12 * 4096) as usize);
-    assert!(f.backend.get(&keys::chunk_key(&si, ShareNum(4), 13)).is_none());
+    assert_eq!(
+        f.backend
+            .get(&keys::chunk_key(&si, ShareNum(4), 12))
+            .unwrap()
+            .len(),
+        (50_012 - 12 * 4096) as usize
+    );
+    assert!(f
+        .backend
+        .get(&keys::chunk_key(&si, ShareNum(4), 13))
+        .is_none());
 }
 
 #[test]
@@ -64,7 +99,9 @@ fn reads_past_the_end_truncate_and_starting_past_it_is_empty() {
 fn a_share_is_listed_only_after_close_and_in_flight_shnums_are_not_granted_twice() {
     let f = Fixture::new();
     let mut db = f.open();
-    let a = db.allocate(1, &Account::Anonymous, &SI, &[0, 1], 10).unwrap();
+    let a = db
+        .allocate(1, &Account::Anonymous, &SI, &[0, 1], 10)
+        .unwrap();
     assert_eq!(a.allocated.len(), 2);
     assert!(db.list_shares(&SI).unwrap().is_empty());
     let again = db.allocate(2, &Account::Anonymous, &SI, &[0], 10).unwrap();
@@ -80,7 +117,8 @@ fn a_share_is_listed_only_after_close_and_in_flight_shnums_are_not_granted_twice
 fn abort_and_session_close_leave_no_objects_and_no_rows() {
     let f = Fixture::new();
     let mut db = f.open();
-    db.allocate(1, &Account::Anonymous, &SI, &[0], 10_000).unwrap();
+    db.allocate(1, &Account::Anonymous, &SI, &[0], 10_000)
+        .unwrap();
     db.write(&SI, 0, 0, &[1; 5000]).unwrap(); // chunk 0 reaches the backend
     assert!(!f.backend.keys().is_empty());
     db.abort(&SI, 0).unwrap();
@@ -88,7 +126,8 @@ fn abort_and_session_close_leave_no_objects_and_no_rows() {
     assert!(db.list_all_shares(None, 100).unwrap().is_empty());
 
     db.session_opened(7);
-    db.allocate(7, &Account::Anonymous, &SI, &[1, 2], 10_000).unwrap();
+    db.allocate(7, &Account::Anonymous, &SI, &[1, 2], 10_000)
+        .unwrap();
     db.write(&SI, 1, 0, &[1; 5000]).unwrap();
     assert_eq!(db.session_closed(7), 2);
     assert!(f.backend.keys().is_empty());
@@ -102,12 +141,20 @@ fn one_lease_per_account_and_unknown_storage_index_is_not_found() {
     let mut db = f.open();
     store(&mut db, &SI, 0, b"data");
     db.add_lease(&Account::Anonymous, &SI).unwrap();
-    db.add_lease(&Account::named("alice").unwrap(), &SI).unwrap();
-    db.add_lease(&Account::named("alice").unwrap(), &SI).unwrap();
+    db.add_lease(&Account::named("alice").unwrap(), &SI)
+        .unwrap();
+    db.add_lease(&Account::named("alice").unwrap(), &SI)
+        .unwrap();
     let leases = db.list_leases(&SI).unwrap();
-    let accounts: Vec<(i64, &str)> = leases.iter().map(|l| (l.account_id, l.account_name.as_str())).collect();
+    let accounts: Vec<(i64, &str)> = leases
+        .iter()
+        .map(|l| (l.account_id, l.account_name.as_str()))
+        .collect();
     assert_eq!(accounts, vec![(0, ""), (2, "alice")]);
-    assert_eq!(db.add_lease(&Account::Anonymous, &[9; 16]), Err(Error::NotFound));
+    assert_eq!(
+        db.add_lease(&Account::Anonymous, &[9; 16]),
+        Err(Error::NotFound)
+    );
 }
 
 #[test]
@@ -118,13 +165,29 @@ fn bad_input_is_refused_and_changes_nothing() {
         db.allocate(1, &Account::Anonymous, &[0; 15], &[0], 1),
         Err(Error::BadInput(BadInput::StorageIndexLength(15)))
     );
-    assert_eq!(db.allocate(1, &Account::Anonymous, &SI, &[256], 1), Err(Error::BadInput(BadInput::ShareNumber(256))));
+    assert_eq!(
+        db.allocate(1, &Account::Anonymous, &SI, &[256], 1),
+        Err(Error::BadInput(BadInput::ShareNumber(256)))
+    );
     db.allocate(1, &Account::Anonymous, &SI, &[0], 4).unwrap();
-    assert!(matches!(db.write(&SI, 0, 2, b"abc"), Err(Error::BadInput(BadInput::BeyondAllocated { .. }))));
-    assert!(matches!(db.write(&SI, 0, u64::MAX, b"ab"), Err(Error::BadInput(BadInput::RangeOverflow { .. }))));
-    assert!(matches!(db.read(&SI, 0, u64::MAX, 2), Err(Error::BadInput(BadInput::RangeOverflow { .. }))));
+    assert!(matches!(
+        db.write(&SI, 0, 2, b"abc"),
+        Err(Error::BadInput(BadInput::BeyondAllocated { .. }))
+    ));
+    assert!(matches!(
+        db.write(&SI, 0, u64::MAX, b"ab"),
+        Err(Error::BadInput(BadInput::RangeOverflow { .. }))
+    ));
+    assert!(matches!(
+        db.read(&SI, 0, u64::MAX, 2),
+        Err(Error::BadInput(BadInput::RangeOverflow { .. }))
+    ));
     assert!(f.backend.keys().is_empty());
-    assert_eq!(db.list_all_shares(None, 10).unwrap().len(), 1, "only the upload's COMING row");
+    assert_eq!(
+        db.list_all_shares(None, 10).unwrap().len(),
+        1,
+        "only the upload's COMING row"
+    );
 }
 
 #[test]
@@ -134,8 +197,12 @@ fn a_share_copied_into_the_backend_is_served_with_one_starter_lease() {
     let mut share = vec![0, 0, 0, 1, 0, 0, 0, 5, 0, 0, 0, 1];
     share.extend_from_slice(b"hello");
     share.extend_from_slice(&[0xaa; 72]);
-    f.backend.put_for_test(&keys::chunk_key(&si, ShareNum(3), 0), &share);
-    f.backend.put_for_test(&format!("{}not-a-share", keys::storage_index_dir(&si)), b"x");
+    f.backend
+        .put_for_test(&keys::chunk_key(&si, ShareNum(3), 0), &share);
+    f.backend.put_for_test(
+        &format!("{}not-a-share", keys::storage_index_dir(&si)),
+        b"x",
+    );
     let mut db = f.open();
     assert_eq!(db.list_shares(&SI).unwrap(), vec![ShareNum(3)]);
     assert_eq!(db.read(&SI, 3, 0, 100).unwrap(), b"hello");
@@ -149,19 +216,32 @@ fn cold_start_keeps_complete_uploads_and_removes_partial_ones() {
     let f = Fixture::new();
     {
         let mut db = f.open();
-        db.allocate(1, &Account::Anonymous, &SI, &[0, 1], 5000).unwrap();
+        db.allocate(1, &Account::Anonymous, &SI, &[0, 1], 5000)
+            .unwrap();
         db.write(&SI, 0, 0, &[3; 5000]).unwrap(); // every chunk stored, never closed
         db.write(&SI, 1, 0, &[4; 4500]).unwrap(); // chunk 0 stored, chunk 1 missing
-        // dropped without close: a crash
+                                                  // dropped without close: a crash
     }
-    let config = Config { chunk_size: 4096, ..Config::default() };
+    let config = Config {
+        chunk_size: 4096,
+        ..Config::default()
+    };
     let (mut db, report) = LeaseDb::open(&f.path, f.backend.clone(), config).unwrap();
     assert_eq!((report.uploads_recovered, report.uploads_removed), (1, 1));
     assert_eq!(db.list_shares(&SI).unwrap(), vec![ShareNum(0)]);
     assert_eq!(db.read(&SI, 0, 0, 10_000).unwrap(), vec![3; 5000]);
-    assert_eq!(db.list_leases(&SI).unwrap()[0].account_id, 1, "starter lease");
+    assert_eq!(
+        db.list_leases(&SI).unwrap()[0].account_id,
+        1,
+        "starter lease"
+    );
     let si = StorageIndex(SI);
-    assert!(f.backend.keys().iter().all(|k| keys::parse_chunk_key(k).unwrap().si == si && keys::parse_chunk_key(k).unwrap().shnum == ShareNum(0)));
+    assert!(f
+        .backend
+        .keys()
+        .iter()
+        .all(|k| keys::parse_chunk_key(k).unwrap().si == si
+            && keys::parse_chunk_key(k).unwrap().shnum == ShareNum(0)));
 }
 
 #[test]
@@ -183,16 +263,55 @@ fn usage_counts_each_leased_share_once_per_account_and_in_total() {
     let mut db = f.open();
     let data = vec![1u8; 12345 - 12]; // the container occupies 12345 bytes
     store(&mut db, &SI, 0, &data);
-    assert_eq!(db.usage(None).unwrap(), Usage { shares: 1, bytes: 12345, sharesets: 1 });
+    assert_eq!(
+        db.usage(None).unwrap(),
+        Usage {
+            shares: 1,
+            bytes: 12345,
+            sharesets: 1
+        }
+    );
     store(&mut db, &SI, 1, &data);
-    db.add_lease(&Account::named("carol").unwrap(), &SI).unwrap();
-    assert_eq!(db.usage(None).unwrap(), Usage { shares: 2, bytes: 24690, sharesets: 1 }, "two leases, counted once");
+    db.add_lease(&Account::named("carol").unwrap(), &SI)
+        .unwrap();
+    assert_eq!(
+        db.usage(None).unwrap(),
+        Usage {
+            shares: 2,
+            bytes: 24690,
+            sharesets: 1
+        },
+        "two leases, counted once"
+    );
     store(&mut db, b"another-index-16", 0, &data);
-    assert_eq!(db.usage(None).unwrap(), Usage { shares: 3, bytes: 37035, sharesets: 2 });
-    assert_eq!(db.usage(Some(&Account::named("carol").unwrap())).unwrap(), Usage { shares: 2, bytes: 24690, sharesets: 1 });
-    assert_eq!(db.usage(Some(&Account::named("nobody").unwrap())).unwrap(), Usage::default());
+    assert_eq!(
+        db.usage(None).unwrap(),
+        Usage {
+            shares: 3,
+            bytes: 37035,
+            sharesets: 2
+        }
+    );
+    assert_eq!(
+        db.usage(Some(&Account::named("carol").unwrap())).unwrap(),
+        Usage {
+            shares: 2,
+            bytes: 24690,
+            sharesets: 1
+        }
+    );
+    assert_eq!(
+        db.usage(Some(&Account::named("nobody").unwrap())).unwrap(),
+        Usage::default()
+    );
     let by_account = db.usage_by_account().unwrap();
-    assert_eq!(by_account.iter().map(|a| (a.account_id, a.usage.shares)).collect::<Vec<_>>(), vec![(0, 3), (2, 2)]);
+    assert_eq!(
+        by_account
+            .iter()
+            .map(|a| (a.account_id, a.usage.shares))
+            .collect::<Vec<_>>(),
+        vec![(0, 3), (2, 2)]
+    );
 }
 
 #[test]
@@ -202,12 +321,32 @@ fn advisories_are_recorded_and_change_nothing_else() {
     let mut db = f.open();
     store(&mut db, &SI, 0, b"fine data");
     let objects = f.backend.keys();
-    db.advise_corrupt(&Account::Anonymous, ShareType::Immutable, &SI, 0, "hash mismatch in block 3").unwrap();
-    db.advise_corrupt(&Account::named("dave").unwrap(), ShareType::Mutable, &SI, 9, "bad signature").unwrap();
+    db.advise_corrupt(
+        &Account::Anonymous,
+        ShareType::Immutable,
+        &SI,
+        0,
+        "hash mismatch in block 3",
+    )
+    .unwrap();
+    db.advise_corrupt(
+        &Account::named("dave").unwrap(),
+        ShareType::Mutable,
+        &SI,
+        9,
+        "bad signature",
+    )
+    .unwrap();
     let all = db.list_advisories(0, 10).unwrap();
     assert_eq!(all.len(), 2);
-    assert_eq!((all[0].shnum, all[0].reason.as_str(), all[0].account_id), (ShareNum(0), "hash mismatch in block 3", 0));
-    assert_eq!((all[1].share_type, all[1].account_id), (ShareType::Mutable, 2));
+    assert_eq!(
+        (all[0].shnum, all[0].reason.as_str(), all[0].account_id),
+        (ShareNum(0), "hash mismatch in block 3", 0)
+    );
+    assert_eq!(
+        (all[1].share_type, all[1].account_id),
+        (ShareType::Mutable, 2)
+    );
     assert_eq!(db.list_advisories(all[0].id, 10).unwrap().len(), 1);
     assert_eq!(f.backend.keys(), objects);
     assert_eq!(db.read(&SI, 0, 0, 100).unwrap(), b"fine data");
@@ -220,12 +359,20 @@ fn stats_count_by_state_and_type_and_allocations_in_flight() {
     let f = Fixture::new();
     let mut db = f.open();
     store(&mut db, &SI, 0, &[0; 100]);
-    db.allocate(1, &Account::Anonymous, &SI, &[1, 2], 1000).unwrap();
+    db.allocate(1, &Account::Anonymous, &SI, &[1, 2], 1000)
+        .unwrap();
     let s = db.stats().unwrap();
-    let counts: Vec<_> = s.shares.iter().map(|c| (c.state, c.share_type, c.shares, c.bytes)).collect();
+    let counts: Vec<_> = s
+        .shares
+        .iter()
+        .map(|c| (c.state, c.share_type, c.shares, c.bytes))
+        .collect();
     assert_eq!(
         counts,
-        vec![(ShareState::Coming, ShareType::Immutable, 2, 2000), (ShareState::Stable, ShareType::Immutable, 1, 112)]
+        vec![
+            (ShareState::Coming, ShareType::Immutable, 2, 2000),
+            (ShareState::Stable, ShareType::Immutable, 1, 112)
+        ]
     );
     assert_eq!((s.uploads_in_flight, s.allocated_in_flight), (2, 2000));
 }
@@ -235,13 +382,32 @@ fn allocation_grants_only_what_fits_beside_uploads_in_flight() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db").to_str().unwrap().to_string();
     let backend = Rc::new(MemoryBackend::new(3000));
-    let mut db = LeaseDb::open(&path, backend, Config { chunk_size: 4096, ..Config::default() }).unwrap().0;
-    let a = db.allocate(1, &Account::Anonymous, &SI, &[0, 1, 2], 1000).unwrap();
-    assert_eq!(a.allocated, vec![ShareNum(0), ShareNum(1)], "1012 bytes each; the third does not fit in 3000");
-    let b = db.allocate(1, &Account::Anonymous, b"another-index-16", &[0], 1000).unwrap();
+    let mut db = LeaseDb::open(
+        &path,
+        backend,
+        Config {
+            chunk_size: 4096,
+            ..Config::default()
+        },
+    )
+    .unwrap()
+    .0;
+    let a = db
+        .allocate(1, &Account::Anonymous, &SI, &[0, 1, 2], 1000)
+        .unwrap();
+    assert_eq!(
+        a.allocated,
+        vec![ShareNum(0), ShareNum(1)],
+        "1012 bytes each; the third does not fit in 3000"
+    );
+    let b = db
+        .allocate(1, &Account::Anonymous, b"another-index-16", &[0], 1000)
+        .unwrap();
     assert!(b.allocated.is_empty());
     db.abort(&SI, 1).unwrap();
-    let c = db.allocate(1, &Account::Anonymous, b"another-index-16", &[0], 1000).unwrap();
+    let c = db
+        .allocate(1, &Account::Anonymous, b"another-index-16", &[0], 1000)
+        .unwrap();
     assert_eq!(c.allocated, vec![ShareNum(0)]);
 }
 
@@ -252,13 +418,30 @@ fn a_handed_over_upload_finishes_on_the_next_engine_with_identical_bytes() {
     let blob = {
         let mut db = f.open();
         db.session_opened(9);
-        db.allocate(9, &Account::named("erin").unwrap(), &SI, &[0, 1], data.len() as u64).unwrap();
+        db.allocate(
+            9,
+            &Account::named("erin").unwrap(),
+            &SI,
+            &[0, 1],
+            data.len() as u64,
+        )
+        .unwrap();
         db.write(&SI, 0, 0, &data[..7000]).unwrap();
         db.write(&SI, 1, 0, &data[..100]).unwrap();
         db.handover().unwrap()
     };
-    let config = Config { chunk_size: 4096, ..Config::default() };
-    let (mut db, report) = LeaseDb::start(&f.path, f.backend.clone(), config, Box::new(|| 1_700_000_000), Some(&blob)).unwrap();
+    let config = Config {
+        chunk_size: 4096,
+        ..Config::default()
+    };
+    let (mut db, report) = LeaseDb::start(
+        &f.path,
+        f.backend.clone(),
+        config,
+        Box::new(|| 1_700_000_000),
+        Some(&blob),
+    )
+    .unwrap();
     assert_eq!(report.uploads_removed, 0, "a hot start keeps the uploads");
     db.write(&SI, 0, 7000, &data[7000..]).unwrap();
     db.close(&SI, 0).unwrap();
@@ -272,7 +455,16 @@ fn a_handed_over_upload_finishes_on_the_next_engine_with_identical_bytes() {
 #[test]
 fn a_handover_blob_that_does_not_decode_is_refused() {
     let f = Fixture::new();
-    let config = Config { chunk_size: 4096, ..Config::default() };
-    let r = LeaseDb::start(&f.path, f.backend.clone(), config, Box::new(|| 0), Some(b"\xffgarbage"));
+    let config = Config {
+        chunk_size: 4096,
+        ..Config::default()
+    };
+    let r = LeaseDb::start(
+        &f.path,
+        f.backend.clone(),
+        config,
+        Box::new(|| 0),
+        Some(b"\xffgarbage"),
+    );
     assert!(matches!(r, Err(leasedb_plugin::OpenError::Recovery(_))));
 }

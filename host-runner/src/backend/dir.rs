@@ -9,7 +9,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{page_of, validate_key, validate_prefix, BackendError, ListPage, ObjectEntry, ObjectStore};
+use super::{
+    page_of, validate_key, validate_prefix, BackendError, ListPage, ObjectEntry, ObjectStore,
+};
 
 /// Names of in-progress writes start with this. The plugin's share names are
 /// `<digits>[.<digits>]`, so no key it uses can collide, and listings skip them.
@@ -27,7 +29,8 @@ impl DirStore {
     /// A store rooted at `root`, which is created if missing.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, BackendError> {
         let root = root.into();
-        fs::create_dir_all(&root).map_err(|e| io_error("creating the store root", &root.display().to_string(), e))?;
+        fs::create_dir_all(&root)
+            .map_err(|e| io_error("creating the store root", &root.display().to_string(), e))?;
         Ok(DirStore { root })
     }
 
@@ -65,7 +68,10 @@ impl DirStore {
 
     fn write_durably(&self, path: &Path, data: &[u8]) -> io::Result<()> {
         let dir = path.parent().unwrap_or(&self.root);
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let temp = dir.join(format!(
             "{TEMP_MARKER}{name}-{}-{}",
             std::process::id(),
@@ -77,7 +83,10 @@ impl DirStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => self.create_temp(dir, &temp)?,
             other => other?,
         };
-        let written = file.write_all(data).and_then(|()| file.sync_all()).and_then(|()| fs::rename(&temp, path));
+        let written = file
+            .write_all(data)
+            .and_then(|()| file.sync_all())
+            .and_then(|()| fs::rename(&temp, path));
         if let Err(e) = written {
             let _ = fs::remove_file(&temp);
             return Err(e);
@@ -93,13 +102,23 @@ impl DirStore {
 
     /// Appends every object below `dir` (whose key is `dir_key`, ending in `/` unless
     /// empty) to `out` in ascending key order, stopping once `out` holds `want` entries.
-    fn walk(&self, dir: &Path, dir_key: &str, prefix: &str, start_after: Option<&str>, want: usize, out: &mut Vec<ObjectEntry>) -> io::Result<()> {
+    fn walk(
+        &self,
+        dir: &Path,
+        dir_key: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        want: usize,
+        out: &mut Vec<ObjectEntry>,
+    ) -> io::Result<()> {
         let mut children = Vec::new();
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
             let file_type = entry.file_type()?;
             // Names that are not UTF-8 cannot be keys; symlinks could lead out of the root.
-            let Ok(name) = entry.file_name().into_string() else { continue };
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
             if file_type.is_symlink() || name.starts_with(TEMP_MARKER) {
                 continue;
             }
@@ -119,7 +138,8 @@ impl DirStore {
             if is_dir {
                 // Skip subtrees that cannot match the prefix or lie wholly before start_after.
                 let relevant = key.starts_with(prefix) || prefix.starts_with(key.as_str());
-                let passed = start_after.is_some_and(|after| key.as_str() < after && !after.starts_with(key.as_str()));
+                let passed = start_after
+                    .is_some_and(|after| key.as_str() < after && !after.starts_with(key.as_str()));
                 if relevant && !passed {
                     match self.walk(&self.root.join(&key), &key, prefix, start_after, want, out) {
                         // Deleted while we walked: it has nothing to list.
@@ -127,7 +147,9 @@ impl DirStore {
                         other => other?,
                     }
                 }
-            } else if key.starts_with(prefix) && start_after.is_none_or(|after| key.as_str() > after) {
+            } else if key.starts_with(prefix)
+                && start_after.is_none_or(|after| key.as_str() > after)
+            {
                 let size = match fs::metadata(self.root.join(&key)) {
                     Ok(meta) => meta.len(),
                     Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -141,7 +163,12 @@ impl DirStore {
 }
 
 impl ObjectStore for DirStore {
-    fn list(&self, prefix: &str, start_after: Option<&str>, limit: u32) -> Result<ListPage, BackendError> {
+    fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: u32,
+    ) -> Result<ListPage, BackendError> {
         validate_prefix(prefix)?;
         // Only the deepest directory the prefix names completely can hold matches.
         let dir_key = match prefix.rfind('/') {
@@ -154,7 +181,9 @@ impl ObjectStore for DirStore {
         let want = (limit as usize).saturating_add(1);
         match self.walk(&dir, dir_key, prefix, start_after, want, &mut found) {
             Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory => {}
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    || e.kind() == io::ErrorKind::NotADirectory => {}
             Err(e) => return Err(io_error("listing", prefix, e)),
         }
         Ok(page_of(found.into_iter(), start_after, limit))
@@ -172,19 +201,25 @@ impl ObjectStore for DirStore {
         let wanted = length.min(size.saturating_sub(offset));
         let mut data = Vec::with_capacity(wanted as usize);
         if wanted > 0 {
-            file.seek(SeekFrom::Start(offset)).map_err(|e| io_error("reading", key, e))?;
-            file.take(wanted).read_to_end(&mut data).map_err(|e| io_error("reading", key, e))?;
+            file.seek(SeekFrom::Start(offset))
+                .map_err(|e| io_error("reading", key, e))?;
+            file.take(wanted)
+                .read_to_end(&mut data)
+                .map_err(|e| io_error("reading", key, e))?;
         }
         Ok(data)
     }
 
     fn write(&self, key: &str, data: &[u8]) -> Result<(), BackendError> {
         let path = self.path_of(key)?;
-        self.write_durably(&path, data).map_err(|e| match io_error("writing", key, e) {
-            // Missing parents were created; NotFound here means something else vanished.
-            BackendError::NotFound => BackendError::Transient(format!("writing {key}: a directory vanished")),
-            other => other,
-        })
+        self.write_durably(&path, data)
+            .map_err(|e| match io_error("writing", key, e) {
+                // Missing parents were created; NotFound here means something else vanished.
+                BackendError::NotFound => {
+                    BackendError::Transient(format!("writing {key}: a directory vanished"))
+                }
+                other => other,
+            })
     }
 
     fn delete(&self, key: &str) -> Result<(), BackendError> {
@@ -217,13 +252,18 @@ impl ObjectStore for DirStore {
 
     fn available_space(&self) -> Result<u64, BackendError> {
         let root = self.root.display().to_string();
-        let path = CString::new(self.root.as_os_str().as_bytes())
-            .map_err(|_| BackendError::Permanent(format!("store root {root} contains a NUL byte")))?;
+        let path = CString::new(self.root.as_os_str().as_bytes()).map_err(|_| {
+            BackendError::Permanent(format!("store root {root} contains a NUL byte"))
+        })?;
         let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
         // SAFETY: `path` is a valid NUL-terminated string and `stats` a writable statvfs.
         let rc = unsafe { libc::statvfs(path.as_ptr(), &mut stats) };
         if rc != 0 {
-            return Err(io_error("measuring free space of", &root, io::Error::last_os_error()));
+            return Err(io_error(
+                "measuring free space of",
+                &root,
+                io::Error::last_os_error(),
+            ));
         }
         // Space available to unprivileged users, which is what this process can use.
         Ok((stats.f_bavail as u64).saturating_mul(stats.f_frsize as u64))
@@ -278,22 +318,50 @@ mod tests {
         store.write("d/k", b"first").unwrap();
         store.write("d/k", b"second").unwrap();
         assert_eq!(store.read("d/k", 0, u64::MAX).unwrap(), b"second");
-        let names: Vec<_> = fs::read_dir(store.root().join("d")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(store.root().join("d"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, ["k"]);
     }
 
     #[test]
     fn escapes_are_refused_and_touch_nothing() {
         let (tmp, store) = store();
-        for key in ["../outside", "/tmp/abs", "a\0b", "a/../../outside", "a//b", "./a"] {
-            assert!(matches!(store.write(key, b"x"), Err(BackendError::InvalidKey(_))), "{key:?}");
-            assert!(matches!(store.read(key, 0, 1), Err(BackendError::InvalidKey(_))), "{key:?}");
-            assert!(matches!(store.size(key), Err(BackendError::InvalidKey(_))), "{key:?}");
-            assert!(matches!(store.delete(key), Err(BackendError::InvalidKey(_))), "{key:?}");
+        for key in [
+            "../outside",
+            "/tmp/abs",
+            "a\0b",
+            "a/../../outside",
+            "a//b",
+            "./a",
+        ] {
+            assert!(
+                matches!(store.write(key, b"x"), Err(BackendError::InvalidKey(_))),
+                "{key:?}"
+            );
+            assert!(
+                matches!(store.read(key, 0, 1), Err(BackendError::InvalidKey(_))),
+                "{key:?}"
+            );
+            assert!(
+                matches!(store.size(key), Err(BackendError::InvalidKey(_))),
+                "{key:?}"
+            );
+            assert!(
+                matches!(store.delete(key), Err(BackendError::InvalidKey(_))),
+                "{key:?}"
+            );
         }
-        assert!(matches!(store.list("../", None, 10), Err(BackendError::InvalidKey(_))));
+        assert!(matches!(
+            store.list("../", None, 10),
+            Err(BackendError::InvalidKey(_))
+        ));
         assert!(!tmp.path().join("outside").exists());
-        assert!(matches!(store.write("a/.tmp-x", b"x"), Err(BackendError::InvalidKey(_))));
+        assert!(matches!(
+            store.write("a/.tmp-x", b"x"),
+            Err(BackendError::InvalidKey(_))
+        ));
     }
 
     #[test]
@@ -302,7 +370,10 @@ mod tests {
         assert_eq!(store.read("a/b", 0, 1), Err(BackendError::NotFound));
         assert_eq!(store.size("a/b"), Err(BackendError::NotFound));
         assert_eq!(store.delete("a/b"), Ok(()));
-        assert_eq!(store.list("nothing/here/", None, 10).unwrap(), ListPage::default());
+        assert_eq!(
+            store.list("nothing/here/", None, 10).unwrap(),
+            ListPage::default()
+        );
         store.write("a/b", b"x").unwrap();
         // A directory is not an object.
         assert_eq!(store.size("a"), Err(BackendError::NotFound));
@@ -323,7 +394,16 @@ mod tests {
     #[test]
     fn list_is_in_byte_order_and_pages() {
         let (_tmp, store) = store();
-        let written = ["s/p/si/1", "s/p/si/10", "s/p/si/1.1", "s/p/si/2", "s/p/si/0", "s/p/sj/0", "s/q/x/0", "s/p/si.x"];
+        let written = [
+            "s/p/si/1",
+            "s/p/si/10",
+            "s/p/si/1.1",
+            "s/p/si/2",
+            "s/p/si/0",
+            "s/p/sj/0",
+            "s/q/x/0",
+            "s/p/si.x",
+        ];
         for key in written {
             store.write(key, key.as_bytes()).unwrap();
         }
@@ -331,7 +411,18 @@ mod tests {
         fs::write(store.root().join("s/p/si/.tmp-3-1-1"), b"partial").unwrap();
 
         let all = store.list("s/p/", None, 100).unwrap();
-        assert_eq!(keys(&all), ["s/p/si.x", "s/p/si/0", "s/p/si/1", "s/p/si/1.1", "s/p/si/10", "s/p/si/2", "s/p/sj/0"]);
+        assert_eq!(
+            keys(&all),
+            [
+                "s/p/si.x",
+                "s/p/si/0",
+                "s/p/si/1",
+                "s/p/si/1.1",
+                "s/p/si/10",
+                "s/p/si/2",
+                "s/p/sj/0"
+            ]
+        );
         assert_eq!(all.next, None);
         assert_eq!(all.entries[2].size, "s/p/si/1".len() as u64);
 
@@ -346,7 +437,16 @@ mod tests {
                 None => break,
             }
         }
-        assert_eq!(collected, ["s/p/si/0", "s/p/si/1", "s/p/si/1.1", "s/p/si/10", "s/p/si/2"]);
+        assert_eq!(
+            collected,
+            [
+                "s/p/si/0",
+                "s/p/si/1",
+                "s/p/si/1.1",
+                "s/p/si/10",
+                "s/p/si/2"
+            ]
+        );
 
         // A partial last segment filters within its directory: share 1 is not share 10.
         let ones = store.list("s/p/si/1", None, 100).unwrap();
@@ -369,7 +469,12 @@ mod tests {
         fs::write(dir.join("3"), b"old share").unwrap();
         let page = store.list("shares/ab/", None, 10).unwrap();
         assert_eq!(keys(&page), ["shares/ab/abcdefghijklmnopqrstuvwxyz/3"]);
-        assert_eq!(store.read("shares/ab/abcdefghijklmnopqrstuvwxyz/3", 0, 100).unwrap(), b"old share");
+        assert_eq!(
+            store
+                .read("shares/ab/abcdefghijklmnopqrstuvwxyz/3", 0, 100)
+                .unwrap(),
+            b"old share"
+        );
     }
 
     #[test]

@@ -49,7 +49,11 @@ pub struct FaultyStore {
 impl FaultyStore {
     /// Passes every call through to `inner` until told to fail.
     pub fn new(inner: Arc<dyn ObjectStore>) -> Self {
-        FaultyStore { inner, faults: Mutex::new(Vec::new()), calls: Default::default() }
+        FaultyStore {
+            inner,
+            faults: Mutex::new(Vec::new()),
+            calls: Default::default(),
+        }
     }
 
     /// Fails `operation` on keys starting with `key_prefix` with `error` until `clear`.
@@ -60,7 +64,13 @@ impl FaultyStore {
     }
 
     /// Like `fail`, but only the next `times` matching calls fail.
-    pub fn fail_times(&self, operation: Operation, key_prefix: &str, error: BackendError, times: u32) {
+    pub fn fail_times(
+        &self,
+        operation: Operation,
+        key_prefix: &str,
+        error: BackendError,
+        times: u32,
+    ) {
         self.push(operation, key_prefix, error, Some(times));
     }
 
@@ -81,12 +91,25 @@ impl FaultyStore {
         }
     }
 
-    fn push(&self, operation: Operation, key_prefix: &str, error: BackendError, remaining: Option<u32>) {
-        self.faults().push(Fault { operation, key_prefix: key_prefix.to_owned(), error, remaining });
+    fn push(
+        &self,
+        operation: Operation,
+        key_prefix: &str,
+        error: BackendError,
+        remaining: Option<u32>,
+    ) {
+        self.faults().push(Fault {
+            operation,
+            key_prefix: key_prefix.to_owned(),
+            error,
+            remaining,
+        });
     }
 
     fn faults(&self) -> MutexGuard<'_, Vec<Fault>> {
-        self.faults.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.faults
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Counts the call, then returns the error of the first matching fault, if any.
@@ -113,7 +136,12 @@ impl FaultyStore {
 }
 
 impl ObjectStore for FaultyStore {
-    fn list(&self, prefix: &str, start_after: Option<&str>, limit: u32) -> Result<ListPage, BackendError> {
+    fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: u32,
+    ) -> Result<ListPage, BackendError> {
         self.check(Operation::List, prefix)?;
         self.inner.list(prefix, start_after, limit)
     }
@@ -153,10 +181,21 @@ mod tests {
     fn faults_match_by_prefix_and_expire() {
         let store = FaultyStore::new(Arc::new(MemoryStore::new()));
         store.write("shares/aa/x/0", b"data").unwrap();
-        store.fail_times(Operation::Read, "shares/aa/", BackendError::Transient("hiccup".into()), 2);
-        assert!(matches!(store.read("shares/aa/x/0", 0, 4), Err(BackendError::Transient(_))));
+        store.fail_times(
+            Operation::Read,
+            "shares/aa/",
+            BackendError::Transient("hiccup".into()),
+            2,
+        );
+        assert!(matches!(
+            store.read("shares/aa/x/0", 0, 4),
+            Err(BackendError::Transient(_))
+        ));
         assert!(store.read("shares/ab/y/0", 0, 4).is_err()); // absent, but not a fault
-        assert!(matches!(store.read("shares/aa/x/0", 0, 4), Err(BackendError::Transient(_))));
+        assert!(matches!(
+            store.read("shares/aa/x/0", 0, 4),
+            Err(BackendError::Transient(_))
+        ));
         assert_eq!(store.read("shares/aa/x/0", 0, 4).unwrap(), b"data");
         assert_eq!(store.calls(Operation::Read), 4);
         assert_eq!(store.calls(Operation::Write), 1);
@@ -165,7 +204,11 @@ mod tests {
     #[test]
     fn listings_that_overlap_a_fault_fail() {
         let store = FaultyStore::new(Arc::new(MemoryStore::new()));
-        store.fail(Operation::List, "shares/aa/x/", BackendError::Permanent("gone".into()));
+        store.fail(
+            Operation::List,
+            "shares/aa/x/",
+            BackendError::Permanent("gone".into()),
+        );
         assert!(store.list("shares/aa/", None, 10).is_err());
         assert!(store.list("shares/aa/x/0", None, 10).is_err());
         assert!(store.list("shares/ab/", None, 10).is_ok());

@@ -65,16 +65,21 @@ fn check_segment(key: &str, segment: &str) -> Result<(), BackendError> {
     match segment {
         "" => Err(refuse(key, "has an empty segment")),
         "." | ".." => Err(refuse(key, &format!("has a `{segment}` segment"))),
-        _ if segment.len() > MAX_SEGMENT_LEN => {
-            Err(refuse(key, &format!("has a segment longer than {MAX_SEGMENT_LEN} bytes")))
-        }
+        _ if segment.len() > MAX_SEGMENT_LEN => Err(refuse(
+            key,
+            &format!("has a segment longer than {MAX_SEGMENT_LEN} bytes"),
+        )),
         _ => Ok(()),
     }
 }
 
 fn refuse(key: &str, reason: &str) -> BackendError {
     // Debug formatting escapes NUL and control characters, so the message stays one readable line.
-    let shown: String = if key.len() > 80 { format!("{:?}…", &key[..key.floor_char_boundary(80)]) } else { format!("{key:?}") };
+    let shown: String = if key.len() > 80 {
+        format!("{:?}…", &key[..key.floor_char_boundary(80)])
+    } else {
+        format!("{key:?}")
+    };
     BackendError::InvalidKey(format!("key {shown} {reason}"))
 }
 
@@ -88,25 +93,52 @@ mod tests {
 
     #[test]
     fn share_keys_are_accepted() {
-        assert_eq!(validate_key("shares/aa/aaaaaaaaaaaaaaaaaaaaaaaaaa/0"), Ok(()));
-        assert_eq!(validate_key("shares/aa/aaaaaaaaaaaaaaaaaaaaaaaaaa/12.3"), Ok(()));
+        assert_eq!(
+            validate_key("shares/aa/aaaaaaaaaaaaaaaaaaaaaaaaaa/0"),
+            Ok(())
+        );
+        assert_eq!(
+            validate_key("shares/aa/aaaaaaaaaaaaaaaaaaaaaaaaaa/12.3"),
+            Ok(())
+        );
         assert_eq!(validate_key("a..b/c.d"), Ok(()));
     }
 
     #[test]
     fn escapes_and_malformed_keys_are_refused() {
-        for key in ["", "/etc/passwd", "..", "../x", "a/../b", "a/./b", "./a", "a//b", "a/", "a\0b", "a\\b"] {
+        for key in [
+            "",
+            "/etc/passwd",
+            "..",
+            "../x",
+            "a/../b",
+            "a/./b",
+            "./a",
+            "a//b",
+            "a/",
+            "a\0b",
+            "a\\b",
+        ] {
             assert!(refused(key), "{key:?} should be refused");
         }
         assert!(refused(&"a".repeat(MAX_SEGMENT_LEN + 1)));
-        assert!(refused(&"a/".repeat(MAX_KEY_LEN / 2 + 1).trim_end_matches('/').to_owned()));
+        assert!(refused(
+            "a/".repeat(MAX_KEY_LEN / 2 + 1).trim_end_matches('/')
+        ));
     }
 
     #[test]
     fn refusal_names_key_and_reason() {
-        let Err(BackendError::InvalidKey(text)) = validate_key("a/../b") else { panic!() };
-        assert!(text.contains("\"a/../b\"") && text.contains("`..`"), "{text}");
-        let Err(BackendError::InvalidKey(text)) = validate_key("a\0b") else { panic!() };
+        let Err(BackendError::InvalidKey(text)) = validate_key("a/../b") else {
+            panic!()
+        };
+        assert!(
+            text.contains("\"a/../b\"") && text.contains("`..`"),
+            "{text}"
+        );
+        let Err(BackendError::InvalidKey(text)) = validate_key("a\0b") else {
+            panic!()
+        };
         assert!(text.contains("NUL") && !text.contains('\0'), "{text}");
     }
 
@@ -115,8 +147,20 @@ mod tests {
         for prefix in ["", "shares/", "shares/aa/", "shares/a", "sh"] {
             assert_eq!(validate_prefix(prefix), Ok(()), "{prefix:?}");
         }
-        for prefix in ["/", "/shares", "../", "a/../", "a//", "a\0", "shares/..", "./"] {
-            assert!(validate_prefix(prefix).is_err(), "{prefix:?} should be refused");
+        for prefix in [
+            "/",
+            "/shares",
+            "../",
+            "a/../",
+            "a//",
+            "a\0",
+            "shares/..",
+            "./",
+        ] {
+            assert!(
+                validate_prefix(prefix).is_err(),
+                "{prefix:?} should be refused"
+            );
         }
     }
 }

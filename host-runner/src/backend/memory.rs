@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
-use super::{page_of, validate_key, validate_prefix, BackendError, ListPage, ObjectEntry, ObjectStore};
+use super::{
+    page_of, validate_key, validate_prefix, BackendError, ListPage, ObjectEntry, ObjectStore,
+};
 
 /// Objects in a `BTreeMap` (already in key order), with a fixed capacity for `available_space`.
 pub struct MemoryStore {
@@ -19,7 +21,10 @@ impl MemoryStore {
 
     /// An empty store that refuses writes once `capacity` bytes are stored.
     pub fn with_capacity(capacity: u64) -> Self {
-        MemoryStore { objects: Mutex::new(BTreeMap::new()), capacity }
+        MemoryStore {
+            objects: Mutex::new(BTreeMap::new()),
+            capacity,
+        }
     }
 
     /// Every key currently stored, in order (for assertions).
@@ -29,7 +34,9 @@ impl MemoryStore {
 
     fn objects(&self) -> MutexGuard<'_, BTreeMap<String, Vec<u8>>> {
         // A panic elsewhere while holding the lock leaves the map intact, so keep serving it.
-        self.objects.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.objects
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn used(objects: &BTreeMap<String, Vec<u8>>) -> u64 {
@@ -44,13 +51,24 @@ impl Default for MemoryStore {
 }
 
 impl ObjectStore for MemoryStore {
-    fn list(&self, prefix: &str, start_after: Option<&str>, limit: u32) -> Result<ListPage, BackendError> {
+    fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: u32,
+    ) -> Result<ListPage, BackendError> {
         validate_prefix(prefix)?;
         let objects = self.objects();
         let matching = objects
-            .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
             .take_while(|(key, _)| key.starts_with(prefix))
-            .map(|(key, data)| ObjectEntry { key: key.clone(), size: data.len() as u64 });
+            .map(|(key, data)| ObjectEntry {
+                key: key.clone(),
+                size: data.len() as u64,
+            });
         Ok(page_of(matching, start_after, limit))
     }
 
@@ -86,7 +104,10 @@ impl ObjectStore for MemoryStore {
 
     fn size(&self, key: &str) -> Result<u64, BackendError> {
         validate_key(key)?;
-        self.objects().get(key).map(|data| data.len() as u64).ok_or(BackendError::NotFound)
+        self.objects()
+            .get(key)
+            .map(|data| data.len() as u64)
+            .ok_or(BackendError::NotFound)
     }
 
     fn available_space(&self) -> Result<u64, BackendError> {
@@ -102,9 +123,18 @@ mod tests {
     fn escapes_are_refused_and_nothing_is_stored() {
         let store = MemoryStore::new();
         for key in ["../x", "/abs", "a\0b", "a/./b", "a//b"] {
-            assert!(matches!(store.write(key, b"x"), Err(BackendError::InvalidKey(_))), "{key:?}");
-            assert!(matches!(store.read(key, 0, 1), Err(BackendError::InvalidKey(_))), "{key:?}");
-            assert!(matches!(store.delete(key), Err(BackendError::InvalidKey(_))), "{key:?}");
+            assert!(
+                matches!(store.write(key, b"x"), Err(BackendError::InvalidKey(_))),
+                "{key:?}"
+            );
+            assert!(
+                matches!(store.read(key, 0, 1), Err(BackendError::InvalidKey(_))),
+                "{key:?}"
+            );
+            assert!(
+                matches!(store.delete(key), Err(BackendError::InvalidKey(_))),
+                "{key:?}"
+            );
         }
         assert!(store.keys().is_empty());
     }
@@ -130,7 +160,10 @@ mod tests {
         let store = MemoryStore::with_capacity(10);
         store.write("a", &[0; 6]).unwrap();
         assert_eq!(store.available_space().unwrap(), 4);
-        assert!(matches!(store.write("b", &[0; 5]), Err(BackendError::Permanent(_))));
+        assert!(matches!(
+            store.write("b", &[0; 5]),
+            Err(BackendError::Permanent(_))
+        ));
         store.write("a", &[0; 10]).unwrap();
         assert_eq!(store.available_space().unwrap(), 0);
     }

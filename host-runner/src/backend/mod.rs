@@ -63,7 +63,12 @@ impl std::error::Error for BackendError {}
 /// between threads: one store backs every instance the host (re)starts.
 pub trait ObjectStore: Send + Sync {
     /// Objects whose keys start with `prefix` and sort after `start_after`, at most `limit`.
-    fn list(&self, prefix: &str, start_after: Option<&str>, limit: u32) -> Result<ListPage, BackendError>;
+    fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: u32,
+    ) -> Result<ListPage, BackendError>;
     /// Up to `length` bytes from `offset`; fewer (possibly none) at the end of the object.
     fn read(&self, key: &str, offset: u64, length: u64) -> Result<Vec<u8>, BackendError>;
     /// Replaces the object with `data`; durable when this returns.
@@ -78,7 +83,11 @@ pub trait ObjectStore: Send + Sync {
 
 /// Picks the page out of keys already sorted ascending and filtered to the prefix:
 /// the shared tail of every store's `list`.
-fn page_of(sorted: impl Iterator<Item = ObjectEntry>, start_after: Option<&str>, limit: u32) -> ListPage {
+fn page_of(
+    sorted: impl Iterator<Item = ObjectEntry>,
+    start_after: Option<&str>,
+    limit: u32,
+) -> ListPage {
     let mut entries = Vec::new();
     let mut more = false;
     for entry in sorted {
@@ -93,7 +102,12 @@ fn page_of(sorted: impl Iterator<Item = ObjectEntry>, start_after: Option<&str>,
     }
     let next = if more {
         // With limit 0 nothing was taken, so the caller resumes from where it asked.
-        Some(entries.last().map(|e| e.key.clone()).unwrap_or_else(|| start_after.unwrap_or("").to_owned()))
+        Some(
+            entries
+                .last()
+                .map(|e| e.key.clone())
+                .unwrap_or_else(|| start_after.unwrap_or("").to_owned()),
+        )
     } else {
         None
     };

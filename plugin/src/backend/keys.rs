@@ -66,7 +66,10 @@ pub fn parse_chunk_key(key: &str) -> Option<ChunkKey> {
 
 /// Digits only, no leading zeros (so `01` is not share 1).
 fn canonical_number(text: &str) -> Option<u64> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) || (text.len() > 1 && text.starts_with('0')) {
+    if text.is_empty()
+        || !text.bytes().all(|b| b.is_ascii_digit())
+        || (text.len() > 1 && text.starts_with('0'))
+    {
         return None;
     }
     text.parse().ok()
@@ -84,7 +87,15 @@ mod tests {
     fn keys_round_trip() {
         for (shnum, chunk) in [(0, 0), (1, 0), (10, 0), (1, 1), (255, 77)] {
             let key = chunk_key(&si(), ShareNum(shnum), chunk);
-            assert_eq!(parse_chunk_key(&key), Some(ChunkKey { si: si(), shnum: ShareNum(shnum), chunk }), "{key}");
+            assert_eq!(
+                parse_chunk_key(&key),
+                Some(ChunkKey {
+                    si: si(),
+                    shnum: ShareNum(shnum),
+                    chunk
+                }),
+                "{key}"
+            );
         }
         assert!(chunk_key(&si(), ShareNum(3), 0).starts_with(&storage_index_dir(&si())));
     }
@@ -92,11 +103,27 @@ mod tests {
     #[test]
     fn matching_is_exact() {
         let dir = storage_index_dir(&si());
-        for name in ["not-a-share", "1.0", "01", "1.", ".1", "1.1.1", "256", "1.x", ""] {
+        for name in [
+            "not-a-share",
+            "1.0",
+            "01",
+            "1.",
+            ".1",
+            "1.1.1",
+            "256",
+            "1.x",
+            "",
+        ] {
             assert_eq!(parse_chunk_key(&format!("{dir}{name}")), None, "{name}");
         }
-        assert_eq!(parse_chunk_key(&format!("{dir}1.1")).unwrap().shnum, ShareNum(1));
-        assert_eq!(parse_chunk_key(&format!("{dir}10.1")).unwrap().shnum, ShareNum(10));
+        assert_eq!(
+            parse_chunk_key(&format!("{dir}1.1")).unwrap().shnum,
+            ShareNum(1)
+        );
+        assert_eq!(
+            parse_chunk_key(&format!("{dir}10.1")).unwrap().shnum,
+            ShareNum(10)
+        );
         assert_eq!(parse_chunk_key("shares/incoming/aa/x/1"), None);
     }
 }

@@ -16,7 +16,10 @@ pub struct MemoryBackend {
 impl MemoryBackend {
     /// An empty store that can hold `capacity` bytes.
     pub fn new(capacity: u64) -> Self {
-        MemoryBackend { objects: RefCell::default(), capacity }
+        MemoryBackend {
+            objects: RefCell::default(),
+            capacity,
+        }
     }
 
     /// A copy of one object, for tests.
@@ -26,7 +29,9 @@ impl MemoryBackend {
 
     /// Puts an object in place behind the engine's back, as an operator would.
     pub fn put_for_test(&self, key: &str, data: &[u8]) {
-        self.objects.borrow_mut().insert(key.to_string(), data.to_vec());
+        self.objects
+            .borrow_mut()
+            .insert(key.to_string(), data.to_vec());
     }
 
     /// Every key, for tests.
@@ -36,7 +41,12 @@ impl MemoryBackend {
 }
 
 impl Backend for MemoryBackend {
-    fn list(&self, prefix: &str, start_after: Option<&str>, limit: u32) -> Result<ListPage, BackendError> {
+    fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: u32,
+    ) -> Result<ListPage, BackendError> {
         let objects = self.objects.borrow();
         let lower = match start_after {
             Some(a) if a >= prefix => Bound::Excluded(a.to_string()),
@@ -52,7 +62,10 @@ impl Backend for MemoryBackend {
                 next = entries.last().map(|e: &ObjectEntry| e.key.clone());
                 break;
             }
-            entries.push(ObjectEntry { key: key.clone(), size: data.len() as u64 });
+            entries.push(ObjectEntry {
+                key: key.clone(),
+                size: data.len() as u64,
+            });
         }
         Ok(ListPage { entries, next })
     }
@@ -66,7 +79,9 @@ impl Backend for MemoryBackend {
     }
 
     fn write(&self, key: &str, data: &[u8]) -> Result<(), BackendError> {
-        self.objects.borrow_mut().insert(key.to_string(), data.to_vec());
+        self.objects
+            .borrow_mut()
+            .insert(key.to_string(), data.to_vec());
         Ok(())
     }
 

@@ -52,7 +52,12 @@ impl fmt::Display for BackendError {
 /// Object storage by key.
 pub trait Backend {
     /// Objects under `prefix` after `start_after`, at most `limit`.
-    fn list(&self, prefix: &str, start_after: Option<&str>, limit: u32) -> Result<ListPage, BackendError>;
+    fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: u32,
+    ) -> Result<ListPage, BackendError>;
     /// Up to `length` bytes from `offset`.
     fn read(&self, key: &str, offset: u64, length: u64) -> Result<Vec<u8>, BackendError>;
     /// Replaces an object durably.
@@ -64,7 +69,11 @@ pub trait Backend {
 }
 
 /// Retry delays for transient failures: short, since a caller is waiting.
-const RETRY_DELAYS: [Duration; 3] = [Duration::from_millis(10), Duration::from_millis(50), Duration::from_millis(200)];
+const RETRY_DELAYS: [Duration; 3] = [
+    Duration::from_millis(10),
+    Duration::from_millis(50),
+    Duration::from_millis(200),
+];
 
 /// Wraps a backend so that transient failures are retried with back-off;
 /// other errors (and the last transient one) are returned as they are.
@@ -83,7 +92,10 @@ impl<B: Backend> Retrying<B> {
         &self.inner
     }
 
-    fn retry<T>(&self, mut call: impl FnMut(&B) -> Result<T, BackendError>) -> Result<T, BackendError> {
+    fn retry<T>(
+        &self,
+        mut call: impl FnMut(&B) -> Result<T, BackendError>,
+    ) -> Result<T, BackendError> {
         let mut delays = RETRY_DELAYS.iter();
         loop {
             match call(&self.inner) {
@@ -112,7 +124,12 @@ impl<B: Backend> Retrying<B> {
 }
 
 impl<B: Backend> Backend for Retrying<B> {
-    fn list(&self, prefix: &str, start_after: Option<&str>, limit: u32) -> Result<ListPage, BackendError> {
+    fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: u32,
+    ) -> Result<ListPage, BackendError> {
         self.retry(|b| b.list(prefix, start_after, limit))
     }
     fn read(&self, key: &str, offset: u64, length: u64) -> Result<Vec<u8>, BackendError> {
@@ -131,7 +148,12 @@ impl<B: Backend> Backend for Retrying<B> {
 
 /// A shared backend, so tests can reopen an engine over the same objects.
 impl<B: Backend> Backend for std::rc::Rc<B> {
-    fn list(&self, prefix: &str, start_after: Option<&str>, limit: u32) -> Result<ListPage, BackendError> {
+    fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: u32,
+    ) -> Result<ListPage, BackendError> {
         (**self).list(prefix, start_after, limit)
     }
     fn read(&self, key: &str, offset: u64, length: u64) -> Result<Vec<u8>, BackendError> {

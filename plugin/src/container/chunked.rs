@@ -48,7 +48,9 @@ impl ChunkedContainer {
     }
 
     fn chunk_len(&self, k: u64, total: u64) -> u64 {
-        total.saturating_sub(k * self.chunk_size).min(self.chunk_size)
+        total
+            .saturating_sub(k * self.chunk_size)
+            .min(self.chunk_size)
     }
 
     fn load(&mut self, backend: &impl Backend, k: u64) -> Result<&mut Vec<u8>> {
@@ -136,7 +138,11 @@ impl ChunkedContainer {
             return Ok(());
         }
         self.length = length;
-        let last = if length == 0 { None } else { Some((length - 1) / self.chunk_size) };
+        let last = if length == 0 {
+            None
+        } else {
+            Some((length - 1) / self.chunk_size)
+        };
         if let Some(k) = last {
             let keep = self.chunk_len(k, length) as usize;
             let chunk = self.load(backend, k)?;

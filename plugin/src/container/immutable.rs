@@ -49,7 +49,9 @@ impl Header {
     /// Parses and validates; the error says why the container is corrupted.
     pub fn parse(head: &[u8], total_length: u64) -> Result<Header, String> {
         if head.len() < DATA_OFFSET as usize || total_length < DATA_OFFSET {
-            return Err(format!("immutable container of {total_length} bytes is shorter than its 12-byte header"));
+            return Err(format!(
+                "immutable container of {total_length} bytes is shorter than its 12-byte header"
+            ));
         }
         let word = |i: usize| u32::from_be_bytes(head[i..i + 4].try_into().unwrap());
         let (version, legacy_length, lease_count) = (word(0), word(4), word(8));
@@ -59,8 +61,17 @@ impl Header {
         let leases = LEASE_RECORD_SIZE * lease_count as u64;
         let data_length = total_length
             .checked_sub(DATA_OFFSET + leases)
-            .ok_or_else(|| format!("{lease_count} lease records do not fit in a container of {total_length} bytes"))?;
-        Ok(Header { version, legacy_length, lease_count, data_length })
+            .ok_or_else(|| {
+                format!(
+                    "{lease_count} lease records do not fit in a container of {total_length} bytes"
+                )
+            })?;
+        Ok(Header {
+            version,
+            legacy_length,
+            lease_count,
+            data_length,
+        })
     }
 }
 
@@ -80,8 +91,17 @@ mod tests {
     #[test]
     fn untrustworthy_headers_are_refused() {
         assert!(Header::parse(&[0, 0, 0, 2], 4).is_err(), "short");
-        assert!(Header::parse(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 12).is_err(), "version 0");
-        assert!(Header::parse(&[0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0], 12).is_err(), "version 3");
-        assert!(Header::parse(&[0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1], 50).is_err(), "negative data length");
+        assert!(
+            Header::parse(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 12).is_err(),
+            "version 0"
+        );
+        assert!(
+            Header::parse(&[0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0], 12).is_err(),
+            "version 3"
+        );
+        assert!(
+            Header::parse(&[0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1], 50).is_err(),
+            "negative data length"
+        );
     }
 }

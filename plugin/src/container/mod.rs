@@ -21,7 +21,9 @@ pub enum Container {
 /// Classifies a share from its first bytes (`head`, at most SNIFF_LENGTH of
 /// them) and its total length.
 pub fn sniff(head: &[u8], total_length: u64) -> Container {
-    if head.len() >= mutable::MAGIC_LENGTH && mutable::Version::from_magic(&head[..mutable::MAGIC_LENGTH]).is_some() {
+    if head.len() >= mutable::MAGIC_LENGTH
+        && mutable::Version::from_magic(&head[..mutable::MAGIC_LENGTH]).is_some()
+    {
         return match mutable::Header::parse(head, total_length) {
             Ok(h) => Container::Mutable(h),
             Err(why) => Container::Corrupted(why),
@@ -43,7 +45,10 @@ mod tests {
     fn damaged_mutable_magic_is_corrupted() {
         let mut share = mutable::new_container(&[7; 20], &[9; 32]);
         share[3] ^= 0x20;
-        assert!(matches!(sniff(&share, share.len() as u64), Container::Corrupted(_)));
+        assert!(matches!(
+            sniff(&share, share.len() as u64),
+            Container::Corrupted(_)
+        ));
     }
 
     #[test]
@@ -53,7 +58,12 @@ mod tests {
         share.extend_from_slice(&[1; 100]);
         assert_eq!(
             sniff(&share, share.len() as u64),
-            Container::Immutable(immutable::Header { version: 2, legacy_length: 100, lease_count: 0, data_length: 100 })
+            Container::Immutable(immutable::Header {
+                version: 2,
+                legacy_length: 100,
+                lease_count: 0,
+                data_length: 100
+            })
         );
         let m = mutable::new_container(&[7; 20], &[9; 32]);
         assert!(matches!(sniff(&m, m.len() as u64), Container::Mutable(_)));

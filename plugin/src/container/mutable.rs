@@ -63,13 +63,29 @@ impl Header {
     /// Parses and validates; the error says why the container is corrupted.
     pub fn parse(head: &[u8], total_length: u64) -> Result<Header, String> {
         if total_length < MIN_LENGTH || head.len() < MIN_LENGTH as usize {
-            return Err(format!("mutable container of {total_length} bytes is shorter than {MIN_LENGTH}"));
+            return Err(format!(
+                "mutable container of {total_length} bytes is shorter than {MIN_LENGTH}"
+            ));
         }
-        let version = Version::from_magic(&head[..MAGIC_LENGTH]).ok_or("unknown mutable container magic")?;
-        let node_id = head[NODE_ID_OFFSET..WRITE_ENABLER_OFFSET].try_into().unwrap();
-        let write_enabler = head[WRITE_ENABLER_OFFSET..DATA_LENGTH_OFFSET].try_into().unwrap();
-        let data_length = u64::from_be_bytes(head[DATA_LENGTH_OFFSET..EXTRA_LEASE_OFFSET_OFFSET].try_into().unwrap());
-        Ok(Header { version, node_id, write_enabler, data_length })
+        let version =
+            Version::from_magic(&head[..MAGIC_LENGTH]).ok_or("unknown mutable container magic")?;
+        let node_id = head[NODE_ID_OFFSET..WRITE_ENABLER_OFFSET]
+            .try_into()
+            .unwrap();
+        let write_enabler = head[WRITE_ENABLER_OFFSET..DATA_LENGTH_OFFSET]
+            .try_into()
+            .unwrap();
+        let data_length = u64::from_be_bytes(
+            head[DATA_LENGTH_OFFSET..EXTRA_LEASE_OFFSET_OFFSET]
+                .try_into()
+                .unwrap(),
+        );
+        Ok(Header {
+            version,
+            node_id,
+            write_enabler,
+            data_length,
+        })
     }
 }
 

@@ -28,7 +28,11 @@ pub struct CrawlerConfig {
 
 impl Default for CrawlerConfig {
     fn default() -> Self {
-        CrawlerConfig { policy: ExpirationPolicy::Disabled, history_limit: 10, min_cycle_seconds: 12 * 3600 }
+        CrawlerConfig {
+            policy: ExpirationPolicy::Disabled,
+            history_limit: 10,
+            min_cycle_seconds: 12 * 3600,
+        }
     }
 }
 
@@ -57,18 +61,25 @@ fn corrupt_state(e: serde_json::Error) -> Error {
 }
 
 fn load_current(conn: &Connection) -> Result<(Option<CycleReport>, Option<Timestamp>, u64)> {
-    let row: Option<(Option<String>, Option<i64>, u64)> =
-        conn.query_row("SELECT current, last_finished, cycles_done FROM crawler_state WHERE id = 0", &[], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?;
+    let row: Option<(Option<String>, Option<i64>, u64)> = conn.query_row(
+        "SELECT current, last_finished, cycles_done FROM crawler_state WHERE id = 0",
+        &[],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
     let (current, last_finished, done) = row.unwrap_or((None, None, 0));
-    let current = current.map(|j| serde_json::from_str(&j)).transpose().map_err(corrupt_state)?;
+    let current = current
+        .map(|j| serde_json::from_str(&j))
+        .transpose()
+        .map_err(corrupt_state)?;
     Ok((current, last_finished, done))
 }
 
 fn save_current(conn: &Connection, report: &CycleReport) -> Result<()> {
     let json = serde_json::to_string(report).map_err(corrupt_state)?;
-    conn.execute("UPDATE crawler_state SET current = ?1 WHERE id = 0", &[&json])?;
+    conn.execute(
+        "UPDATE crawler_state SET current = ?1 WHERE id = 0",
+        &[&json],
+    )?;
     Ok(())
 }
 
@@ -104,14 +115,20 @@ impl<B: Backend> LeaseDb<B> {
             prefixes += 1;
             if report.prefixes_done == Prefix::COUNT {
                 self.finish_cycle(report)?;
-                return Ok(SliceOutcome::Progressed { prefixes, finished: true });
+                return Ok(SliceOutcome::Progressed {
+                    prefixes,
+                    finished: true,
+                });
             }
             save_current(&self.conn, &report)?;
             if started.elapsed() >= budget {
                 break;
             }
         }
-        Ok(SliceOutcome::Progressed { prefixes, finished: false })
+        Ok(SliceOutcome::Progressed {
+            prefixes,
+            finished: false,
+        })
     }
 
     /// Applies the expiration policy and records the new cycle, in one transaction.
@@ -120,14 +137,21 @@ impl<B: Backend> LeaseDb<B> {
         let tx = self.conn.transaction()?;
         report.leases_expired = match self.crawler.policy {
             ExpirationPolicy::Disabled => 0,
-            ExpirationPolicy::Age { override_seconds: None } => {
-                tx.execute("DELETE FROM leases WHERE expires IS NOT NULL AND expires < ?1", &[&now])? as u64
-            }
-            ExpirationPolicy::Age { override_seconds: Some(d) } => {
+            ExpirationPolicy::Age {
+                override_seconds: None,
+            } => tx.execute(
+                "DELETE FROM leases WHERE expires IS NOT NULL AND expires < ?1",
+                &[&now],
+            )? as u64,
+            ExpirationPolicy::Age {
+                override_seconds: Some(d),
+            } => {
                 let cutoff = now.saturating_sub(d.min(i64::MAX as u64) as i64);
                 tx.execute("DELETE FROM leases WHERE renewed < ?1", &[&cutoff])? as u64
             }
-            ExpirationPolicy::CutoffDate { cutoff } => tx.execute("DELETE FROM leases WHERE renewed < ?1", &[&cutoff])? as u64,
+            ExpirationPolicy::CutoffDate { cutoff } => {
+                tx.execute("DELETE FROM leases WHERE renewed < ?1", &[&cutoff])? as u64
+            }
         };
         save_current(&tx, &report)?;
         tx.commit()?;
@@ -140,7 +164,10 @@ impl<B: Backend> LeaseDb<B> {
         report.finished = Some(now);
         let json = serde_json::to_string(&report).map_err(corrupt_state)?;
         let tx = self.conn.transaction()?;
-        tx.execute("INSERT OR REPLACE INTO crawler_history (cycle, report) VALUES (?1, ?2)", &[&report.cycle, &json])?;
+        tx.execute(
+            "INSERT OR REPLACE INTO crawler_history (cycle, report) VALUES (?1, ?2)",
+            &[&report.cycle, &json],
+        )?;
         tx.execute(
             "DELETE FROM crawler_history WHERE cycle NOT IN (SELECT cycle FROM crawler_history ORDER BY cycle DESC LIMIT ?1)",
             &[&self.crawler.history_limit],
@@ -158,7 +185,11 @@ impl<B: Backend> LeaseDb<B> {
         let (current, last_finished, _) = load_current(&self.conn)?;
         let history = self
             .conn
-            .query_map("SELECT report FROM crawler_history ORDER BY cycle DESC", &[], |r| r.get::<String>(0))?
+            .query_map(
+                "SELECT report FROM crawler_history ORDER BY cycle DESC",
+                &[],
+                |r| r.get::<String>(0),
+            )?
             .into_iter()
             .map(|j| serde_json::from_str(&j).map_err(corrupt_state))
             .collect::<Result<Vec<CycleReport>>>()?;
@@ -166,6 +197,10 @@ impl<B: Backend> LeaseDb<B> {
             (None, Some(last)) => Some(last.saturating_add(self.crawler.min_cycle_seconds as i64)),
             _ => None,
         };
-        Ok(CrawlerStatus { current, history, next_cycle_at })
+        Ok(CrawlerStatus {
+            current,
+            history,
+            next_cycle_at,
+        })
     }
 }

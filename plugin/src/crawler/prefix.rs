@@ -33,7 +33,11 @@ impl<B: Backend> LeaseDb<B> {
     /// One prefix: add what only the backend has, drop rows whose objects
     /// vanished, collect unleased shares, and count it all into `report`. A
     /// backend failure is recorded against the prefix, never taken as absence.
-    pub(crate) fn reconcile_prefix(&mut self, prefix: Prefix, report: &mut CycleReport) -> Result<()> {
+    pub(crate) fn reconcile_prefix(
+        &mut self,
+        prefix: Prefix,
+        report: &mut CycleReport,
+    ) -> Result<()> {
         let text = prefix.to_text();
         let listing = match self.backend.list_all(&keys::prefix_dir(&text)) {
             Ok(l) => l,
@@ -45,7 +49,8 @@ impl<B: Backend> LeaseDb<B> {
         let found = discovery::group_by_share(&listing);
         let now = self.now();
         let before = self.rows_of_prefix(&text)?;
-        let known: BTreeSet<(StorageIndex, ShareNum)> = before.iter().map(|r| (r.si, r.shnum)).collect();
+        let known: BTreeSet<(StorageIndex, ShareNum)> =
+            before.iter().map(|r| (r.si, r.shnum)).collect();
 
         for ((si, shnum), chunks) in &found {
             if known.contains(&(*si, *shnum)) {
@@ -58,13 +63,18 @@ impl<B: Backend> LeaseDb<B> {
                     tx.commit()?;
                     report.added += 1;
                 }
-                Err(e) => report.prefixes_failed.push((text.clone(), format!("share {si}/{shnum}: {e}"))),
+                Err(e) => report
+                    .prefixes_failed
+                    .push((text.clone(), format!("share {si}/{shnum}: {e}"))),
             }
         }
         for row in &before {
             if row.state == ShareState::Stable && !found.contains_key(&(row.si, row.shnum)) {
                 // Only STABLE rows: COMING and GOING objects may legitimately be missing.
-                crate::log(&format!("crawler: share {}/{} disappeared from the backend; removing its row", row.si, row.shnum));
+                crate::log(&format!(
+                    "crawler: share {}/{} disappeared from the backend; removing its row",
+                    row.si, row.shnum
+                ));
                 let tx = self.conn.transaction()?;
                 shares::delete(&tx, &row.si, row.shnum)?;
                 tx.commit()?;
@@ -72,7 +82,11 @@ impl<B: Backend> LeaseDb<B> {
             }
         }
 
-        let rows: Vec<ShareRow> = self.rows_of_prefix(&text)?.into_iter().filter(|r| r.state == ShareState::Stable).collect();
+        let rows: Vec<ShareRow> = self
+            .rows_of_prefix(&text)?
+            .into_iter()
+            .filter(|r| r.state == ShareState::Stable)
+            .collect();
         let leases = self.conn.query_map(
             "SELECT l.si, l.shnum, l.renewed FROM leases l JOIN shares s ON s.si = l.si AND s.shnum = l.shnum
              WHERE s.prefix = ?1 AND s.state = 1",
@@ -81,22 +95,40 @@ impl<B: Backend> LeaseDb<B> {
         )?;
         for (_, _, renewed) in &leases {
             let days = (now.saturating_sub(*renewed)).max(0) / DAY;
-            *report.lease_ages.entry(days.min(u32::MAX as i64) as u32).or_default() += 1;
+            *report
+                .lease_ages
+                .entry(days.min(u32::MAX as i64) as u32)
+                .or_default() += 1;
         }
-        report.examined.add(&Tally::of(rows.iter().map(|r| (&r.si.0, r.share_type, r.used_space))));
+        report.examined.add(&Tally::of(
+            rows.iter().map(|r| (&r.si.0, r.share_type, r.used_space)),
+        ));
         for r in rows.iter().filter(|r| r.share_type == ShareType::Corrupted) {
-            report.corrupt_shares.push(ShareRef { si: r.si.to_text(), shnum: r.shnum.0 });
+            report.corrupt_shares.push(ShareRef {
+                si: r.si.to_text(),
+                shnum: r.shnum.0,
+            });
         }
 
         let leased: BTreeSet<([u8; 16], u8)> = leases.iter().map(|(si, n, _)| (*si, *n)).collect();
         let mut collected = Vec::new();
-        for row in rows.iter().filter(|r| !leased.contains(&(r.si.0, r.shnum.0))) {
+        for row in rows
+            .iter()
+            .filter(|r| !leased.contains(&(r.si.0, r.shnum.0)))
+        {
             match self.collect(row) {
                 Ok(()) => collected.push(row),
-                Err(e) => report.prefixes_failed.push((text.clone(), format!("collecting {}/{}: {e}", row.si, row.shnum))),
+                Err(e) => report.prefixes_failed.push((
+                    text.clone(),
+                    format!("collecting {}/{}: {e}", row.si, row.shnum),
+                )),
             }
         }
-        report.recovered.add(&Tally::of(collected.iter().map(|r| (&r.si.0, r.share_type, r.used_space))));
+        report.recovered.add(&Tally::of(
+            collected
+                .iter()
+                .map(|r| (&r.si.0, r.share_type, r.used_space)),
+        ));
         Ok(())
     }
 
@@ -104,13 +136,25 @@ impl<B: Backend> LeaseDb<B> {
     /// objects cannot be deleted, so the next cycle retries.
     fn collect(&mut self, row: &ShareRow) -> Result<()> {
         let tx = self.conn.transaction()?;
-        if !shares::transition(&tx, &row.si, row.shnum, ShareState::Stable, ShareState::Going)? {
+        if !shares::transition(
+            &tx,
+            &row.si,
+            row.shnum,
+            ShareState::Stable,
+            ShareState::Going,
+        )? {
             return Ok(()); // changed under us: leave it for the next cycle
         }
         tx.commit()?;
         if let Err(e) = self.delete_share_objects(&row.si, row.shnum) {
             let tx = self.conn.transaction()?;
-            shares::transition(&tx, &row.si, row.shnum, ShareState::Going, ShareState::Stable)?;
+            shares::transition(
+                &tx,
+                &row.si,
+                row.shnum,
+                ShareState::Going,
+                ShareState::Stable,
+            )?;
             tx.commit()?;
             return Err(e);
         }

@@ -27,7 +27,11 @@ impl Counts {
     /// This × factor, rounded.
     fn scaled(&self, factor: f64) -> Counts {
         let s = |v: u64| (v as f64 * factor).round() as u64;
-        Counts { shares: s(self.shares), sharesets: s(self.sharesets), bytes: s(self.bytes) }
+        Counts {
+            shares: s(self.shares),
+            sharesets: s(self.sharesets),
+            bytes: s(self.bytes),
+        }
     }
 }
 
@@ -84,7 +88,12 @@ impl Tally {
     }
 
     fn scaled(&self, f: f64) -> Tally {
-        Tally { total: self.total.scaled(f), immutable: self.immutable.scaled(f), mutable: self.mutable.scaled(f), corrupted: self.corrupted.scaled(f) }
+        Tally {
+            total: self.total.scaled(f),
+            immutable: self.immutable.scaled(f),
+            mutable: self.mutable.scaled(f),
+            corrupted: self.corrupted.scaled(f),
+        }
     }
 }
 
@@ -194,9 +203,27 @@ mod tests {
     fn tallies_count_sharesets_once_per_type() {
         let a = [1; 16];
         let b = [2; 16];
-        let t = Tally::of([(&a, ShareType::Immutable, 10), (&a, ShareType::Immutable, 20), (&b, ShareType::Mutable, 5)]);
-        assert_eq!(t.total, Counts { shares: 3, sharesets: 2, bytes: 35 });
-        assert_eq!(t.immutable, Counts { shares: 2, sharesets: 1, bytes: 30 });
+        let t = Tally::of([
+            (&a, ShareType::Immutable, 10),
+            (&a, ShareType::Immutable, 20),
+            (&b, ShareType::Mutable, 5),
+        ]);
+        assert_eq!(
+            t.total,
+            Counts {
+                shares: 3,
+                sharesets: 2,
+                bytes: 35
+            }
+        );
+        assert_eq!(
+            t.immutable,
+            Counts {
+                shares: 2,
+                sharesets: 1,
+                bytes: 30
+            }
+        );
         assert_eq!(t.mutable.sharesets, 1);
     }
 

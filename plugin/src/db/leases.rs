@@ -25,10 +25,17 @@ pub fn account_id(conn: &Connection, account: &Account, now: Timestamp) -> DbRes
         Account::Anonymous => Ok(Account::ANONYMOUS_ID),
         Account::Starter => Ok(Account::STARTER_ID),
         Account::Named(name) => {
-            if let Some(id) = conn.query_row("SELECT id FROM accounts WHERE name = ?1", &[name], |r| r.get(0))? {
+            if let Some(id) =
+                conn.query_row("SELECT id FROM accounts WHERE name = ?1", &[name], |r| {
+                    r.get(0)
+                })?
+            {
                 return Ok(id);
             }
-            conn.execute("INSERT INTO accounts (name, created) VALUES (?1, ?2)", &[name, &now])?;
+            conn.execute(
+                "INSERT INTO accounts (name, created) VALUES (?1, ?2)",
+                &[name, &now],
+            )?;
             Ok(conn.last_insert_rowid())
         }
     }
@@ -72,6 +79,10 @@ pub fn for_storage_index(conn: &Connection, si: &StorageIndex) -> DbResult<Vec<L
 /// How many leases one share has.
 pub fn count_for_share(conn: &Connection, si: &StorageIndex, shnum: ShareNum) -> DbResult<u64> {
     Ok(conn
-        .query_row("SELECT count(*) FROM leases WHERE si = ?1 AND shnum = ?2", &[&&si.0[..], &shnum.0], |r| r.get(0))?
+        .query_row(
+            "SELECT count(*) FROM leases WHERE si = ?1 AND shnum = ?2",
+            &[&&si.0[..], &shnum.0],
+            |r| r.get(0),
+        )?
         .unwrap_or(0))
 }

@@ -98,7 +98,10 @@ pub fn migrate(conn: &Connection) -> Result<u32, SchemaError> {
         .map_err(SchemaError::Db)?
         .unwrap_or(0);
     if found > CURRENT_VERSION {
-        return Err(SchemaError::Newer { found, supported: CURRENT_VERSION });
+        return Err(SchemaError::Newer {
+            found,
+            supported: CURRENT_VERSION,
+        });
     }
     for from in found..CURRENT_VERSION {
         let step = || -> Result<(), DbError> {

@@ -38,7 +38,11 @@ pub fn for_storage_index(conn: &Connection, si: &StorageIndex) -> DbResult<Vec<S
 }
 
 /// Shares after `after` in (si, shnum) order.
-pub fn page(conn: &Connection, after: Option<(StorageIndex, ShareNum)>, limit: u32) -> DbResult<Vec<ShareRow>> {
+pub fn page(
+    conn: &Connection,
+    after: Option<(StorageIndex, ShareNum)>,
+    limit: u32,
+) -> DbResult<Vec<ShareRow>> {
     let _ = COLUMNS;
     match after {
         None => conn.query_map(
@@ -95,7 +99,13 @@ pub fn finish(conn: &Connection, row: &ShareRow) -> DbResult<bool> {
 }
 
 /// Moves a row from one state to another; false if it was not in `from`.
-pub fn transition(conn: &Connection, si: &StorageIndex, shnum: ShareNum, from: ShareState, to: ShareState) -> DbResult<bool> {
+pub fn transition(
+    conn: &Connection,
+    si: &StorageIndex,
+    shnum: ShareNum,
+    from: ShareState,
+    to: ShareState,
+) -> DbResult<bool> {
     let n = conn.execute(
         "UPDATE shares SET state = ?4 WHERE si = ?1 AND shnum = ?2 AND state = ?3",
         &[&&si.0[..], &shnum.0, &from.code(), &to.code()],
@@ -105,6 +115,9 @@ pub fn transition(conn: &Connection, si: &StorageIndex, shnum: ShareNum, from: S
 
 /// Removes a row and (by cascade) its leases.
 pub fn delete(conn: &Connection, si: &StorageIndex, shnum: ShareNum) -> DbResult<()> {
-    conn.execute("DELETE FROM shares WHERE si = ?1 AND shnum = ?2", &[&&si.0[..], &shnum.0])?;
+    conn.execute(
+        "DELETE FROM shares WHERE si = ?1 AND shnum = ?2",
+        &[&&si.0[..], &shnum.0],
+    )?;
     Ok(())
 }

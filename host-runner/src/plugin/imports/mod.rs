@@ -1,0 +1,3 @@
+//! Host implementations of the plugin's imports, one file per WIT interface.
+
+pub mod backend;

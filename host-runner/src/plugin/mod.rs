@@ -1,0 +1,527 @@
+//! Running the plugin: one sandboxed instance at a time, replaced when it dies.
+//!
+//! Every export is a method of [`PluginHost`]. A call that traps, runs past its
+//! deadline or exhausts its memory kills only that instance: the host drops its
+//! store, starts a fresh one (re-running `init` with the same settings) and the
+//! next call is served by it. The host process itself never dies of a plugin fault.
+
+// Generated items carry the WIT doc comments where the WIT has them.
+#[allow(
+    missing_docs,
+    reason = "generated from WIT; not every WIT item is documented"
+)]
+mod bindings;
+mod error;
+pub mod imports;
+mod state;
+pub mod wit;
+
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Store, Trap};
+
+pub use error::{CallError, HostError};
+pub use state::HostState;
+
+use crate::backend::ObjectStore;
+use crate::engine::{load_component, wasm_engine, CompileOutcome};
+use crate::node_id::NodeId;
+use crate::sandbox::SandboxPolicy;
+use bindings::{Plugin, PluginPre};
+use imports::backend::BackendImport;
+use wit::{
+    Account, AccountUsage, AdvisedType, Advisory, Allocation, ByteRange, Capabilities, InitReport,
+    LeaseInfo, PluginInfo, ReadTestWriteResult, ShareInfo, ShareReads, ShareWrites, Stats, Usage,
+};
+
+/// Default preferred chunk size of new shares (SPEC §3).
+pub const DEFAULT_CHUNK_SIZE: u32 = 512 << 10;
+
+/// Default lease duration (SPEC §1).
+pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(31 * 86_400);
+
+/// Default largest immutable share accepted.
+pub const DEFAULT_MAX_IMMUTABLE_SIZE: u64 = 64 << 30;
+
+/// Default largest mutable share data accepted.
+pub const DEFAULT_MAX_MUTABLE_SIZE: u64 = 64 << 30;
+
+/// Everything needed to start the plugin, besides its backend.
+#[derive(Clone)]
+pub struct HostConfig {
+    /// The host's state directory: the compile cache goes in `cache/`, the plugin's
+    /// private directory (its database) is `plugin/`.
+    pub state_dir: PathBuf,
+    /// The component to run; the shipped plugin by default.
+    pub wasm: Cow<'static, [u8]>,
+    /// Memory cap, call deadline, clock.
+    pub sandbox: SandboxPolicy,
+    /// Preferred chunk size of new shares, in bytes.
+    pub chunk_size: u32,
+    /// Lease duration granted by add or renew.
+    pub lease_duration: Duration,
+    /// Largest immutable share accepted, in bytes.
+    pub max_immutable_size: u64,
+    /// Largest mutable share data accepted, in bytes.
+    pub max_mutable_size: u64,
+    /// This server's node id; `None` loads (or creates) `<state_dir>/node-id`.
+    pub node_id: Option<NodeId>,
+}
+
+impl HostConfig {
+    /// The shipped plugin with default limits, keeping its state under `state_dir`.
+    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
+        HostConfig {
+            state_dir: state_dir.into(),
+            wasm: Cow::Borrowed(leasedb_plugin_artifacts::PLUGIN_BYTES),
+            sandbox: SandboxPolicy::default(),
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            lease_duration: DEFAULT_LEASE_DURATION,
+            max_immutable_size: DEFAULT_MAX_IMMUTABLE_SIZE,
+            max_mutable_size: DEFAULT_MAX_MUTABLE_SIZE,
+            node_id: None,
+        }
+    }
+
+    /// Where compiled components are cached.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.state_dir.join("cache")
+    }
+
+    /// The plugin's private directory, seen inside the sandbox as `/state`.
+    pub fn plugin_dir(&self) -> PathBuf {
+        self.state_dir.join("plugin")
+    }
+
+    fn plugin_config(&self) -> Result<wit::Config, HostError> {
+        let node_id = match self.node_id {
+            Some(id) => id,
+            None => NodeId::load_or_create(&self.state_dir)?,
+        };
+        Ok(wit::Config {
+            chunk_size: self.chunk_size,
+            lease_duration: self.lease_duration.as_secs(),
+            max_immutable_size: self.max_immutable_size,
+            max_mutable_size: self.max_mutable_size,
+            node_id: node_id.0.to_vec(),
+        })
+    }
+}
+
+/// A live instance: its store and the handles to its exports.
+struct Instance {
+    store: Store<HostState>,
+    plugin: Plugin,
+}
+
+/// What every (re)start of an instance needs.
+struct Launcher {
+    sandbox: SandboxPolicy,
+    plugin_dir: PathBuf,
+    plugin_config: wit::Config,
+    backend: Arc<dyn ObjectStore>,
+    pre: PluginPre<HostState>,
+}
+
+/// The plugin, sandboxed, serving one call at a time.
+pub struct PluginHost {
+    launcher: Launcher,
+    compile_outcome: CompileOutcome,
+    /// `None` after a death whose restart failed; the next call tries again.
+    instance: Option<Instance>,
+    init_report: InitReport,
+    restarts: u64,
+}
+
+impl PluginHost {
+    /// Compiles (or loads from cache) the component, links it and runs `init`.
+    pub fn start(config: HostConfig, backend: Arc<dyn ObjectStore>) -> Result<Self, HostError> {
+        let engine = wasm_engine()?;
+        let (component, compile_outcome) =
+            load_component(engine, &config.wasm, &config.cache_dir())?;
+        let pre = link(engine, &component)?;
+        let launcher = Launcher {
+            sandbox: config.sandbox.clone(),
+            plugin_dir: config.plugin_dir(),
+            plugin_config: config.plugin_config()?,
+            backend,
+            pre,
+        };
+        let (instance, init_report) = launcher.launch()?;
+        Ok(PluginHost {
+            launcher,
+            compile_outcome,
+            instance: Some(instance),
+            init_report,
+            restarts: 0,
+        })
+    }
+
+    /// Whether start-up compiled the component or loaded it from the cache.
+    pub fn compile_outcome(&self) -> &CompileOutcome {
+        &self.compile_outcome
+    }
+
+    /// What the latest `init` reported.
+    pub fn init_report(&self) -> &InitReport {
+        &self.init_report
+    }
+
+    /// How many times an instance died and was replaced.
+    pub fn restarts(&self) -> u64 {
+        self.restarts
+    }
+
+    /// The backend the plugin stores into.
+    pub fn backend(&self) -> &Arc<dyn ObjectStore> {
+        &self.launcher.backend
+    }
+
+    /// Starts uploads of `share_numbers` of `si` for `session`.
+    pub fn allocate(
+        &mut self,
+        session: u64,
+        account: &Account,
+        si: &[u8],
+        share_numbers: &[u32],
+        allocated_size: u64,
+    ) -> Result<Allocation, CallError> {
+        let si = si.to_vec();
+        self.call_fallible(|p, s| {
+            p.leasedb_plugin_storage().call_allocate(
+                s,
+                session,
+                account,
+                &si,
+                share_numbers,
+                allocated_size,
+            )
+        })
+    }
+
+    /// Writes share data at `offset` of an upload in progress.
+    pub fn write(
+        &mut self,
+        si: &[u8],
+        share_number: u32,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<(), CallError> {
+        let si = si.to_vec();
+        self.call_fallible(|p, s| {
+            p.leasedb_plugin_storage()
+                .call_write(s, &si, share_number, offset, data)
+        })
+    }
+
+    /// Finishes an upload: the share becomes STABLE with the uploader's lease.
+    pub fn close(&mut self, si: &[u8], share_number: u32) -> Result<(), CallError> {
+        let si = si.to_vec();
+        self.call_fallible(|p, s| p.leasedb_plugin_storage().call_close(s, &si, share_number))
+    }
+
+    /// Abandons an upload; its row and objects are removed.
+    pub fn abort(&mut self, si: &[u8], share_number: u32) -> Result<(), CallError> {
+        let si = si.to_vec();
+        self.call_fallible(|p, s| p.leasedb_plugin_storage().call_abort(s, &si, share_number))
+    }
+
+    /// Share numbers of the valid, complete shares of `si`.
+    pub fn list_shares(&mut self, si: &[u8]) -> Result<Vec<u32>, CallError> {
+        let si = si.to_vec();
+        self.call_fallible(|p, s| p.leasedb_plugin_storage().call_list_shares(s, &si))
+    }
+
+    /// Up to `length` bytes of share data from `offset`; truncated at the end.
+    pub fn read(
+        &mut self,
+        si: &[u8],
+        share_number: u32,
+        offset: u64,
+        length: u64,
+    ) -> Result<Vec<u8>, CallError> {
+        let si = si.to_vec();
+        self.call_fallible(|p, s| {
+            p.leasedb_plugin_storage()
+                .call_read(s, &si, share_number, offset, length)
+        })
+    }
+
+    /// Adds or renews `account`'s lease on every share of `si`; returns how many shares.
+    pub fn add_lease(&mut self, account: &Account, si: &[u8]) -> Result<u32, CallError> {
+        let si = si.to_vec();
+        self.call_fallible(|p, s| p.leasedb_plugin_storage().call_add_lease(s, account, &si))
+    }
+
+    /// Every lease on the shares of `si`.
+    pub fn list_leases(&mut self, si: &[u8]) -> Result<Vec<LeaseInfo>, CallError> {
+        let si = si.to_vec();
+        self.call_fallible(|p, s| p.leasedb_plugin_storage().call_list_leases(s, &si))
+    }
+
+    /// Up to `limit` shares in (storage index, share number) order, after `after`.
+    pub fn list_all_shares(
+        &mut self,
+        after: Option<(&[u8], u32)>,
+        limit: u32,
+    ) -> Result<Vec<ShareInfo>, CallError> {
+        let after = after.map(|(si, shnum)| (si.to_vec(), shnum));
+        self.call_fallible(|p, s| {
+            p.leasedb_plugin_storage().call_list_all_shares(
+                s,
+                after.as_ref().map(|(si, shnum)| (si, *shnum)),
+                limit,
+            )
+        })
+    }
+
+    /// Mutable read-test-write on one SI: checks the write enabler, reads, tests, and
+    /// applies the writes if every test holds.
+    pub fn read_test_write(
+        &mut self,
+        account: &Account,
+        si: &[u8],
+        write_enabler: &[u8],
+        writes: &[ShareWrites],
+        read_vector: &[ByteRange],
+    ) -> Result<ReadTestWriteResult, CallError> {
+        let si = si.to_vec();
+        self.call_fallible(|p, s| {
+            p.leasedb_plugin_mutable().call_read_test_write(
+                s,
+                account,
+                &si,
+                write_enabler,
+                writes,
+                read_vector,
+            )
+        })
+    }
+
+    /// Mutable reads over `share_numbers` (empty: every valid mutable share of `si`).
+    pub fn mutable_read(
+        &mut self,
+        si: &[u8],
+        share_numbers: &[u32],
+        read_vector: &[ByteRange],
+    ) -> Result<Vec<ShareReads>, CallError> {
+        let si = si.to_vec();
+        self.call_fallible(|p, s| {
+            p.leasedb_plugin_mutable()
+                .call_read(s, &si, share_numbers, read_vector)
+        })
+    }
+
+    /// Limits and free space, as advertised to clients.
+    pub fn get_capabilities(&mut self) -> Result<Capabilities, CallError> {
+        self.call_fallible(|p, s| p.leasedb_plugin_accounting().call_get_capabilities(s))
+    }
+
+    /// Records a client's report that a share is corrupt; nothing else changes.
+    pub fn advise_corrupt(
+        &mut self,
+        account: &Account,
+        share_type: AdvisedType,
+        si: &[u8],
+        share_number: u32,
+        reason: &str,
+    ) -> Result<(), CallError> {
+        let si = si.to_vec();
+        self.call_fallible(|p, s| {
+            p.leasedb_plugin_accounting().call_advise_corrupt(
+                s,
+                account,
+                share_type,
+                &si,
+                share_number,
+                reason,
+            )
+        })
+    }
+
+    /// Corruption reports with id greater than `after`, oldest first.
+    pub fn list_advisories(&mut self, after: i64, limit: u32) -> Result<Vec<Advisory>, CallError> {
+        self.call_fallible(|p, s| {
+            p.leasedb_plugin_accounting()
+                .call_list_advisories(s, after, limit)
+        })
+    }
+
+    /// What `account` leases; `None`: what any account leases.
+    pub fn get_usage(&mut self, account: Option<&Account>) -> Result<Usage, CallError> {
+        let account = account.cloned();
+        self.call_fallible(|p, s| {
+            p.leasedb_plugin_accounting()
+                .call_get_usage(s, account.as_ref())
+        })
+    }
+
+    /// Usage of every account holding a lease.
+    pub fn usage_by_account(&mut self) -> Result<Vec<AccountUsage>, CallError> {
+        self.call_fallible(|p, s| p.leasedb_plugin_accounting().call_usage_by_account(s))
+    }
+
+    /// Share counts by state and type, in-flight uploads, latencies.
+    pub fn get_stats(&mut self) -> Result<Stats, CallError> {
+        self.call_fallible(|p, s| p.leasedb_plugin_accounting().call_get_stats(s))
+    }
+
+    /// Tells the plugin a client session began.
+    pub fn session_opened(&mut self, session: u64) -> Result<(), CallError> {
+        self.call(|p, s| p.leasedb_plugin_lifecycle().call_session_opened(s, session))
+    }
+
+    /// Tells the plugin a session ended; returns how many uploads were aborted.
+    pub fn session_closed(&mut self, session: u64) -> Result<u32, CallError> {
+        self.call(|p, s| p.leasedb_plugin_lifecycle().call_session_closed(s, session))
+    }
+
+    /// The plugin's version and interface version.
+    pub fn info(&mut self) -> Result<PluginInfo, CallError> {
+        self.call(|p, s| p.leasedb_plugin_lifecycle().call_info(s))
+    }
+
+    /// Flushes and closes the database; later calls fail with not-ready.
+    pub fn shutdown(&mut self) -> Result<(), CallError> {
+        self.call(|p, s| p.leasedb_plugin_lifecycle().call_shutdown(s))
+    }
+
+    /// A call whose WIT result is `result<T, error>`.
+    fn call_fallible<T>(
+        &mut self,
+        f: impl FnOnce(&Plugin, &mut Store<HostState>) -> wasmtime::Result<Result<T, wit::PluginError>>,
+    ) -> Result<T, CallError> {
+        self.call(f)?.map_err(CallError::Plugin)
+    }
+
+    /// Runs one export under the deadline and memory cap; replaces the instance if it dies.
+    fn call<T>(
+        &mut self,
+        f: impl FnOnce(&Plugin, &mut Store<HostState>) -> wasmtime::Result<T>,
+    ) -> Result<T, CallError> {
+        let mut instance = match self.instance.take() {
+            Some(instance) => instance,
+            None => self
+                .relaunch()
+                .map_err(|e| CallError::Unavailable(e.to_string()))?,
+        };
+        arm(&mut instance.store, &self.launcher.sandbox);
+        match f(&instance.plugin, &mut instance.store) {
+            Ok(value) => {
+                self.instance = Some(instance);
+                Ok(value)
+            }
+            Err(error) => {
+                let failure = classify(&instance.store, error);
+                // A trapped instance cannot be entered again; drop it with its store.
+                drop(instance);
+                self.restarts += 1;
+                // Restart now so the next call finds a ready instance; if this fails,
+                // the next call tries again and reports why.
+                self.instance = self.relaunch().ok();
+                Err(failure)
+            }
+        }
+    }
+
+    /// A fresh instance in place of a dead one; its init report becomes the latest.
+    fn relaunch(&mut self) -> Result<Instance, HostError> {
+        let (instance, report) = self.launcher.launch()?;
+        self.init_report = report;
+        Ok(instance)
+    }
+}
+
+impl Launcher {
+    /// A fresh store and instance, initialised with the configured settings.
+    fn launch(&self) -> Result<(Instance, InitReport), HostError> {
+        let wasi = self.sandbox.wasi_ctx(&self.plugin_dir)?;
+        let state = HostState::new(wasi, self.sandbox.memory_cap(), self.backend.clone());
+        let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|state| &mut state.limits);
+        store.epoch_deadline_trap();
+        arm(&mut store, &self.sandbox);
+        let plugin = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| match classify(&store, e) {
+                CallError::Trapped(why) => HostError::Instantiate(why),
+                other => HostError::Init(other),
+            })?;
+        arm(&mut store, &self.sandbox);
+        let report =
+            match plugin
+                .leasedb_plugin_lifecycle()
+                .call_init(&mut store, &self.plugin_config, None)
+            {
+                Ok(Ok(report)) => report,
+                Ok(Err(refused)) => return Err(HostError::Init(CallError::Plugin(refused))),
+                Err(error) => return Err(HostError::Init(classify(&store, error))),
+            };
+        Ok((Instance { store, plugin }, report))
+    }
+}
+
+impl Drop for PluginHost {
+    /// Lets the plugin close its database cleanly; a failure here has nobody to report to.
+    fn drop(&mut self) {
+        if let Some(mut instance) = self.instance.take() {
+            arm(&mut instance.store, &self.launcher.sandbox);
+            let _ = instance
+                .plugin
+                .leasedb_plugin_lifecycle()
+                .call_shutdown(&mut instance.store);
+        }
+    }
+}
+
+/// Links the component against the host's imports (WASI and the backend) once;
+/// a component whose imports the host cannot satisfy is refused here.
+fn link(
+    engine: &wasmtime::Engine,
+    component: &Component,
+) -> Result<PluginPre<HostState>, HostError> {
+    let mut linker = Linker::<HostState>::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+        .map_err(|e| HostError::Instantiate(format!("{e:#}")))?;
+    Plugin::add_to_linker::<HostState, BackendImport>(&mut linker, BackendImport::view)
+        .map_err(|e| HostError::Instantiate(format!("{e:#}")))?;
+    let pre = linker
+        .instantiate_pre(component)
+        .map_err(|e| HostError::Instantiate(format!("{e:#}")))?;
+    PluginPre::new(pre).map_err(|e| HostError::Instantiate(format!("{e:#}")))
+}
+
+/// Starts a call's deadline and forgets earlier memory refusals.
+fn arm(store: &mut Store<HostState>, sandbox: &SandboxPolicy) {
+    store.set_epoch_deadline(sandbox.deadline_ticks());
+    store.data_mut().limits.reset();
+}
+
+/// Tells why an instance died: the memory cap, the deadline, or anything else.
+fn classify(store: &Store<HostState>, error: wasmtime::Error) -> CallError {
+    if store.data().limits.exhausted() {
+        CallError::MemoryExhausted
+    } else if matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
+        CallError::Deadline
+    } else {
+        // The root cause is the trap or host error itself; the rest is a multi-line backtrace.
+        CallError::Trapped(error.root_cause().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A host can be handed to the thread (or task) that will own it.
+    #[test]
+    fn plugin_host_is_send() {
+        fn assert_send<T: Send>() {}
+        assert_send::<PluginHost>();
+    }
+}

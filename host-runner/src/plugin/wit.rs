@@ -1,0 +1,20 @@
+//! The generated WIT types callers need, under stable names; nothing else
+//! outside `plugin/` names the generated modules.
+
+pub use super::bindings::exports::leasedb::plugin::accounting::{
+    AccountUsage, AdvisedType, Advisory, Capabilities, Latency, ShareCount, Stats, Usage,
+};
+pub use super::bindings::exports::leasedb::plugin::lifecycle::{Config, InitReport, PluginInfo};
+pub use super::bindings::exports::leasedb::plugin::mutable::{
+    ReadTestWriteResult, ShareReads, ShareWrites, TestOperator, TestVector, WriteVector,
+};
+pub use super::bindings::exports::leasedb::plugin::storage::{
+    Allocation, LeaseInfo, ShareInfo, ShareState, ShareType,
+};
+pub use super::bindings::leasedb::plugin::backend::{
+    BackendError as WitBackendError, ListPage as WitListPage, ObjectEntry as WitObjectEntry,
+};
+pub use super::bindings::leasedb::plugin::types::{
+    Account, BackendFailure, BadInput, BeyondAllocated, ByteRange, Error as PluginError, SessionId,
+    ShareNumber, StorageIndex, Timestamp, TooLarge,
+};
