@@ -34,6 +34,7 @@ use crate::sandbox::SandboxPolicy;
 use bindings::{Plugin, PluginPre};
 use imports::backend::BackendImport;
 use wit::{
+    CrawlerConfig, CrawlerStatus, ExpirationPolicy, SliceOutcome,
     Account, AccountUsage, AdvisedType, Advisory, Allocation, ByteRange, Capabilities, InitReport,
     LeaseInfo, PluginInfo, ReadTestWriteResult, ShareInfo, ShareReads, ShareWrites, Stats, Usage,
 };
@@ -70,6 +71,13 @@ pub struct HostConfig {
     pub max_mutable_size: u64,
     /// This server's node id; `None` loads (or creates) `<state_dir>/node-id`.
     pub node_id: Option<NodeId>,
+    /// Expiration policy, history length and minimum cycle time of the crawler.
+    pub crawler: CrawlerConfig,
+}
+
+/// The crawler's defaults (SPEC §8): no expiry, 10 cycles of history, 12 h between cycles.
+pub fn default_crawler_config() -> CrawlerConfig {
+    CrawlerConfig { policy: ExpirationPolicy::Disabled, history_limit: 10, min_cycle_seconds: 12 * 3600 }
 }
 
 impl HostConfig {
@@ -84,6 +92,7 @@ impl HostConfig {
             max_immutable_size: DEFAULT_MAX_IMMUTABLE_SIZE,
             max_mutable_size: DEFAULT_MAX_MUTABLE_SIZE,
             node_id: None,
+            crawler: default_crawler_config(),
         }
     }
 
@@ -123,6 +132,7 @@ struct Launcher {
     sandbox: SandboxPolicy,
     plugin_dir: PathBuf,
     plugin_config: wit::Config,
+    crawler: CrawlerConfig,
     backend: Arc<dyn ObjectStore>,
     pre: PluginPre<HostState>,
 }
@@ -148,6 +158,7 @@ impl PluginHost {
             sandbox: config.sandbox.clone(),
             plugin_dir: config.plugin_dir(),
             plugin_config: config.plugin_config()?,
+            crawler: config.crawler.clone(),
             backend,
             pre,
         };
@@ -380,6 +391,24 @@ impl PluginHost {
         self.call(|p, s| p.leasedb_plugin_lifecycle().call_session_closed(s, session))
     }
 
+    /// Processes whole crawler prefixes for about `budget` (at least one);
+    /// `force` starts a new cycle without waiting for the minimum cycle time.
+    pub fn crawler_run_slice(&mut self, budget: Duration, force: bool) -> Result<SliceOutcome, CallError> {
+        let ms = budget.as_millis().min(u32::MAX as u128) as u32;
+        self.call_fallible(|p, s| p.leasedb_plugin_crawler().call_run_slice(s, ms, force))
+    }
+
+    /// The crawler's current cycle and history.
+    pub fn crawler_status(&mut self) -> Result<CrawlerStatus, CallError> {
+        self.call_fallible(|p, s| p.leasedb_plugin_crawler().call_status(s))
+    }
+
+    /// Changes the crawler's policy; kept for instances started after a fault too.
+    pub fn crawler_configure(&mut self, config: CrawlerConfig) -> Result<(), CallError> {
+        self.launcher.crawler = config.clone();
+        self.call_fallible(|p, s| p.leasedb_plugin_crawler().call_configure(s, config))
+    }
+
     /// The plugin's version and interface version.
     pub fn info(&mut self) -> Result<PluginInfo, CallError> {
         self.call(|p, s| p.leasedb_plugin_lifecycle().call_info(s))
@@ -462,6 +491,12 @@ impl Launcher {
                 Ok(Err(refused)) => return Err(HostError::Init(CallError::Plugin(refused))),
                 Err(error) => return Err(HostError::Init(classify(&store, error))),
             };
+        arm(&mut store, &self.sandbox);
+        match plugin.leasedb_plugin_crawler().call_configure(&mut store, self.crawler) {
+            Ok(Ok(())) => {}
+            Ok(Err(refused)) => return Err(HostError::Init(CallError::Plugin(refused))),
+            Err(error) => return Err(HostError::Init(classify(&store, error))),
+        }
         Ok((Instance { store, plugin }, report))
     }
 }

@@ -4,6 +4,10 @@
 pub use super::bindings::exports::leasedb::plugin::accounting::{
     AccountUsage, AdvisedType, Advisory, Capabilities, Latency, ShareCount, Stats, Usage,
 };
+pub use super::bindings::exports::leasedb::plugin::crawler::{
+    AgeBin, Counts, CrawlerConfig, CrawlerStatus, CycleReport, ExpirationPolicy, FailedPrefix, ShareRef,
+    SliceOutcome, Tally,
+};
 pub use super::bindings::exports::leasedb::plugin::lifecycle::{Config, InitReport, PluginInfo};
 pub use super::bindings::exports::leasedb::plugin::mutable::{
     ReadTestWriteResult, ShareReads, ShareWrites, TestOperator, TestVector, WriteVector,
