@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod clock;
 pub mod engine;
+pub mod expiry;
 pub mod node_id;
 pub mod plugin;
 pub mod sandbox;

@@ -2,6 +2,7 @@
 //! `error: …` line on stderr and a non-zero exit.
 
 mod cli;
+mod commands;
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
@@ -91,6 +92,14 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Demo { place } => demo(&place),
+        Command::Crawl { place, crawler, once, json } => commands::crawl::crawl(&place, &crawler, once, json),
+        Command::CrawlerStatus { place, json } => commands::crawl::status(&place, json),
+        Command::MutableWrite { place, si, shnum, file, write_enabler, offset, expect, new_length } => {
+            commands::inspect::mutable_write(&place, &si, shnum, &file, &write_enabler, offset, expect.as_deref(), new_length)
+        }
+        Command::MutableRead { place, si, shnum, offset, length } => commands::inspect::mutable_read(&place, &si, shnum, offset, length),
+        Command::Advisories { place, json } => commands::inspect::advisories(&place, json),
+        Command::Stats { place, json } => commands::inspect::stats(&place, json),
     }
 }
 

@@ -1,0 +1,193 @@
+//! `crawl` and `crawler-status`: run the accounting crawler now, and show where it is.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use serde_json::{json, Value};
+
+use crate::cli::{CrawlerArgs, Place};
+use host_runner::expiry::{parse_date, parse_duration};
+use host_runner::plugin::wit::{Counts, CrawlerConfig, CycleReport, ExpirationPolicy, SliceOutcome, Tally};
+use host_runner::PluginHost;
+
+/// Each slice's time budget when crawling in the foreground.
+const SLICE: Duration = Duration::from_millis(250);
+
+/// The crawler settings the flags describe.
+pub fn crawler_config(args: &CrawlerArgs) -> Result<CrawlerConfig> {
+    let policy = match args.expire.as_str() {
+        "disabled" => ExpirationPolicy::Disabled,
+        "age" => ExpirationPolicy::Age(args.expire_override.as_deref().map(parse_duration).transpose()?),
+        "cutoff-date" => match &args.expire_cutoff {
+            Some(date) => ExpirationPolicy::CutoffDate(parse_date(date)?),
+            None => bail!("--expire cutoff-date needs --expire-cutoff YYYY-MM-DD"),
+        },
+        other => bail!("unknown expiration mode {other:?}; use disabled, age or cutoff-date"),
+    };
+    if args.expire != "age" && args.expire_override.is_some() {
+        bail!("--expire-override only applies with --expire age");
+    }
+    Ok(CrawlerConfig { policy, history_limit: args.history, min_cycle_seconds: parse_duration(&args.min_cycle_time)? })
+}
+
+/// Runs one cycle (or, without `once`, cycles forever), printing each report.
+pub fn crawl(place: &Place, args: &CrawlerArgs, once: bool, json: bool) -> Result<()> {
+    let config = crawler_config(args)?;
+    let mut host = crate::start(place)?;
+    host.crawler_configure(config)?;
+    let mut force = true;
+    loop {
+        let report = run_cycle(&mut host, force)?;
+        if json {
+            println!("{}", serde_json::to_string(&report_json(&report))?);
+        } else {
+            print_report(&report);
+        }
+        if once {
+            return Ok(());
+        }
+        force = false;
+    }
+}
+
+/// Slices until the cycle in progress (or a new one) finishes; a progress
+/// bar on stderr when it is a terminal.
+fn run_cycle(host: &mut PluginHost, force: bool) -> Result<CycleReport> {
+    let tty = std::io::stderr().is_terminal();
+    let mut force = force;
+    loop {
+        match host.crawler_run_slice(SLICE, force)? {
+            SliceOutcome::Waiting(until) => {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+                std::thread::sleep(Duration::from_secs((until - now).clamp(1, 60) as u64));
+            }
+            SliceOutcome::Progressed((_, true)) => {
+                if tty {
+                    eprintln!("\r[{}] 100% (1024/1024 prefixes)", "#".repeat(40));
+                }
+                let status = host.crawler_status()?;
+                return status.history.into_iter().next().ok_or_else(|| anyhow::anyhow!("the finished cycle is missing from the history"));
+            }
+            SliceOutcome::Progressed(_) => {
+                force = false;
+                if tty {
+                    if let Some(current) = host.crawler_status()?.current {
+                        let done = current.prefixes_done as usize;
+                        let bar = done * 40 / 1024;
+                        eprint!("\r[{}{}] {:3}% ({done}/1024 prefixes)", "#".repeat(bar), ".".repeat(40 - bar), done * 100 / 1024);
+                        let _ = std::io::stderr().flush();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `crawler-status`: the cycle in progress and the history.
+pub fn status(place: &Place, json: bool) -> Result<()> {
+    let mut host = crate::start(place)?;
+    let status = host.crawler_status()?;
+    if json {
+        let value = json!({
+            "current": status.current.as_ref().map(report_json),
+            "history": status.history.iter().map(report_json).collect::<Vec<_>>(),
+            "next_cycle_at": status.next_cycle_at,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    match &status.current {
+        Some(r) => {
+            println!("cycle {} in progress: {} of 1024 prefixes ({:.1}%)", r.cycle, r.prefixes_done, r.prefixes_done as f64 * 100.0 / 1024.0);
+            print_report(r);
+        }
+        None => match status.next_cycle_at {
+            Some(at) => println!("no cycle running; the next may start at {}", crate::utc(at)),
+            None => println!("no cycle has run yet"),
+        },
+    }
+    println!("{} finished cycle(s) in the history", status.history.len());
+    for r in &status.history {
+        println!(
+            "  cycle {}: {} → {}, {} shares examined, {} recovered, policy {}",
+            r.cycle,
+            crate::utc(r.started),
+            r.finished.map(crate::utc).unwrap_or_default(),
+            r.examined.total.shares,
+            r.recovered.total.shares,
+            policy_text(&r.policy)
+        );
+    }
+    Ok(())
+}
+
+fn policy_text(p: &ExpirationPolicy) -> String {
+    match p {
+        ExpirationPolicy::Disabled => "disabled".into(),
+        ExpirationPolicy::Age(None) => "age".into(),
+        ExpirationPolicy::Age(Some(s)) => format!("age (override {s} s)"),
+        ExpirationPolicy::CutoffDate(t) => format!("cutoff-date {}", crate::utc(*t)),
+    }
+}
+
+fn counts_json(c: &Counts) -> Value {
+    json!({ "shares": c.shares, "sharesets": c.sharesets, "bytes": c.bytes })
+}
+
+fn tally_json(t: &Tally) -> Value {
+    json!({
+        "shares": t.total.shares,
+        "sharesets": t.total.sharesets,
+        "bytes": t.total.bytes,
+        "by_type": { "immutable": t.immutable.shares, "mutable": t.mutable.shares, "corrupted": t.corrupted.shares },
+        "detail": { "immutable": counts_json(&t.immutable), "mutable": counts_json(&t.mutable), "corrupted": counts_json(&t.corrupted) },
+    })
+}
+
+/// One cycle report as JSON (the shape `crawl --json` promises).
+pub fn report_json(r: &CycleReport) -> Value {
+    json!({
+        "cycle": r.cycle,
+        "started": r.started,
+        "finished": r.finished,
+        "policy": policy_text(&r.policy),
+        "prefixes_done": r.prefixes_done,
+        "percent_done": r.prefixes_done as f64 * 100.0 / 1024.0,
+        "examined": tally_json(&r.examined),
+        "recovered": tally_json(&r.recovered),
+        "added": r.added,
+        "disappeared": r.disappeared,
+        "leases_expired": r.leases_expired,
+        "lease_age_histogram": r.lease_ages.iter().map(|b| json!({"days": b.days, "leases": b.leases})).collect::<Vec<_>>(),
+        "corrupt_shares": r.corrupt_shares.iter().map(|s| json!({"si": s.storage_index, "shnum": s.share_number})).collect::<Vec<_>>(),
+        "prefixes_failed": r.prefixes_failed.iter().map(|f| json!({"prefix": f.prefix, "reason": f.reason})).collect::<Vec<_>>(),
+        "estimated_remaining": r.remaining_examined.as_ref().map(|e| json!({"examined": tally_json(e), "recovered": r.remaining_recovered.as_ref().map(tally_json)})),
+        "estimated_cycle": r.cycle_examined.as_ref().map(|e| json!({"examined": tally_json(e), "recovered": r.cycle_recovered.as_ref().map(tally_json)})),
+    })
+}
+
+fn print_report(r: &CycleReport) {
+    let line = |name: &str, t: &Tally| {
+        println!(
+            "  {name:<10} {} shares in {} sharesets, {} bytes (immutable {}, mutable {}, corrupted {})",
+            t.total.shares, t.total.sharesets, t.total.bytes, t.immutable.shares, t.mutable.shares, t.corrupted.shares
+        );
+    };
+    println!("cycle {} (policy {}), {} of 1024 prefixes", r.cycle, policy_text(&r.policy), r.prefixes_done);
+    line("examined", &r.examined);
+    line("recovered", &r.recovered);
+    println!("  added {} unknown share(s), removed {} vanished row(s), expired {} lease(s)", r.added, r.disappeared, r.leases_expired);
+    if !r.corrupt_shares.is_empty() {
+        println!("  corrupted shares:");
+        for s in &r.corrupt_shares {
+            println!("    {}/{}", s.storage_index, s.share_number);
+        }
+    }
+    for f in &r.prefixes_failed {
+        println!("  prefix {} failed: {}", f.prefix, f.reason);
+    }
+    if !r.lease_ages.is_empty() {
+        println!("  lease ages (days: leases): {}", r.lease_ages.iter().map(|b| format!("{}: {}", b.days, b.leases)).collect::<Vec<_>>().join(", "));
+    }
+}

@@ -1,0 +1,159 @@
+//! Mutable shares from the command line (for scripting and debugging), and
+//! the operator's views: corruption advisories and statistics.
+
+use std::io::Write;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::json;
+
+use crate::cli::Place;
+use host_runner::plugin::wit::{Account, AdvisedType, ByteRange, ShareState, ShareType, ShareWrites, TestOperator, TestVector, WriteVector};
+
+fn hex(text: &str, what: &str) -> Result<Vec<u8>> {
+    hex::decode(text.trim()).map_err(|e| anyhow!("{what} {text:?} is not hex: {e}"))
+}
+
+/// `mutable-write`: one read-test-write with a single write vector.
+#[allow(clippy::too_many_arguments)]
+pub fn mutable_write(
+    place: &Place,
+    si: &str,
+    shnum: u32,
+    file: &std::path::Path,
+    write_enabler: &str,
+    offset: u64,
+    expect: Option<&str>,
+    new_length: Option<u64>,
+) -> Result<()> {
+    let si = crate::parse_si(si)?;
+    let write_enabler = hex(write_enabler, "write enabler")?;
+    if write_enabler.len() != 32 {
+        bail!("the write enabler is 32 bytes (64 hex digits), got {}", write_enabler.len());
+    }
+    let data = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let tests = match expect {
+        None => vec![],
+        Some(e) => {
+            let specimen = hex(e, "expected bytes")?;
+            // An empty specimen with length 1 holds only for a new or empty share.
+            let length = (specimen.len() as u64).max(1);
+            vec![TestVector { offset: 0, length, operator: TestOperator::Eq, specimen }]
+        }
+    };
+    let writes = vec![ShareWrites { share_number: shnum, tests, writes: vec![WriteVector { offset, data: data.clone() }], new_length }];
+    let mut host = crate::start(place)?;
+    let result = host.read_test_write(&Account::Anonymous, si.as_bytes(), &write_enabler, &writes, &[])?;
+    if result.success {
+        println!("wrote {} bytes at offset {offset} of mutable share {si}/{shnum}", data.len());
+        Ok(())
+    } else {
+        bail!("the test did not hold; nothing was written to {si}/{shnum}")
+    }
+}
+
+/// `mutable-read`: share data to stdout.
+pub fn mutable_read(place: &Place, si: &str, shnum: u32, offset: u64, length: Option<u64>) -> Result<()> {
+    let si = crate::parse_si(si)?;
+    let mut host = crate::start(place)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut pos = offset;
+    let end = length.map(|l| offset.saturating_add(l));
+    loop {
+        let want = end.map_or(crate::PIECE, |e| e.saturating_sub(pos).min(crate::PIECE));
+        if want == 0 {
+            break;
+        }
+        let reads = host.mutable_read(si.as_bytes(), &[shnum], &[ByteRange { offset: pos, length: want }])?;
+        let Some(share) = reads.into_iter().find(|r| r.share_number == shnum) else {
+            bail!("no mutable share {si}/{shnum}");
+        };
+        let piece = share.data.into_iter().next().unwrap_or_default();
+        out.write_all(&piece).context("writing to stdout")?;
+        if (piece.len() as u64) < want {
+            break;
+        }
+        pos += piece.len() as u64;
+    }
+    out.flush().context("writing to stdout")?;
+    Ok(())
+}
+
+/// `advisories`: every corruption report, oldest first.
+pub fn advisories(place: &Place, as_json: bool) -> Result<()> {
+    let mut host = crate::start(place)?;
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = host.list_advisories(after, 1000)?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        all.extend(page);
+    }
+    let kind = |t: AdvisedType| match t {
+        AdvisedType::Immutable => "immutable",
+        AdvisedType::Mutable => "mutable",
+    };
+    if as_json {
+        let v: Vec<_> = all
+            .iter()
+            .map(|a| {
+                json!({
+                    "id": a.id, "type": kind(a.share_type), "si": crate::si_text(&a.storage_index),
+                    "shnum": a.share_number, "account": a.account_id, "reason": a.reason, "reported": a.reported,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    for a in &all {
+        println!(
+            "{}  {:<9} {}/{}  account {}  {}",
+            crate::utc(a.reported),
+            kind(a.share_type),
+            crate::si_text(&a.storage_index),
+            a.share_number,
+            a.account_id,
+            a.reason
+        );
+    }
+    println!("{} advisory(ies)", all.len());
+    Ok(())
+}
+
+/// `stats`: counts by state and type, uploads in flight, latencies.
+pub fn stats(place: &Place, as_json: bool) -> Result<()> {
+    let mut host = crate::start(place)?;
+    let s = host.get_stats()?;
+    let caps = host.get_capabilities()?;
+    let state = |s: ShareState| match s {
+        ShareState::Coming => "coming",
+        ShareState::Stable => "stable",
+        ShareState::Going => "going",
+    };
+    let kind = |t: ShareType| match t {
+        ShareType::Immutable => "immutable",
+        ShareType::Mutable => "mutable",
+        ShareType::Corrupted => "corrupted",
+        ShareType::Unknown => "unknown",
+    };
+    if as_json {
+        let v = json!({
+            "shares": s.shares.iter().map(|c| json!({"state": state(c.state), "type": kind(c.share_type), "shares": c.shares, "bytes": c.bytes})).collect::<Vec<_>>(),
+            "uploads_in_flight": s.uploads_in_flight,
+            "allocated_in_flight": s.allocated_in_flight,
+            "available_space": caps.available_space,
+            "max_immutable_size": caps.max_immutable_size,
+            "max_mutable_size": caps.max_mutable_size,
+            "latencies_us": s.latencies.iter().map(|l| json!({"operation": l.operation, "samples": l.samples, "p50": l.p50, "p90": l.p90, "p99": l.p99})).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    for c in &s.shares {
+        println!("{:<7} {:<10} {:>8} shares {:>14} bytes", state(c.state), kind(c.share_type), c.shares, c.bytes);
+    }
+    println!("uploads in flight: {} ({} bytes allocated)", s.uploads_in_flight, s.allocated_in_flight);
+    println!("available space: {} bytes", caps.available_space);
+    Ok(())
+}
