@@ -66,6 +66,10 @@ pub enum Command {
         shnum: u32,
         /// The share data to store.
         file: PathBuf,
+        /// After reporting success, stay alive without shutting the plugin down
+        /// (crash tests kill the process here).
+        #[arg(long, hide = true)]
+        hold: bool,
     },
     /// Write the data of share SHNUM of SI to stdout.
     Read {

@@ -46,11 +46,18 @@ fn run(cli: Cli) -> Result<()> {
             si,
             shnum,
             file,
+            hold,
         } => {
             let si = parse_si(&si)?;
             let mut host = start(&place)?;
             let outcome = put(&mut host, &si, shnum, &file)?;
             println!("{outcome}");
+            if hold {
+                io::stdout().flush().context("writing to stdout")?;
+                loop {
+                    std::thread::park();
+                }
+            }
             Ok(())
         }
         Command::Read {

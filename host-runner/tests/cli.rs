@@ -210,3 +210,38 @@ fn every_command_has_help() {
         );
     }
 }
+
+/// A commit is durable before `put` reports success: killing the host with
+/// SIGKILL right after the report loses neither the share nor its lease.
+#[test]
+fn a_share_survives_sigkill_right_after_put_reports_success() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let dirs = Dirs::new();
+    let bytes = data(700_000, 9);
+    let file = dirs.file("in", &bytes);
+    let mut child = Command::new(BIN)
+        .args(["put", "--storage"])
+        .arg(dirs.storage())
+        .arg("--state")
+        .arg(dirs.tmp.path().join("state"))
+        .args([SIS[4], "3"])
+        .arg(&file)
+        .arg("--hold")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.starts_with("stored"), "{line}");
+    child.kill().unwrap(); // SIGKILL: no shutdown, no checkpoint
+    child.wait().unwrap();
+
+    let read = ok(dirs.run(&["read", SIS[4], "3"]));
+    assert_eq!(read.stdout, bytes);
+    let leases = ok(dirs.run(&["leases", SIS[4], "--json"]));
+    let leases: serde_json::Value = serde_json::from_slice(&leases.stdout).unwrap();
+    assert_eq!(leases.as_array().unwrap().len(), 1, "{leases}");
+}
