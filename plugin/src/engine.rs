@@ -262,6 +262,18 @@ impl<B: Backend> LeaseDb<B> {
         Some(now + self.config.lease_duration as i64)
     }
 
+    /// Opens a group commit: operations until `commit_batch` share one
+    /// durable commit. The host must not report their success before then.
+    pub fn begin_batch(&mut self) -> Result<()> {
+        Ok(self.conn.begin_batch()?)
+    }
+
+    /// Makes the batch's operations durable together (one sync). On failure
+    /// none of them is, and the host should restart the plugin.
+    pub fn commit_batch(&mut self) -> Result<()> {
+        Ok(self.conn.commit_batch()?)
+    }
+
     /// Uploads in progress and the bytes allocated to them.
     pub fn in_flight(&self) -> (u64, u64) {
         (

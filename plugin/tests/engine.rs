@@ -468,3 +468,21 @@ fn a_handover_blob_that_does_not_decode_is_refused() {
     );
     assert!(matches!(r, Err(leasedb_plugin::OpenError::Recovery(_))));
 }
+
+#[test]
+fn a_batch_of_lease_renewals_is_durable_at_its_commit() {
+    let f = Fixture::new();
+    {
+        let mut db = f.open();
+        store(&mut db, &SI, 0, b"x");
+        db.begin_batch().unwrap();
+        for name in ["a", "b", "c"] {
+            db.add_lease(&Account::named(name).unwrap(), &SI).unwrap();
+        }
+        // An operation that fails inside the batch changes nothing, the rest stay.
+        assert_eq!(db.add_lease(&Account::Anonymous, &[1; 16]), Err(Error::NotFound));
+        db.commit_batch().unwrap();
+    }
+    let mut db = f.open();
+    assert_eq!(db.list_leases(&SI).unwrap().len(), 4);
+}

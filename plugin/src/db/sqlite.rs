@@ -300,6 +300,8 @@ pub struct Connection {
     /// map and put back when done, so re-entrant use of the same SQL (from a
     /// row callback) prepares a second copy instead of clobbering the first.
     cache: RefCell<HashMap<&'static str, NonNull<ffi::sqlite3_stmt>>>,
+    /// Inside a batch, transactions are savepoints of one outer transaction.
+    batch: std::cell::Cell<bool>,
 }
 
 impl Connection {
@@ -346,6 +348,7 @@ impl Connection {
             ));
         };
         let conn = Connection {
+            batch: std::cell::Cell::new(false),
             db,
             cache: RefCell::new(HashMap::new()),
         };
@@ -460,13 +463,41 @@ impl Connection {
         unsafe { ffi::sqlite3_last_insert_rowid(self.db.as_ptr()) }
     }
 
-    /// Starts a write transaction (BEGIN IMMEDIATE); it rolls back unless committed.
+    /// Starts a write transaction (BEGIN IMMEDIATE); it rolls back unless
+    /// committed. Inside a batch it is a savepoint: committing it keeps its
+    /// changes for the batch's one durable commit.
     pub fn transaction(&self) -> DbResult<Transaction<'_>> {
-        self.execute("BEGIN IMMEDIATE", &[])?;
+        let savepoint = self.batch.get();
+        self.execute(if savepoint { "SAVEPOINT op" } else { "BEGIN IMMEDIATE" }, &[])?;
         Ok(Transaction {
             conn: self,
             finished: false,
+            savepoint,
         })
+    }
+
+    /// Starts a batch (group commit): the transactions begun until
+    /// `commit_batch` are made durable together, with one sync.
+    pub fn begin_batch(&self) -> DbResult<()> {
+        if self.batch.get() {
+            return Err(DbError::new(ffi::SQLITE_MISUSE, "a batch is already open"));
+        }
+        self.execute("BEGIN IMMEDIATE", &[])?;
+        self.batch.set(true);
+        Ok(())
+    }
+
+    /// Makes every transaction of the batch durable at once. On failure the
+    /// whole batch is rolled back.
+    pub fn commit_batch(&self) -> DbResult<()> {
+        if !self.batch.replace(false) {
+            return Ok(());
+        }
+        let result = self.execute("COMMIT", &[]).map(drop);
+        if result.is_err() && !self.autocommit() {
+            let _ = self.execute("ROLLBACK", &[]);
+        }
+        result
     }
 
     /// Whether no transaction is open.
@@ -730,13 +761,16 @@ unsafe fn column_bytes(p: *const u8, len: c_int) -> Vec<u8> {
 pub struct Transaction<'c> {
     conn: &'c Connection,
     finished: bool,
+    /// A savepoint inside a batch rather than a transaction of its own.
+    savepoint: bool,
 }
 
 impl Transaction<'_> {
-    /// Makes the transaction's changes durable. If COMMIT fails the
-    /// transaction is rolled back when this value drops.
+    /// Makes the transaction's changes durable (inside a batch: part of the
+    /// batch, durable at its commit). If COMMIT fails the transaction is
+    /// rolled back when this value drops.
     pub fn commit(mut self) -> DbResult<()> {
-        self.conn.execute("COMMIT", &[])?;
+        self.conn.execute(if self.savepoint { "RELEASE op" } else { "COMMIT" }, &[])?;
         self.finished = true;
         Ok(())
     }
@@ -744,7 +778,11 @@ impl Transaction<'_> {
     /// Discards the transaction's changes, reporting a failure to do so.
     pub fn rollback(mut self) -> DbResult<()> {
         self.finished = true;
-        self.conn.execute("ROLLBACK", &[]).map(drop)
+        if self.savepoint {
+            self.conn.execute_batch("ROLLBACK TO op; RELEASE op")
+        } else {
+            self.conn.execute("ROLLBACK", &[]).map(drop)
+        }
     }
 }
 
@@ -761,7 +799,11 @@ impl Drop for Transaction<'_> {
         // SQLite may already have rolled back on its own (e.g. after an I/O
         // error); a second ROLLBACK would only fail, so check first.
         if !self.finished && !self.conn.autocommit() {
-            let _ = self.conn.execute("ROLLBACK", &[]);
+            if self.savepoint {
+                let _ = self.conn.execute_batch("ROLLBACK TO op; RELEASE op");
+            } else {
+                let _ = self.conn.execute("ROLLBACK", &[]);
+            }
         }
     }
 }
@@ -782,6 +824,32 @@ mod tests {
         let dir = tempdir();
         let conn = Connection::open(dir.path().join("t.sqlite3").to_str().unwrap()).unwrap();
         (dir, conn)
+    }
+
+    #[test]
+    fn a_batch_commits_its_transactions_together_and_each_can_roll_back() {
+        let dir = tempdir();
+        let path = dir.path().join("b.sqlite3");
+        let conn = Connection::open(path.to_str().unwrap()).unwrap();
+        conn.execute_batch("CREATE TABLE t (v INTEGER)").unwrap();
+        conn.begin_batch().unwrap();
+        let tx = conn.transaction().unwrap();
+        tx.execute("INSERT INTO t VALUES (?1)", &[&1i64]).unwrap();
+        tx.commit().unwrap();
+        {
+            let tx = conn.transaction().unwrap();
+            tx.execute("INSERT INTO t VALUES (?1)", &[&2i64]).unwrap();
+            // dropped: this one alone rolls back
+        }
+        let tx = conn.transaction().unwrap();
+        tx.execute("INSERT INTO t VALUES (?1)", &[&3i64]).unwrap();
+        tx.commit().unwrap();
+        assert!(conn.begin_batch().is_err(), "batches do not nest");
+        conn.commit_batch().unwrap();
+        drop(conn);
+        let conn = Connection::open(path.to_str().unwrap()).unwrap();
+        let values = conn.query_map("SELECT v FROM t ORDER BY v", &[], |r| r.get::<i64>(0)).unwrap();
+        assert_eq!(values, vec![1, 3]);
     }
 
     #[test]
