@@ -187,4 +187,109 @@ pub enum Command {
         #[command(flatten)]
         place: Place,
     },
+    /// Run the Tahoe-LAFS 1.20 HTTPS storage server over the plugin. Prints the NURL
+    /// alone on the first line of stdout, then a servers.yaml document for clients.
+    Serve(ServeArgs),
+    /// Print the NURL and servers.yaml document clients need (anonymous, or --account).
+    ClientConfig {
+        /// Host state directory (as given to `serve`).
+        #[arg(long, value_name = "DIR", default_value = "./data/state")]
+        state: PathBuf,
+        /// A named account instead of the anonymous one.
+        #[arg(long, value_name = "NAME")]
+        account: Option<String>,
+        /// The address clients reach the server at (default: where `serve` last listened).
+        #[arg(long, value_name = "HOST:PORT")]
+        listen: Option<String>,
+    },
+    /// Manage named accounts: each has its own swissnum (NURL) and its own leases.
+    Accounts {
+        /// Host state directory (as given to `serve`).
+        #[arg(
+            long,
+            value_name = "DIR",
+            default_value = "./data/state",
+            global = true
+        )]
+        state: PathBuf,
+        #[command(subcommand)]
+        command: AccountsCommand,
+    },
+    /// Show leased shares and bytes per account (asks the running server if there is one).
+    Usage {
+        #[command(flatten)]
+        place: Place,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Hot-swap the plugin of a running `serve --admin HOST:PORT` for PLUGIN.wasm.
+    ///
+    /// Exits 0 once the new version serves, printing the old and new versions;
+    /// non-zero with the reason when the server refused it or rolled back.
+    Swap {
+        /// The server's admin address (loopback).
+        #[arg(long, value_name = "HOST:PORT")]
+        admin: String,
+        /// The plugin component to run from now on.
+        plugin: PathBuf,
+        /// Print the server's JSON report instead of a summary.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `serve`'s flags.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub place: Place,
+    /// HTTPS address (default: the one used last time, else 127.0.0.1 on a free port).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<String>,
+    /// Status page address (plain HTTP; `off` disables it).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:0")]
+    pub status: String,
+    /// Admin address, loopback only (plain HTTP: `POST /swap` hot-swaps the plugin,
+    /// as `host-runner swap --admin HOST:PORT PLUGIN.wasm` does; `GET /version`).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub admin: Option<String>,
+    #[command(flatten)]
+    pub crawler: CrawlerArgs,
+    /// Share of one core the background crawler may use (0 turns it off).
+    #[arg(long, value_name = "PERCENT", default_value_t = 10.0)]
+    pub crawler_cpu_percent: f64,
+    /// An upload with no write for this long is aborted.
+    #[arg(long, value_name = "DURATION", default_value = "30min")]
+    pub upload_idle_timeout: String,
+    /// A keep-alive connection idle this long is closed.
+    #[arg(long, value_name = "DURATION", default_value = "15min")]
+    pub connection_idle_timeout: String,
+    /// Largest mutable share data accepted (a read-test-write body may be this large).
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+    pub max_mutable_size: u64,
+}
+
+/// `accounts` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AccountsCommand {
+    /// Mint a swissnum (and NURL) bound to account NAME; prints its client configuration.
+    Add {
+        /// 1 to 64 characters of A-Z a-z 0-9 . _ -
+        name: String,
+        /// The address clients reach the server at (default: where `serve` last listened).
+        #[arg(long, value_name = "HOST:PORT")]
+        listen: Option<String>,
+    },
+    /// Refuse NAME's requests from now on (401); its leases stay until they expire.
+    Revoke {
+        /// The account.
+        name: String,
+    },
+    /// List the named accounts.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }

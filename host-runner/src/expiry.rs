@@ -30,9 +30,14 @@ const DATE_FORMS: &str = "a date `YYYY-MM-DD` (midnight UTC)";
 
 /// Parses a duration into seconds.
 pub fn parse_duration(text: &str) -> Result<u64, ExpiryValueError> {
-    let err = || ExpiryValueError { value: text.to_string(), expected: DURATION_FORMS };
+    let err = || ExpiryValueError {
+        value: text.to_string(),
+        expected: DURATION_FORMS,
+    };
     let trimmed = text.trim();
-    let split = trimmed.find(|c: char| !c.is_ascii_digit()).ok_or_else(err)?;
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(err)?;
     let (number, unit) = trimmed.split_at(split);
     let number: u64 = number.parse().map_err(|_| err())?;
     let unit_seconds = match unit.trim().to_ascii_lowercase().as_str() {
@@ -50,15 +55,37 @@ pub fn parse_duration(text: &str) -> Result<u64, ExpiryValueError> {
 
 /// Parses `YYYY-MM-DD` into seconds since the Unix epoch at midnight UTC.
 pub fn parse_date(text: &str) -> Result<i64, ExpiryValueError> {
-    let err = || ExpiryValueError { value: text.to_string(), expected: DATE_FORMS };
+    let err = || ExpiryValueError {
+        value: text.to_string(),
+        expected: DATE_FORMS,
+    };
     let parts: Vec<&str> = text.trim().split('-').collect();
-    let [y, m, d] = parts.as_slice() else { return Err(err()) };
+    let [y, m, d] = parts.as_slice() else {
+        return Err(err());
+    };
     if y.len() != 4 || m.len() != 2 || d.len() != 2 {
         return Err(err());
     }
-    let (y, m, d): (i64, i64, i64) = (y.parse().map_err(|_| err())?, m.parse().map_err(|_| err())?, d.parse().map_err(|_| err())?);
+    let (y, m, d): (i64, i64, i64) = (
+        y.parse().map_err(|_| err())?,
+        m.parse().map_err(|_| err())?,
+        d.parse().map_err(|_| err())?,
+    );
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
     if !(1..=12).contains(&m) || d < 1 || d > month_days[(m - 1) as usize] {
         return Err(err());
     }
@@ -92,13 +119,32 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_value_and_the_forms() {
-        for bad in ["", "days", "7", "7 fortnights", "-3days", "99999999999999999999years"] {
+        for bad in [
+            "",
+            "days",
+            "7",
+            "7 fortnights",
+            "-3days",
+            "99999999999999999999years",
+        ] {
             let e = parse_duration(bad).unwrap_err();
             assert_eq!(e.value, bad);
             assert!(e.to_string().contains("e.g. `7days`"), "{e}");
         }
-        for bad in ["2024-13-01", "2023-02-29", "24-01-01", "2024/01/01", "tomorrow"] {
-            assert!(parse_date(bad).unwrap_err().to_string().contains("YYYY-MM-DD"), "{bad}");
+        for bad in [
+            "2024-13-01",
+            "2023-02-29",
+            "24-01-01",
+            "2024/01/01",
+            "tomorrow",
+        ] {
+            assert!(
+                parse_date(bad)
+                    .unwrap_err()
+                    .to_string()
+                    .contains("YYYY-MM-DD"),
+                "{bad}"
+            );
         }
     }
 

@@ -3,14 +3,21 @@
 
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod backend;
 pub mod clock;
 pub mod engine;
 pub mod expiry;
+pub mod gbs;
+pub mod identity;
+pub mod native;
 pub mod node_id;
 pub mod plugin;
 pub mod sandbox;
+pub mod service;
+pub mod session;
 pub mod si;
+pub mod swap;
 
 pub use backend::{BackendError, DirStore, FaultyStore, MemoryStore, ObjectStore};
 pub use clock::AdjustableClock;
@@ -18,3 +25,4 @@ pub use engine::CompileOutcome;
 pub use plugin::{CallError, HostConfig, HostError, PluginHost};
 pub use sandbox::SandboxPolicy;
 pub use si::StorageIndex;
+pub use swap::{PreparedPlugin, Preparer, SwapError, SwapReport};

@@ -14,7 +14,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
 use sha2::{Digest, Sha256};
 
-use cli::{Cli, Command, Place};
+use cli::{AccountsCommand, Cli, Command, Place, ServeArgs};
+use host_runner::gbs::commands as gbs;
 use host_runner::plugin::wit::{Account, LeaseInfo, ShareInfo, ShareState, ShareType};
 use host_runner::{DirStore, HostConfig, PluginHost, StorageIndex};
 
@@ -99,15 +100,135 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Demo { place } => demo(&place),
-        Command::Crawl { place, crawler, once, json } => commands::crawl::crawl(&place, &crawler, once, json),
+        Command::Crawl {
+            place,
+            crawler,
+            once,
+            json,
+        } => commands::crawl::crawl(&place, &crawler, once, json),
         Command::CrawlerStatus { place, json } => commands::crawl::status(&place, json),
-        Command::MutableWrite { place, si, shnum, file, write_enabler, offset, expect, new_length } => {
-            commands::inspect::mutable_write(&place, &si, shnum, &file, &write_enabler, offset, expect.as_deref(), new_length)
-        }
-        Command::MutableRead { place, si, shnum, offset, length } => commands::inspect::mutable_read(&place, &si, shnum, offset, length),
+        Command::MutableWrite {
+            place,
+            si,
+            shnum,
+            file,
+            write_enabler,
+            offset,
+            expect,
+            new_length,
+        } => commands::inspect::mutable_write(
+            &place,
+            &si,
+            shnum,
+            &file,
+            &write_enabler,
+            offset,
+            expect.as_deref(),
+            new_length,
+        ),
+        Command::MutableRead {
+            place,
+            si,
+            shnum,
+            offset,
+            length,
+        } => commands::inspect::mutable_read(&place, &si, shnum, offset, length),
         Command::Advisories { place, json } => commands::inspect::advisories(&place, json),
         Command::Stats { place, json } => commands::inspect::stats(&place, json),
+        Command::Serve(args) => serve(args),
+        Command::ClientConfig {
+            state,
+            account,
+            listen,
+        } => {
+            print!(
+                "{}",
+                gbs::client_config(&state, account.as_deref(), listen.as_deref())?
+            );
+            Ok(())
+        }
+        Command::Accounts { state, command } => match command {
+            AccountsCommand::Add { name, listen } => {
+                print!("{}", gbs::accounts_add(&state, &name, listen.as_deref())?);
+                Ok(())
+            }
+            AccountsCommand::Revoke { name } => {
+                gbs::accounts_revoke(&state, &name)?;
+                println!("account {name:?} revoked; its leases stay until they expire");
+                Ok(())
+            }
+            AccountsCommand::List { json } => {
+                print!("{}", gbs::accounts_list(&state, json)?);
+                Ok(())
+            }
+        },
+        Command::Usage { place, json } => {
+            let lines = gbs::usage(host_config(&place)?, &place.storage)?;
+            print!("{}", gbs::render_usage(&lines, json));
+            Ok(())
+        }
+        Command::Swap {
+            admin,
+            plugin,
+            json,
+        } => swap(&admin, &plugin, json),
     }
+}
+
+/// `swap`: posts the component to the admin endpoint; the error carries the server's reason.
+fn swap(admin: &str, plugin: &Path, json: bool) -> Result<()> {
+    let wasm = fs::read(plugin).with_context(|| format!("reading plugin {}", plugin.display()))?;
+    let report = host_runner::admin::request_swap(admin, &wasm)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "swapped plugin {} (interface {}) for {} (interface {}); calls held {:.1} ms",
+            report["old"]["version"].as_str().unwrap_or("?"),
+            report["old"]["interface"].as_str().unwrap_or("?"),
+            report["new"]["version"].as_str().unwrap_or("?"),
+            report["new"]["interface"].as_str().unwrap_or("?"),
+            report["pause_ms"].as_f64().unwrap_or(f64::NAN),
+        );
+    }
+    Ok(())
+}
+
+/// The plugin configuration `place` describes (its state dir, maybe another component).
+fn host_config(place: &Place) -> Result<HostConfig> {
+    let mut config = HostConfig::new(&place.state);
+    if let Some(path) = &place.plugin {
+        config.wasm = fs::read(path)
+            .with_context(|| format!("reading plugin {}", path.display()))?
+            .into();
+    }
+    Ok(config)
+}
+
+/// `serve`: flags into [`host_runner::gbs::ServeOptions`], then run until a signal.
+fn serve(args: ServeArgs) -> Result<()> {
+    use host_runner::expiry::parse_duration;
+    use std::time::Duration;
+    let mut config = host_config(&args.place)?;
+    config.crawler = commands::crawl::crawler_config(&args.crawler)?;
+    config.max_mutable_size = args.max_mutable_size;
+    let mut opts = host_runner::gbs::ServeOptions::new(&args.place.storage, &args.place.state);
+    opts.host = config;
+    opts.listen = args.listen;
+    opts.status = (args.status != "off").then_some(args.status);
+    if let Some(admin) = &args.admin {
+        host_runner::admin::require_loopback(admin).map_err(|e| anyhow!(e))?;
+    }
+    opts.admin = args.admin;
+    opts.crawler = (args.crawler_cpu_percent > 0.0).then(|| host_runner::service::CrawlerPacing {
+        cpu_percent: args.crawler_cpu_percent.min(100.0),
+        ..Default::default()
+    });
+    opts.upload_idle_timeout = Duration::from_secs(parse_duration(&args.upload_idle_timeout)?);
+    opts.connection_idle_timeout =
+        Duration::from_secs(parse_duration(&args.connection_idle_timeout)?);
+    gbs::serve(opts)?;
+    Ok(())
 }
 
 fn parse_si(text: &str) -> Result<StorageIndex> {

@@ -234,7 +234,9 @@ fn a_share_survives_sigkill_right_after_put_reports_success() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     assert!(line.starts_with("stored"), "{line}");
     child.kill().unwrap(); // SIGKILL: no shutdown, no checkpoint
     child.wait().unwrap();

@@ -1,6 +1,6 @@
 //! Builds `leasedb-plugin` for `wasm32-wasip2` with a cargo of its own (its own
 //! target directory, so it never waits on the outer build's lock), once as the
-//! product and once with `test-faults` as a fixture, and emits their paths.
+//! product and once per fixture feature set (`FIXTURES`), and emits their paths.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -34,15 +34,48 @@ fn main() {
 
     let product = build(&root, &target_dir, &[]);
     let product = copy(&product, &out_dir.join("leasedb_plugin.wasm"));
-    let faulty = build(&root, &target_dir, &["--features", "test-faults"]);
-    let faulty = copy(&faulty, &out_dir.join("leasedb_plugin_test_faults.wasm"));
-
     println!("cargo:rustc-env=LEASEDB_PLUGIN_WASM={}", product.display());
-    println!(
-        "cargo:rustc-env=LEASEDB_PLUGIN_TEST_FAULTS_WASM={}",
-        faulty.display()
-    );
+    for (features, file, var) in FIXTURES {
+        let built = build(&root, &target_dir, &["--features", features]);
+        let built = copy(&built, &out_dir.join(file));
+        println!("cargo:rustc-env={var}={}", built.display());
+    }
 }
+
+/// Fixture builds: (features, file name, env var carrying its path).
+const FIXTURES: &[(&str, &str, &str)] = &[
+    (
+        "test-faults",
+        "leasedb_plugin_test_faults.wasm",
+        "LEASEDB_PLUGIN_TEST_FAULTS_WASM",
+    ),
+    // Hot swap (SPEC §11): the previous interface, the next release, and releases that must be refused or rolled back.
+    (
+        "wit-v0-1",
+        "leasedb_plugin_wit_v0_1.wasm",
+        "LEASEDB_PLUGIN_WIT_V0_1_WASM",
+    ),
+    (
+        "fixture-schema-v2",
+        "leasedb_plugin_schema_v2.wasm",
+        "LEASEDB_PLUGIN_SCHEMA_V2_WASM",
+    ),
+    (
+        "fixture-bad-migration",
+        "leasedb_plugin_bad_migration.wasm",
+        "LEASEDB_PLUGIN_BAD_MIGRATION_WASM",
+    ),
+    (
+        "fixture-trap-first-call",
+        "leasedb_plugin_trap_first_call.wasm",
+        "LEASEDB_PLUGIN_TRAP_FIRST_CALL_WASM",
+    ),
+    (
+        "fixture-major-1",
+        "leasedb_plugin_major_1.wasm",
+        "LEASEDB_PLUGIN_MAJOR_1_WASM",
+    ),
+];
 
 fn build(root: &Path, target_dir: &Path, extra: &[&str]) -> PathBuf {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());

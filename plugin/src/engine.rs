@@ -282,13 +282,23 @@ impl<B: Backend> LeaseDb<B> {
         )
     }
 
+    /// Backend space left once every upload in flight has its whole
+    /// container: what allocate grants from and what clients are told.
+    fn free_space(&self) -> Result<u64> {
+        let reserved: u64 = self
+            .uploads
+            .values()
+            .map(|u| DATA_OFFSET + u.allocated_size)
+            .sum();
+        Ok(self.backend.available_space()?.saturating_sub(reserved))
+    }
+
     /// Settings and limits a client sees (SPEC §9 "version").
     pub fn capabilities(&self) -> Result<Capabilities> {
-        let (_, in_flight) = self.in_flight();
         Ok(Capabilities {
             max_immutable_size: self.config.max_immutable_size,
             max_mutable_size: self.config.max_mutable_size,
-            available_space: self.backend.available_space()?.saturating_sub(in_flight),
+            available_space: self.free_space()?,
         })
     }
 
@@ -367,6 +377,45 @@ impl<B: Backend> LeaseDb<B> {
         Ok(())
     }
 
+    /// Deletes a share (SPEC §6): STABLE → GOING → objects deleted → row
+    /// removed with its leases; back to STABLE if the objects cannot be
+    /// deleted, so a later cycle retries. A row no longer STABLE is left alone.
+    pub(crate) fn delete_share(&mut self, row: &ShareRow) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        if !shares::transition(
+            &tx,
+            &row.si,
+            row.shnum,
+            ShareState::Stable,
+            ShareState::Going,
+        )? {
+            return Ok(());
+        }
+        tx.commit()?;
+        self.finish_deletion(row)
+    }
+
+    /// The rest of a deletion from GOING: objects, then the row; back to
+    /// STABLE when the objects cannot be deleted.
+    pub(crate) fn finish_deletion(&mut self, row: &ShareRow) -> Result<()> {
+        if let Err(e) = self.delete_share_objects(&row.si, row.shnum) {
+            let tx = self.conn.transaction()?;
+            shares::transition(
+                &tx,
+                &row.si,
+                row.shnum,
+                ShareState::Going,
+                ShareState::Stable,
+            )?;
+            tx.commit()?;
+            return Err(e);
+        }
+        let tx = self.conn.transaction()?;
+        shares::delete(&tx, &row.si, row.shnum)?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Starts uploads (SPEC §9). Shares already held complete get the
     /// account's lease added or renewed; shares being uploaded, being
     /// deleted or corrupted are neither held nor granted, nor is anything
@@ -399,12 +448,7 @@ impl<B: Backend> LeaseDb<B> {
         let existing = self.shares_of(&si)?;
         let now = self.now();
         let expires = self.lease_expiry(now);
-        let in_flight: u64 = self
-            .uploads
-            .values()
-            .map(|u| DATA_OFFSET + u.allocated_size)
-            .sum();
-        let mut space = self.backend.available_space()?.saturating_sub(in_flight);
+        let mut space = self.free_space()?;
 
         let mut result = Allocation::default();
         let mut granted = Vec::new();

@@ -265,7 +265,7 @@ impl<B: Backend> LeaseDb<B> {
         let existing = valid.get(&shnum);
         if w.new_length == Some(0) {
             if let Some(share) = existing {
-                self.delete_mutable(&share.row)?;
+                self.delete_share(&share.row)?;
             }
             return Ok(());
         }
@@ -344,36 +344,6 @@ impl<B: Backend> LeaseDb<B> {
             },
         )?;
         leases::add_or_renew(&tx, si, shnum, account_id, now, self.lease_expiry(now))?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Deletes a mutable share: STABLE → GOING → objects gone → row gone
-    /// (with its leases); back to STABLE if the objects cannot be deleted.
-    fn delete_mutable(&mut self, row: &ShareRow) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        shares::transition(
-            &tx,
-            &row.si,
-            row.shnum,
-            ShareState::Stable,
-            ShareState::Going,
-        )?;
-        tx.commit()?;
-        if let Err(e) = self.delete_share_objects(&row.si, row.shnum) {
-            let tx = self.conn.transaction()?;
-            shares::transition(
-                &tx,
-                &row.si,
-                row.shnum,
-                ShareState::Going,
-                ShareState::Stable,
-            )?;
-            tx.commit()?;
-            return Err(e);
-        }
-        let tx = self.conn.transaction()?;
-        shares::delete(&tx, &row.si, row.shnum)?;
         tx.commit()?;
         Ok(())
     }

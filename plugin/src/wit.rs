@@ -14,10 +14,38 @@ use crate::share::{ShareState, ShareType};
 use crate::stats::Usage;
 use crate::Account;
 
+// One interface per build: the latest by default, an older or fixture one by feature.
+#[cfg(not(any(feature = "wit-v0-1", feature = "fixture-major-1")))]
+wit_bindgen::generate!({
+    path: "../wit/since_v0.2",
+    world: "plugin",
+});
+#[cfg(feature = "wit-v0-1")]
 wit_bindgen::generate!({
     path: "../wit/since_v0.1",
     world: "plugin",
 });
+#[cfg(all(feature = "fixture-major-1", not(feature = "wit-v0-1")))]
+wit_bindgen::generate!({
+    path: "../wit/fixtures/major-1",
+    world: "plugin",
+});
+
+/// The WIT package version this build exports.
+const INTERFACE_VERSION: &str = if cfg!(feature = "wit-v0-1") {
+    "0.1.0"
+} else if cfg!(feature = "fixture-major-1") {
+    "1.0.0"
+} else {
+    "0.2.0"
+};
+
+/// This build's version; the `fixture-schema-v2` build poses as the next release.
+const PLUGIN_VERSION: &str = if cfg!(feature = "fixture-schema-v2") {
+    concat!(env!("CARGO_PKG_VERSION"), "+next")
+} else {
+    env!("CARGO_PKG_VERSION")
+};
 
 use exports::leasedb::plugin::accounting::{self, Guest as AccountingGuest};
 use exports::leasedb::plugin::crawler::{self as wcrawler, Guest as CrawlerGuest};
@@ -88,6 +116,11 @@ fn with_engine<T>(
     op: &'static str,
     f: impl FnOnce(&mut LeaseDb<HostBackend>) -> Result<T, Error>,
 ) -> Result<T, wit::Error> {
+    // Start-up (`init`, then `crawler-configure`) succeeds; every call after it traps.
+    #[cfg(feature = "fixture-trap-first-call")]
+    if !matches!(op, "handover" | "crawler-configure") {
+        panic!("fixture-trap-first-call: {op} traps");
+    }
     ENGINE.with(|cell| match cell.borrow_mut().as_mut() {
         Some(engine) => {
             let started = std::time::Instant::now();
@@ -626,9 +659,14 @@ impl LifecycleGuest for Component {
 
     fn info() -> lifecycle::PluginInfo {
         lifecycle::PluginInfo {
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            interface_version: "0.1.0".to_string(),
+            version: PLUGIN_VERSION.to_string(),
+            interface_version: INTERFACE_VERSION.to_string(),
         }
+    }
+
+    #[cfg(not(feature = "wit-v0-1"))]
+    fn schema_version() -> u32 {
+        crate::db::schema::CURRENT_VERSION
     }
 
     fn session_opened(session: wit::SessionId) {

@@ -480,7 +480,10 @@ fn a_batch_of_lease_renewals_is_durable_at_its_commit() {
             db.add_lease(&Account::named(name).unwrap(), &SI).unwrap();
         }
         // An operation that fails inside the batch changes nothing, the rest stay.
-        assert_eq!(db.add_lease(&Account::Anonymous, &[1; 16]), Err(Error::NotFound));
+        assert_eq!(
+            db.add_lease(&Account::Anonymous, &[1; 16]),
+            Err(Error::NotFound)
+        );
         db.commit_batch().unwrap();
     }
     let mut db = f.open();

@@ -8,7 +8,9 @@ use serde_json::{json, Value};
 
 use crate::cli::{CrawlerArgs, Place};
 use host_runner::expiry::{parse_date, parse_duration};
-use host_runner::plugin::wit::{Counts, CrawlerConfig, CycleReport, ExpirationPolicy, SliceOutcome, Tally};
+use host_runner::plugin::wit::{
+    Counts, CrawlerConfig, CycleReport, ExpirationPolicy, SliceOutcome, Tally,
+};
 use host_runner::PluginHost;
 
 /// Each slice's time budget when crawling in the foreground.
@@ -18,7 +20,12 @@ const SLICE: Duration = Duration::from_millis(250);
 pub fn crawler_config(args: &CrawlerArgs) -> Result<CrawlerConfig> {
     let policy = match args.expire.as_str() {
         "disabled" => ExpirationPolicy::Disabled,
-        "age" => ExpirationPolicy::Age(args.expire_override.as_deref().map(parse_duration).transpose()?),
+        "age" => ExpirationPolicy::Age(
+            args.expire_override
+                .as_deref()
+                .map(parse_duration)
+                .transpose()?,
+        ),
         "cutoff-date" => match &args.expire_cutoff {
             Some(date) => ExpirationPolicy::CutoffDate(parse_date(date)?),
             None => bail!("--expire cutoff-date needs --expire-cutoff YYYY-MM-DD"),
@@ -28,7 +35,11 @@ pub fn crawler_config(args: &CrawlerArgs) -> Result<CrawlerConfig> {
     if args.expire != "age" && args.expire_override.is_some() {
         bail!("--expire-override only applies with --expire age");
     }
-    Ok(CrawlerConfig { policy, history_limit: args.history, min_cycle_seconds: parse_duration(&args.min_cycle_time)? })
+    Ok(CrawlerConfig {
+        policy,
+        history_limit: args.history,
+        min_cycle_seconds: parse_duration(&args.min_cycle_time)?,
+    })
 }
 
 /// Runs one cycle (or, without `once`, cycles forever), printing each report.
@@ -59,7 +70,9 @@ fn run_cycle(host: &mut PluginHost, force: bool) -> Result<CycleReport> {
     loop {
         match host.crawler_run_slice(SLICE, force)? {
             SliceOutcome::Waiting(until) => {
-                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)?
+                    .as_secs() as i64;
                 std::thread::sleep(Duration::from_secs((until - now).clamp(1, 60) as u64));
             }
             SliceOutcome::Progressed((_, true)) => {
@@ -67,7 +80,9 @@ fn run_cycle(host: &mut PluginHost, force: bool) -> Result<CycleReport> {
                     eprintln!("\r[{}] 100% (1024/1024 prefixes)", "#".repeat(40));
                 }
                 let status = host.crawler_status()?;
-                return status.history.into_iter().next().ok_or_else(|| anyhow::anyhow!("the finished cycle is missing from the history"));
+                return status.history.into_iter().next().ok_or_else(|| {
+                    anyhow::anyhow!("the finished cycle is missing from the history")
+                });
             }
             SliceOutcome::Progressed(_) => {
                 force = false;
@@ -75,7 +90,12 @@ fn run_cycle(host: &mut PluginHost, force: bool) -> Result<CycleReport> {
                     if let Some(current) = host.crawler_status()?.current {
                         let done = current.prefixes_done as usize;
                         let bar = done * 40 / 1024;
-                        eprint!("\r[{}{}] {:3}% ({done}/1024 prefixes)", "#".repeat(bar), ".".repeat(40 - bar), done * 100 / 1024);
+                        eprint!(
+                            "\r[{}{}] {:3}% ({done}/1024 prefixes)",
+                            "#".repeat(bar),
+                            ".".repeat(40 - bar),
+                            done * 100 / 1024
+                        );
                         let _ = std::io::stderr().flush();
                     }
                 }
@@ -99,7 +119,12 @@ pub fn status(place: &Place, json: bool) -> Result<()> {
     }
     match &status.current {
         Some(r) => {
-            println!("cycle {} in progress: {} of 1024 prefixes ({:.1}%)", r.cycle, r.prefixes_done, r.prefixes_done as f64 * 100.0 / 1024.0);
+            println!(
+                "cycle {} in progress: {} of 1024 prefixes ({:.1}%)",
+                r.cycle,
+                r.prefixes_done,
+                r.prefixes_done as f64 * 100.0 / 1024.0
+            );
             print_report(r);
         }
         None => match status.next_cycle_at {
@@ -174,10 +199,18 @@ fn print_report(r: &CycleReport) {
             t.total.shares, t.total.sharesets, t.total.bytes, t.immutable.shares, t.mutable.shares, t.corrupted.shares
         );
     };
-    println!("cycle {} (policy {}), {} of 1024 prefixes", r.cycle, policy_text(&r.policy), r.prefixes_done);
+    println!(
+        "cycle {} (policy {}), {} of 1024 prefixes",
+        r.cycle,
+        policy_text(&r.policy),
+        r.prefixes_done
+    );
     line("examined", &r.examined);
     line("recovered", &r.recovered);
-    println!("  added {} unknown share(s), removed {} vanished row(s), expired {} lease(s)", r.added, r.disappeared, r.leases_expired);
+    println!(
+        "  added {} unknown share(s), removed {} vanished row(s), expired {} lease(s)",
+        r.added, r.disappeared, r.leases_expired
+    );
     if !r.corrupt_shares.is_empty() {
         println!("  corrupted shares:");
         for s in &r.corrupt_shares {
@@ -188,6 +221,13 @@ fn print_report(r: &CycleReport) {
         println!("  prefix {} failed: {}", f.prefix, f.reason);
     }
     if !r.lease_ages.is_empty() {
-        println!("  lease ages (days: leases): {}", r.lease_ages.iter().map(|b| format!("{}: {}", b.days, b.leases)).collect::<Vec<_>>().join(", "));
+        println!(
+            "  lease ages (days: leases): {}",
+            r.lease_ages
+                .iter()
+                .map(|b| format!("{}: {}", b.days, b.leases))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
 }

@@ -7,7 +7,10 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::json;
 
 use crate::cli::Place;
-use host_runner::plugin::wit::{Account, AdvisedType, ByteRange, ShareState, ShareType, ShareWrites, TestOperator, TestVector, WriteVector};
+use host_runner::plugin::wit::{
+    Account, AdvisedType, ByteRange, ShareState, ShareType, ShareWrites, TestOperator, TestVector,
+    WriteVector,
+};
 
 fn hex(text: &str, what: &str) -> Result<Vec<u8>> {
     hex::decode(text.trim()).map_err(|e| anyhow!("{what} {text:?} is not hex: {e}"))
@@ -28,7 +31,10 @@ pub fn mutable_write(
     let si = crate::parse_si(si)?;
     let write_enabler = hex(write_enabler, "write enabler")?;
     if write_enabler.len() != 32 {
-        bail!("the write enabler is 32 bytes (64 hex digits), got {}", write_enabler.len());
+        bail!(
+            "the write enabler is 32 bytes (64 hex digits), got {}",
+            write_enabler.len()
+        );
     }
     let data = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let tests = match expect {
@@ -37,14 +43,36 @@ pub fn mutable_write(
             let specimen = hex(e, "expected bytes")?;
             // An empty specimen with length 1 holds only for a new or empty share.
             let length = (specimen.len() as u64).max(1);
-            vec![TestVector { offset: 0, length, operator: TestOperator::Eq, specimen }]
+            vec![TestVector {
+                offset: 0,
+                length,
+                operator: TestOperator::Eq,
+                specimen,
+            }]
         }
     };
-    let writes = vec![ShareWrites { share_number: shnum, tests, writes: vec![WriteVector { offset, data: data.clone() }], new_length }];
+    let writes = vec![ShareWrites {
+        share_number: shnum,
+        tests,
+        writes: vec![WriteVector {
+            offset,
+            data: data.clone(),
+        }],
+        new_length,
+    }];
     let mut host = crate::start(place)?;
-    let result = host.read_test_write(&Account::Anonymous, si.as_bytes(), &write_enabler, &writes, &[])?;
+    let result = host.read_test_write(
+        &Account::Anonymous,
+        si.as_bytes(),
+        &write_enabler,
+        &writes,
+        &[],
+    )?;
     if result.success {
-        println!("wrote {} bytes at offset {offset} of mutable share {si}/{shnum}", data.len());
+        println!(
+            "wrote {} bytes at offset {offset} of mutable share {si}/{shnum}",
+            data.len()
+        );
         Ok(())
     } else {
         bail!("the test did not hold; nothing was written to {si}/{shnum}")
@@ -52,7 +80,13 @@ pub fn mutable_write(
 }
 
 /// `mutable-read`: share data to stdout.
-pub fn mutable_read(place: &Place, si: &str, shnum: u32, offset: u64, length: Option<u64>) -> Result<()> {
+pub fn mutable_read(
+    place: &Place,
+    si: &str,
+    shnum: u32,
+    offset: u64,
+    length: Option<u64>,
+) -> Result<()> {
     let si = crate::parse_si(si)?;
     let mut host = crate::start(place)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -63,7 +97,14 @@ pub fn mutable_read(place: &Place, si: &str, shnum: u32, offset: u64, length: Op
         if want == 0 {
             break;
         }
-        let reads = host.mutable_read(si.as_bytes(), &[shnum], &[ByteRange { offset: pos, length: want }])?;
+        let reads = host.mutable_read(
+            si.as_bytes(),
+            &[shnum],
+            &[ByteRange {
+                offset: pos,
+                length: want,
+            }],
+        )?;
         let Some(share) = reads.into_iter().find(|r| r.share_number == shnum) else {
             bail!("no mutable share {si}/{shnum}");
         };
@@ -151,9 +192,18 @@ pub fn stats(place: &Place, as_json: bool) -> Result<()> {
         return Ok(());
     }
     for c in &s.shares {
-        println!("{:<7} {:<10} {:>8} shares {:>14} bytes", state(c.state), kind(c.share_type), c.shares, c.bytes);
+        println!(
+            "{:<7} {:<10} {:>8} shares {:>14} bytes",
+            state(c.state),
+            kind(c.share_type),
+            c.shares,
+            c.bytes
+        );
     }
-    println!("uploads in flight: {} ({} bytes allocated)", s.uploads_in_flight, s.allocated_in_flight);
+    println!(
+        "uploads in flight: {} ({} bytes allocated)",
+        s.uploads_in_flight, s.allocated_in_flight
+    );
     println!("available space: {} bytes", caps.available_space);
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use super::bindings::version::VersionError;
 use super::wit::{BackendFailure, BadInput, PluginError};
 use crate::engine::EngineError;
 use crate::node_id::NodeIdError;
@@ -64,6 +65,8 @@ pub enum HostError {
     NodeId(NodeIdError),
     /// `init` failed: a typed refusal, a trap, or a cap.
     Init(CallError),
+    /// Not a plugin, or one whose interface version this host does not run.
+    Version(VersionError),
 }
 
 impl fmt::Display for HostError {
@@ -74,6 +77,7 @@ impl fmt::Display for HostError {
             HostError::NodeId(e) => e.fmt(f),
             HostError::Instantiate(why) => write!(f, "cannot instantiate the plugin: {why}"),
             HostError::Init(e) => write!(f, "the plugin failed to start: {e}"),
+            HostError::Version(e) => e.fmt(f),
         }
     }
 }

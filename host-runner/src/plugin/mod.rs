@@ -10,7 +10,7 @@
     missing_docs,
     reason = "generated from WIT; not every WIT item is documented"
 )]
-mod bindings;
+pub(crate) mod bindings;
 mod error;
 pub mod imports;
 mod state;
@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::Component;
 use wasmtime::{Store, Trap};
 
 pub use error::{CallError, HostError};
@@ -31,12 +31,14 @@ use crate::backend::ObjectStore;
 use crate::engine::{load_component, wasm_engine, CompileOutcome};
 use crate::node_id::NodeId;
 use crate::sandbox::SandboxPolicy;
-use bindings::{Plugin, PluginPre};
-use imports::backend::BackendImport;
+pub use bindings::version::{InterfaceVersion, VersionError};
+use bindings::LinkError;
+pub(crate) use bindings::{on_version, Plugin, PluginPre};
+pub use bindings::{MAX_VERSION, MIN_VERSION, SUPPORTED};
 use wit::{
-    CrawlerConfig, CrawlerStatus, ExpirationPolicy, SliceOutcome,
-    Account, AccountUsage, AdvisedType, Advisory, Allocation, ByteRange, Capabilities, InitReport,
-    LeaseInfo, PluginInfo, ReadTestWriteResult, ShareInfo, ShareReads, ShareWrites, Stats, Usage,
+    Account, AccountUsage, AdvisedType, Advisory, Allocation, ByteRange, Capabilities,
+    CrawlerConfig, CrawlerStatus, ExpirationPolicy, InitReport, LeaseInfo, PluginInfo,
+    ReadTestWriteResult, ShareInfo, ShareReads, ShareWrites, SliceOutcome, Stats, Usage,
 };
 
 /// Default preferred chunk size of new shares (SPEC §3).
@@ -77,7 +79,11 @@ pub struct HostConfig {
 
 /// The crawler's defaults (SPEC §8): no expiry, 10 cycles of history, 12 h between cycles.
 pub fn default_crawler_config() -> CrawlerConfig {
-    CrawlerConfig { policy: ExpirationPolicy::Disabled, history_limit: 10, min_cycle_seconds: 12 * 3600 }
+    CrawlerConfig {
+        policy: ExpirationPolicy::Disabled,
+        history_limit: 10,
+        min_cycle_seconds: 12 * 3600,
+    }
 }
 
 impl HostConfig {
@@ -122,29 +128,35 @@ impl HostConfig {
 }
 
 /// A live instance: its store and the handles to its exports.
-struct Instance {
-    store: Store<HostState>,
-    plugin: Plugin,
+pub(crate) struct Instance {
+    pub(crate) store: Store<HostState>,
+    pub(crate) plugin: Plugin,
 }
 
 /// What every (re)start of an instance needs.
-struct Launcher {
-    sandbox: SandboxPolicy,
-    plugin_dir: PathBuf,
-    plugin_config: wit::Config,
-    crawler: CrawlerConfig,
-    backend: Arc<dyn ObjectStore>,
-    pre: PluginPre<HostState>,
+pub(crate) struct Launcher {
+    pub(crate) sandbox: SandboxPolicy,
+    pub(crate) plugin_dir: PathBuf,
+    /// Where compiled components are cached (a swap compiles into it too).
+    pub(crate) cache_dir: PathBuf,
+    pub(crate) plugin_config: wit::Config,
+    pub(crate) crawler: CrawlerConfig,
+    pub(crate) backend: Arc<dyn ObjectStore>,
+    pub(crate) pre: PluginPre,
+    /// The interface version the component speaks.
+    pub(crate) version: InterfaceVersion,
 }
 
 /// The plugin, sandboxed, serving one call at a time.
 pub struct PluginHost {
-    launcher: Launcher,
-    compile_outcome: CompileOutcome,
-    /// `None` after a death whose restart failed; the next call tries again.
-    instance: Option<Instance>,
-    init_report: InitReport,
-    restarts: u64,
+    pub(crate) launcher: Launcher,
+    pub(crate) compile_outcome: CompileOutcome,
+    /// `None` after a death whose restart failed (or is backing off); a later call tries again.
+    pub(crate) instance: Option<Instance>,
+    pub(crate) init_report: InitReport,
+    pub(crate) restarts: u64,
+    /// Crash policy and the version before the last hot swap (`crate::swap`).
+    pub(crate) guard: crate::swap::Guard,
 }
 
 impl PluginHost {
@@ -153,22 +165,25 @@ impl PluginHost {
         let engine = wasm_engine()?;
         let (component, compile_outcome) =
             load_component(engine, &config.wasm, &config.cache_dir())?;
-        let pre = link(engine, &component)?;
+        let (pre, version) = link(engine, &component)?;
         let launcher = Launcher {
+            version,
             sandbox: config.sandbox.clone(),
             plugin_dir: config.plugin_dir(),
+            cache_dir: config.cache_dir(),
             plugin_config: config.plugin_config()?,
             crawler: config.crawler.clone(),
             backend,
             pre,
         };
-        let (instance, init_report) = launcher.launch()?;
+        let (instance, init_report) = launcher.launch(None)?;
         Ok(PluginHost {
             launcher,
             compile_outcome,
             instance: Some(instance),
             init_report,
             restarts: 0,
+            guard: crate::swap::Guard::default(),
         })
     }
 
@@ -203,14 +218,16 @@ impl PluginHost {
     ) -> Result<Allocation, CallError> {
         let si = si.to_vec();
         self.call_fallible(|p, s| {
-            p.leasedb_plugin_storage().call_allocate(
-                s,
-                session,
-                account,
-                &si,
-                share_numbers,
-                allocated_size,
-            )
+            on_version!(p, p => {
+                p.leasedb_plugin_storage().call_allocate(
+                    s,
+                    session,
+                    account,
+                    &si,
+                    share_numbers,
+                    allocated_size,
+                )
+            })
         })
     }
 
@@ -224,27 +241,35 @@ impl PluginHost {
     ) -> Result<(), CallError> {
         let si = si.to_vec();
         self.call_fallible(|p, s| {
-            p.leasedb_plugin_storage()
-                .call_write(s, &si, share_number, offset, data)
+            on_version!(p, p => {
+                p.leasedb_plugin_storage()
+                    .call_write(s, &si, share_number, offset, data)
+            })
         })
     }
 
     /// Finishes an upload: the share becomes STABLE with the uploader's lease.
     pub fn close(&mut self, si: &[u8], share_number: u32) -> Result<(), CallError> {
         let si = si.to_vec();
-        self.call_fallible(|p, s| p.leasedb_plugin_storage().call_close(s, &si, share_number))
+        self.call_fallible(
+            |p, s| on_version!(p, p => p.leasedb_plugin_storage().call_close(s, &si, share_number)),
+        )
     }
 
     /// Abandons an upload; its row and objects are removed.
     pub fn abort(&mut self, si: &[u8], share_number: u32) -> Result<(), CallError> {
         let si = si.to_vec();
-        self.call_fallible(|p, s| p.leasedb_plugin_storage().call_abort(s, &si, share_number))
+        self.call_fallible(
+            |p, s| on_version!(p, p => p.leasedb_plugin_storage().call_abort(s, &si, share_number)),
+        )
     }
 
     /// Share numbers of the valid, complete shares of `si`.
     pub fn list_shares(&mut self, si: &[u8]) -> Result<Vec<u32>, CallError> {
         let si = si.to_vec();
-        self.call_fallible(|p, s| p.leasedb_plugin_storage().call_list_shares(s, &si))
+        self.call_fallible(
+            |p, s| on_version!(p, p => p.leasedb_plugin_storage().call_list_shares(s, &si)),
+        )
     }
 
     /// Up to `length` bytes of share data from `offset`; truncated at the end.
@@ -257,21 +282,27 @@ impl PluginHost {
     ) -> Result<Vec<u8>, CallError> {
         let si = si.to_vec();
         self.call_fallible(|p, s| {
-            p.leasedb_plugin_storage()
-                .call_read(s, &si, share_number, offset, length)
+            on_version!(p, p => {
+                p.leasedb_plugin_storage()
+                    .call_read(s, &si, share_number, offset, length)
+            })
         })
     }
 
     /// Adds or renews `account`'s lease on every share of `si`; returns how many shares.
     pub fn add_lease(&mut self, account: &Account, si: &[u8]) -> Result<u32, CallError> {
         let si = si.to_vec();
-        self.call_fallible(|p, s| p.leasedb_plugin_storage().call_add_lease(s, account, &si))
+        self.call_fallible(
+            |p, s| on_version!(p, p => p.leasedb_plugin_storage().call_add_lease(s, account, &si)),
+        )
     }
 
     /// Every lease on the shares of `si`.
     pub fn list_leases(&mut self, si: &[u8]) -> Result<Vec<LeaseInfo>, CallError> {
         let si = si.to_vec();
-        self.call_fallible(|p, s| p.leasedb_plugin_storage().call_list_leases(s, &si))
+        self.call_fallible(
+            |p, s| on_version!(p, p => p.leasedb_plugin_storage().call_list_leases(s, &si)),
+        )
     }
 
     /// Up to `limit` shares in (storage index, share number) order, after `after`.
@@ -282,11 +313,13 @@ impl PluginHost {
     ) -> Result<Vec<ShareInfo>, CallError> {
         let after = after.map(|(si, shnum)| (si.to_vec(), shnum));
         self.call_fallible(|p, s| {
-            p.leasedb_plugin_storage().call_list_all_shares(
-                s,
-                after.as_ref().map(|(si, shnum)| (si, *shnum)),
-                limit,
-            )
+            on_version!(p, p => {
+                p.leasedb_plugin_storage().call_list_all_shares(
+                    s,
+                    after.as_ref().map(|(si, shnum)| (si, *shnum)),
+                    limit,
+                )
+            })
         })
     }
 
@@ -302,14 +335,16 @@ impl PluginHost {
     ) -> Result<ReadTestWriteResult, CallError> {
         let si = si.to_vec();
         self.call_fallible(|p, s| {
+            on_version!(p, p => {
             p.leasedb_plugin_mutable().call_read_test_write(
                 s,
                 account,
                 &si,
                 write_enabler,
-                writes,
+                &writes[..],
                 read_vector,
             )
+        }; writes)
         })
     }
 
@@ -322,14 +357,18 @@ impl PluginHost {
     ) -> Result<Vec<ShareReads>, CallError> {
         let si = si.to_vec();
         self.call_fallible(|p, s| {
-            p.leasedb_plugin_mutable()
-                .call_read(s, &si, share_numbers, read_vector)
+            on_version!(p, p => {
+                p.leasedb_plugin_mutable()
+                    .call_read(s, &si, share_numbers, read_vector)
+            })
         })
     }
 
     /// Limits and free space, as advertised to clients.
     pub fn get_capabilities(&mut self) -> Result<Capabilities, CallError> {
-        self.call_fallible(|p, s| p.leasedb_plugin_accounting().call_get_capabilities(s))
+        self.call_fallible(
+            |p, s| on_version!(p, p => p.leasedb_plugin_accounting().call_get_capabilities(s)),
+        )
     }
 
     /// Records a client's report that a share is corrupt; nothing else changes.
@@ -343,6 +382,7 @@ impl PluginHost {
     ) -> Result<(), CallError> {
         let si = si.to_vec();
         self.call_fallible(|p, s| {
+            on_version!(p, p => {
             p.leasedb_plugin_accounting().call_advise_corrupt(
                 s,
                 account,
@@ -351,14 +391,17 @@ impl PluginHost {
                 share_number,
                 reason,
             )
+        }; share_type)
         })
     }
 
     /// Corruption reports with id greater than `after`, oldest first.
     pub fn list_advisories(&mut self, after: i64, limit: u32) -> Result<Vec<Advisory>, CallError> {
         self.call_fallible(|p, s| {
-            p.leasedb_plugin_accounting()
-                .call_list_advisories(s, after, limit)
+            on_version!(p, p => {
+                p.leasedb_plugin_accounting()
+                    .call_list_advisories(s, after, limit)
+            })
         })
     }
 
@@ -366,57 +409,69 @@ impl PluginHost {
     pub fn get_usage(&mut self, account: Option<&Account>) -> Result<Usage, CallError> {
         let account = account.cloned();
         self.call_fallible(|p, s| {
-            p.leasedb_plugin_accounting()
-                .call_get_usage(s, account.as_ref())
+            on_version!(p, p => {
+                p.leasedb_plugin_accounting()
+                    .call_get_usage(s, account.as_ref())
+            })
         })
     }
 
     /// Usage of every account holding a lease.
     pub fn usage_by_account(&mut self) -> Result<Vec<AccountUsage>, CallError> {
-        self.call_fallible(|p, s| p.leasedb_plugin_accounting().call_usage_by_account(s))
+        self.call_fallible(
+            |p, s| on_version!(p, p => p.leasedb_plugin_accounting().call_usage_by_account(s)),
+        )
     }
 
     /// Share counts by state and type, in-flight uploads, latencies.
     pub fn get_stats(&mut self) -> Result<Stats, CallError> {
-        self.call_fallible(|p, s| p.leasedb_plugin_accounting().call_get_stats(s))
+        self.call_fallible(
+            |p, s| on_version!(p, p => p.leasedb_plugin_accounting().call_get_stats(s)),
+        )
     }
 
     /// Tells the plugin a client session began.
     pub fn session_opened(&mut self, session: u64) -> Result<(), CallError> {
-        self.call(|p, s| p.leasedb_plugin_lifecycle().call_session_opened(s, session))
+        self.call(|p, s| on_version!(p, p => p.leasedb_plugin_lifecycle().call_session_opened(s, session)))
     }
 
     /// Tells the plugin a session ended; returns how many uploads were aborted.
     pub fn session_closed(&mut self, session: u64) -> Result<u32, CallError> {
-        self.call(|p, s| p.leasedb_plugin_lifecycle().call_session_closed(s, session))
+        self.call(|p, s| on_version!(p, p => p.leasedb_plugin_lifecycle().call_session_closed(s, session)))
     }
 
     /// Processes whole crawler prefixes for about `budget` (at least one);
     /// `force` starts a new cycle without waiting for the minimum cycle time.
-    pub fn crawler_run_slice(&mut self, budget: Duration, force: bool) -> Result<SliceOutcome, CallError> {
+    pub fn crawler_run_slice(
+        &mut self,
+        budget: Duration,
+        force: bool,
+    ) -> Result<SliceOutcome, CallError> {
         let ms = budget.as_millis().min(u32::MAX as u128) as u32;
-        self.call_fallible(|p, s| p.leasedb_plugin_crawler().call_run_slice(s, ms, force))
+        self.call_fallible(
+            |p, s| on_version!(p, p => p.leasedb_plugin_crawler().call_run_slice(s, ms, force)),
+        )
     }
 
     /// The crawler's current cycle and history.
     pub fn crawler_status(&mut self) -> Result<CrawlerStatus, CallError> {
-        self.call_fallible(|p, s| p.leasedb_plugin_crawler().call_status(s))
+        self.call_fallible(|p, s| on_version!(p, p => p.leasedb_plugin_crawler().call_status(s)))
     }
 
     /// Changes the crawler's policy; kept for instances started after a fault too.
     pub fn crawler_configure(&mut self, config: CrawlerConfig) -> Result<(), CallError> {
         self.launcher.crawler = config.clone();
-        self.call_fallible(|p, s| p.leasedb_plugin_crawler().call_configure(s, config))
+        self.call_fallible(|p, s| on_version!(p, p => p.leasedb_plugin_crawler().call_configure(s, config); config))
     }
 
     /// The plugin's version and interface version.
     pub fn info(&mut self) -> Result<PluginInfo, CallError> {
-        self.call(|p, s| p.leasedb_plugin_lifecycle().call_info(s))
+        self.call(|p, s| on_version!(p, p => p.leasedb_plugin_lifecycle().call_info(s)))
     }
 
     /// Flushes and closes the database; later calls fail with not-ready.
     pub fn shutdown(&mut self) -> Result<(), CallError> {
-        self.call(|p, s| p.leasedb_plugin_lifecycle().call_shutdown(s))
+        self.call(|p, s| on_version!(p, p => p.leasedb_plugin_lifecycle().call_shutdown(s)))
     }
 
     /// A call whose WIT result is `result<T, error>`.
@@ -434,14 +489,14 @@ impl PluginHost {
     ) -> Result<T, CallError> {
         let mut instance = match self.instance.take() {
             Some(instance) => instance,
-            None => self
-                .relaunch()
-                .map_err(|e| CallError::Unavailable(e.to_string()))?,
+            // Backs off after repeated crashes (`crate::swap`).
+            None => self.revive()?,
         };
         arm(&mut instance.store, &self.launcher.sandbox);
         match f(&instance.plugin, &mut instance.store) {
             Ok(value) => {
                 self.instance = Some(instance);
+                self.guard.served();
                 Ok(value)
             }
             Err(error) => {
@@ -449,25 +504,29 @@ impl PluginHost {
                 // A trapped instance cannot be entered again; drop it with its store.
                 drop(instance);
                 self.restarts += 1;
-                // Restart now so the next call finds a ready instance; if this fails,
-                // the next call tries again and reports why.
-                self.instance = self.relaunch().ok();
+                // Restart now (or after a back-off, or roll a fresh swap back) so the
+                // next call finds a ready instance; if that fails, a later call tries again.
+                self.after_death();
                 Err(failure)
             }
         }
     }
 
     /// A fresh instance in place of a dead one; its init report becomes the latest.
-    fn relaunch(&mut self) -> Result<Instance, HostError> {
-        let (instance, report) = self.launcher.launch()?;
+    pub(crate) fn relaunch(&mut self) -> Result<Instance, HostError> {
+        let (instance, report) = self.launcher.launch(None)?;
         self.init_report = report;
         Ok(instance)
     }
 }
 
 impl Launcher {
-    /// A fresh store and instance, initialised with the configured settings.
-    fn launch(&self) -> Result<(Instance, InitReport), HostError> {
+    /// A fresh store and instance, initialised with the configured settings;
+    /// with a handover blob (a hot swap), it takes over that state.
+    pub(crate) fn launch(
+        &self,
+        handover: Option<&[u8]>,
+    ) -> Result<(Instance, InitReport), HostError> {
         let wasi = self.sandbox.wasi_ctx(&self.plugin_dir)?;
         let state = HostState::new(wasi, self.sandbox.memory_cap(), self.backend.clone());
         let mut store = Store::new(self.pre.engine(), state);
@@ -482,17 +541,18 @@ impl Launcher {
                 other => HostError::Init(other),
             })?;
         arm(&mut store, &self.sandbox);
-        let report =
-            match plugin
-                .leasedb_plugin_lifecycle()
-                .call_init(&mut store, &self.plugin_config, None)
-            {
-                Ok(Ok(report)) => report,
-                Ok(Err(refused)) => return Err(HostError::Init(CallError::Plugin(refused))),
-                Err(error) => return Err(HostError::Init(classify(&store, error))),
-            };
+        let config = &self.plugin_config;
+        let report = match on_version!(&plugin, p => p.leasedb_plugin_lifecycle()
+                .call_init(&mut store, &config, handover); config)
+        {
+            Ok(Ok(report)) => report,
+            Ok(Err(refused)) => return Err(HostError::Init(CallError::Plugin(refused))),
+            Err(error) => return Err(HostError::Init(classify(&store, error))),
+        };
         arm(&mut store, &self.sandbox);
-        match plugin.leasedb_plugin_crawler().call_configure(&mut store, self.crawler) {
+        let crawler = self.crawler.clone();
+        match on_version!(&plugin, p => p.leasedb_plugin_crawler().call_configure(&mut store, crawler); crawler)
+        {
             Ok(Ok(())) => {}
             Ok(Err(refused)) => return Err(HostError::Init(CallError::Plugin(refused))),
             Err(error) => return Err(HostError::Init(classify(&store, error))),
@@ -506,39 +566,33 @@ impl Drop for PluginHost {
     fn drop(&mut self) {
         if let Some(mut instance) = self.instance.take() {
             arm(&mut instance.store, &self.launcher.sandbox);
-            let _ = instance
-                .plugin
-                .leasedb_plugin_lifecycle()
-                .call_shutdown(&mut instance.store);
+            let _ = on_version!(&instance.plugin, p => p.leasedb_plugin_lifecycle()
+                .call_shutdown(&mut instance.store));
         }
     }
 }
 
-/// Links the component against the host's imports (WASI and the backend) once;
-/// a component whose imports the host cannot satisfy is refused here.
-fn link(
+/// Reads the component's interface version, refuses it unless this host runs
+/// it, and links it against the host's imports (WASI and the backend) once; a
+/// component whose imports the host cannot satisfy is refused here.
+pub(crate) fn link(
     engine: &wasmtime::Engine,
     component: &Component,
-) -> Result<PluginPre<HostState>, HostError> {
-    let mut linker = Linker::<HostState>::new(engine);
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-        .map_err(|e| HostError::Instantiate(format!("{e:#}")))?;
-    Plugin::add_to_linker::<HostState, BackendImport>(&mut linker, BackendImport::view)
-        .map_err(|e| HostError::Instantiate(format!("{e:#}")))?;
-    let pre = linker
-        .instantiate_pre(component)
-        .map_err(|e| HostError::Instantiate(format!("{e:#}")))?;
-    PluginPre::new(pre).map_err(|e| HostError::Instantiate(format!("{e:#}")))
+) -> Result<(PluginPre, InterfaceVersion), HostError> {
+    PluginPre::link(engine, component).map_err(|e| match e {
+        LinkError::Version(e) => HostError::Version(e),
+        LinkError::Link(why) => HostError::Instantiate(why),
+    })
 }
 
 /// Starts a call's deadline and forgets earlier memory refusals.
-fn arm(store: &mut Store<HostState>, sandbox: &SandboxPolicy) {
+pub(crate) fn arm(store: &mut Store<HostState>, sandbox: &SandboxPolicy) {
     store.set_epoch_deadline(sandbox.deadline_ticks());
     store.data_mut().limits.reset();
 }
 
 /// Tells why an instance died: the memory cap, the deadline, or anything else.
-fn classify(store: &Store<HostState>, error: wasmtime::Error) -> CallError {
+pub(crate) fn classify(store: &Store<HostState>, error: wasmtime::Error) -> CallError {
     if store.data().limits.exhausted() {
         CallError::MemoryExhausted
     } else if matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {

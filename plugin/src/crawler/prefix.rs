@@ -68,6 +68,21 @@ impl<B: Backend> LeaseDb<B> {
                     .push((text.clone(), format!("share {si}/{shnum}: {e}"))),
             }
         }
+        for row in before.iter().filter(|r| r.state == ShareState::Going) {
+            // Nothing stays GOING past the call that deletes it, so this one
+            // was cut short by a crash: finish the deletion now.
+            match self.finish_deletion(row) {
+                Ok(()) => {
+                    report
+                        .recovered
+                        .add(&Tally::of([(&row.si.0, row.share_type, row.used_space)]))
+                }
+                Err(e) => report.prefixes_failed.push((
+                    text.clone(),
+                    format!("deleting {}/{}: {e}", row.si, row.shnum),
+                )),
+            }
+        }
         for row in &before {
             if row.state == ShareState::Stable && !found.contains_key(&(row.si, row.shnum)) {
                 // Only STABLE rows: COMING and GOING objects may legitimately be missing.
@@ -116,7 +131,7 @@ impl<B: Backend> LeaseDb<B> {
             .iter()
             .filter(|r| !leased.contains(&(r.si.0, r.shnum.0)))
         {
-            match self.collect(row) {
+            match self.delete_share(row) {
                 Ok(()) => collected.push(row),
                 Err(e) => report.prefixes_failed.push((
                     text.clone(),
@@ -129,38 +144,6 @@ impl<B: Backend> LeaseDb<B> {
                 .iter()
                 .map(|r| (&r.si.0, r.share_type, r.used_space)),
         ));
-        Ok(())
-    }
-
-    /// STABLE → GOING → objects deleted → row removed; back to STABLE if the
-    /// objects cannot be deleted, so the next cycle retries.
-    fn collect(&mut self, row: &ShareRow) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        if !shares::transition(
-            &tx,
-            &row.si,
-            row.shnum,
-            ShareState::Stable,
-            ShareState::Going,
-        )? {
-            return Ok(()); // changed under us: leave it for the next cycle
-        }
-        tx.commit()?;
-        if let Err(e) = self.delete_share_objects(&row.si, row.shnum) {
-            let tx = self.conn.transaction()?;
-            shares::transition(
-                &tx,
-                &row.si,
-                row.shnum,
-                ShareState::Going,
-                ShareState::Stable,
-            )?;
-            tx.commit()?;
-            return Err(e);
-        }
-        let tx = self.conn.transaction()?;
-        shares::delete(&tx, &row.si, row.shnum)?;
-        tx.commit()?;
         Ok(())
     }
 }

@@ -6,9 +6,17 @@ use std::fmt;
 use super::sqlite::{Connection, DbError};
 
 /// Each entry migrates from version `i` to `i + 1`, inside one transaction.
-const MIGRATIONS: &[&str] = &[
-    // 0 → 1: accounts, shares, leases (SPEC §5).
-    "
+/// Released versions: 1. The fixture features add a version 2 (hot-swap tests
+/// only; the product never carries them).
+#[cfg(not(any(feature = "fixture-schema-v2", feature = "fixture-bad-migration")))]
+const MIGRATIONS: &[&str] = &[V1];
+#[cfg(feature = "fixture-schema-v2")]
+const MIGRATIONS: &[&str] = &[V1, FIXTURE_V2];
+#[cfg(all(feature = "fixture-bad-migration", not(feature = "fixture-schema-v2")))]
+const MIGRATIONS: &[&str] = &[V1, FIXTURE_BAD_V2];
+
+/// 0 → 1: accounts, shares, leases (SPEC §5).
+const V1: &str = "
     CREATE TABLE accounts (
         id INTEGER PRIMARY KEY,
         name TEXT UNIQUE,
@@ -59,8 +67,22 @@ const MIGRATIONS: &[&str] = &[
         cycle INTEGER PRIMARY KEY,
         report TEXT NOT NULL
     );
-    ",
-];
+    ";
+
+/// Fixture 1 → 2: a harmless table (the "next release" of the hot-swap tests).
+#[cfg(feature = "fixture-schema-v2")]
+const FIXTURE_V2: &str = "
+    CREATE TABLE swap_fixture (id INTEGER PRIMARY KEY, note TEXT NOT NULL);
+    INSERT INTO swap_fixture (note) VALUES ('schema 2');
+    ";
+
+/// Fixture 1 → 2 that fails after changing something, so only the
+/// transaction keeps the database at version 1.
+#[cfg(all(feature = "fixture-bad-migration", not(feature = "fixture-schema-v2")))]
+const FIXTURE_BAD_V2: &str = "
+    CREATE TABLE swap_fixture (id INTEGER PRIMARY KEY);
+    INSERT INTO no_such_table (id) VALUES (1);
+    ";
 
 /// The schema version this plugin writes.
 pub const CURRENT_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -91,26 +113,39 @@ impl fmt::Display for SchemaError {
     }
 }
 
+/// The migrations of this build, from version 0; entry `i` goes from `i` to `i + 1`.
+pub fn migrations() -> &'static [&'static str] {
+    MIGRATIONS
+}
+
 /// Brings the database to CURRENT_VERSION; returns the version it has now.
 pub fn migrate(conn: &Connection) -> Result<u32, SchemaError> {
+    migrate_steps(conn, MIGRATIONS)
+}
+
+/// Brings the database to version `steps.len()` by running `steps` from its
+/// current version, each in its own transaction: a failing step leaves the
+/// database at the version before it. Refuses a database newer than `steps`.
+pub fn migrate_steps(conn: &Connection, steps: &[&str]) -> Result<u32, SchemaError> {
+    let target = steps.len() as u32;
     let found: u32 = conn
         .query_row("PRAGMA user_version", &[], |r| r.get(0))
         .map_err(SchemaError::Db)?
         .unwrap_or(0);
-    if found > CURRENT_VERSION {
+    if found > target {
         return Err(SchemaError::Newer {
             found,
-            supported: CURRENT_VERSION,
+            supported: target,
         });
     }
-    for from in found..CURRENT_VERSION {
+    for from in found..target {
         let step = || -> Result<(), DbError> {
             let tx = conn.transaction()?;
-            tx.execute_batch(MIGRATIONS[from as usize])?;
+            tx.execute_batch(steps[from as usize])?;
             tx.execute_batch(&format!("PRAGMA user_version = {}", from + 1))?;
             tx.commit()
         };
         step().map_err(|error| SchemaError::Migration { from, error })?;
     }
-    Ok(CURRENT_VERSION)
+    Ok(target)
 }

@@ -468,7 +468,14 @@ impl Connection {
     /// changes for the batch's one durable commit.
     pub fn transaction(&self) -> DbResult<Transaction<'_>> {
         let savepoint = self.batch.get();
-        self.execute(if savepoint { "SAVEPOINT op" } else { "BEGIN IMMEDIATE" }, &[])?;
+        self.execute(
+            if savepoint {
+                "SAVEPOINT op"
+            } else {
+                "BEGIN IMMEDIATE"
+            },
+            &[],
+        )?;
         Ok(Transaction {
             conn: self,
             finished: false,
@@ -770,7 +777,14 @@ impl Transaction<'_> {
     /// batch, durable at its commit). If COMMIT fails the transaction is
     /// rolled back when this value drops.
     pub fn commit(mut self) -> DbResult<()> {
-        self.conn.execute(if self.savepoint { "RELEASE op" } else { "COMMIT" }, &[])?;
+        self.conn.execute(
+            if self.savepoint {
+                "RELEASE op"
+            } else {
+                "COMMIT"
+            },
+            &[],
+        )?;
         self.finished = true;
         Ok(())
     }
@@ -848,7 +862,9 @@ mod tests {
         conn.commit_batch().unwrap();
         drop(conn);
         let conn = Connection::open(path.to_str().unwrap()).unwrap();
-        let values = conn.query_map("SELECT v FROM t ORDER BY v", &[], |r| r.get::<i64>(0)).unwrap();
+        let values = conn
+            .query_map("SELECT v FROM t ORDER BY v", &[], |r| r.get::<i64>(0))
+            .unwrap();
         assert_eq!(values, vec![1, 3]);
     }
 

@@ -4,7 +4,7 @@
 use wasmtime::component::HasData;
 
 use crate::backend::{BackendError, ListPage, ObjectEntry, ObjectStore};
-use crate::plugin::bindings::leasedb::plugin::{backend as wit, types};
+use crate::plugin::bindings::latest::leasedb::plugin::{backend as wit, types};
 use crate::plugin::state::HostState;
 
 /// Most entries one `list` call returns; `next` tells the plugin to ask again.

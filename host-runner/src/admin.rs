@@ -1,0 +1,224 @@
+//! The admin endpoint (plain HTTP, loopback only) and its client: hot swap.
+//!
+//! - `POST /swap`, body = the new component's bytes: prepares it (compile,
+//!   version check, link) on a blocking thread, off the request path, then posts
+//!   the swap to the service thread, which holds every other call while it runs.
+//!   `200` with the [`SwapReport`] as JSON; `422` when the component was refused
+//!   before anything stopped; `409` when the swap failed and was rolled back.
+//! - `GET /version`: the running plugin's version and interface version.
+//!
+//! `host-runner swap --admin HOST:PORT PLUGIN.wasm` is [`request_swap`].
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+
+use crate::service::Service;
+use crate::swap::{Preparer, SwapError, SwapReport};
+
+/// Largest component accepted by `POST /swap`.
+pub const MAX_COMPONENT_SIZE: usize = 256 << 20;
+
+/// The response body type.
+pub type Body = Full<Bytes>;
+
+/// What the admin endpoint needs: the service thread and a preparer.
+pub struct Admin {
+    service: Service,
+    preparer: Preparer,
+}
+
+impl Admin {
+    /// Swaps through `service`, preparing with `preparer` (from [`crate::PluginHost::preparer`]).
+    pub fn new(service: Service, preparer: Preparer) -> Self {
+        Admin { service, preparer }
+    }
+
+    /// Prepares `wasm` on this (blocking) thread, then swaps on the service thread.
+    pub fn swap_blocking(&self, wasm: &[u8]) -> Result<SwapReport, SwapError> {
+        let prepared = self.preparer.prepare(wasm)?;
+        self.service
+            .call_blocking(move |host| host.swap_to(prepared))
+            .unwrap_or_else(|gone| Err(SwapError::Link(gone.to_string())))
+    }
+}
+
+/// Refuses an admin address that is not on loopback: swapping code is not for the network.
+pub fn require_loopback(addr: &str) -> Result<(), String> {
+    let addrs: Vec<SocketAddr> = addr
+        .to_socket_addrs()
+        .map_err(|e| format!("admin address {addr:?}: {e}"))?
+        .collect();
+    if addrs.is_empty() || addrs.iter().any(|a| !a.ip().is_loopback()) {
+        return Err(format!(
+            "the admin address must be on loopback (127.0.0.1 or [::1]), not {addr:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// Serves one admin request.
+pub async fn handle(admin: Arc<Admin>, req: Request<Incoming>) -> Response<Body> {
+    match (req.method(), req.uri().path()) {
+        (&Method::POST, "/swap") => {
+            let wasm = match Limited::new(req.into_body(), MAX_COMPONENT_SIZE)
+                .collect()
+                .await
+            {
+                Ok(body) => body.to_bytes(),
+                Err(e) => {
+                    return json(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        &error_json(&e.to_string(), true),
+                    )
+                }
+            };
+            let worker = admin.clone();
+            let outcome = tokio::task::spawn_blocking(move || worker.swap_blocking(&wasm)).await;
+            match outcome {
+                Ok(Ok(report)) => json(StatusCode::OK, &report_json(&report)),
+                Ok(Err(e)) if e.refused() => json(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &error_json(&e.to_string(), true),
+                ),
+                Ok(Err(e)) => json(StatusCode::CONFLICT, &error_json(&e.to_string(), false)),
+                Err(e) => json(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &error_json(&e.to_string(), false),
+                ),
+            }
+        }
+        (&Method::GET, "/version") => {
+            let answer = admin
+                .service
+                .call(|host| (host.info(), host.init_report().schema_version))
+                .await;
+            match answer {
+                Ok((Ok(info), schema)) => json(
+                    StatusCode::OK,
+                    &serde_json::json!({
+                        "version": info.version,
+                        "interface": info.interface_version,
+                        "schema": schema,
+                    }),
+                ),
+                Ok((Err(e), _)) => json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &error_json(&e.to_string(), false),
+                ),
+                Err(e) => json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &error_json(&e.to_string(), false),
+                ),
+            }
+        }
+        _ => json(
+            StatusCode::NOT_FOUND,
+            &error_json(
+                "the admin endpoint serves POST /swap and GET /version",
+                false,
+            ),
+        ),
+    }
+}
+
+/// The report as the endpoint answers it.
+pub fn report_json(r: &SwapReport) -> serde_json::Value {
+    serde_json::json!({
+        "old": { "version": r.old.version, "interface": r.old.interface_version },
+        "new": { "version": r.new.version, "interface": r.new.interface_version },
+        "schema": [r.schema.0, r.schema.1],
+        "uploads_in_flight": r.uploads_in_flight,
+        "handover_bytes": r.handover_bytes,
+        "prepare_ms": r.prepare_time.as_secs_f64() * 1000.0,
+        "pause_ms": r.pause.as_secs_f64() * 1000.0,
+    })
+}
+
+fn error_json(why: &str, refused: bool) -> serde_json::Value {
+    serde_json::json!({ "error": why, "refused": refused })
+}
+
+fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(value.to_string() + "\n")));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Why `swap` did not report a new version serving.
+#[derive(Debug)]
+pub enum SwapRequestError {
+    /// The admin endpoint could not be reached or answered nonsense.
+    Transport(String),
+    /// The server refused the component or rolled the swap back; the text says why.
+    Failed {
+        /// HTTP status (422 refused, 409 rolled back).
+        status: u16,
+        /// The server's reason.
+        reason: String,
+    },
+}
+
+impl fmt::Display for SwapRequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SwapRequestError::Transport(why) => write!(f, "admin endpoint: {why}"),
+            SwapRequestError::Failed {
+                status: 422,
+                reason,
+            } => write!(f, "swap refused: {reason}"),
+            SwapRequestError::Failed { reason, .. } => write!(f, "swap rolled back: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for SwapRequestError {}
+
+/// Posts `wasm` to `POST /swap` at `addr` and waits for the outcome (the JSON report).
+pub fn request_swap(addr: &str, wasm: &[u8]) -> Result<serde_json::Value, SwapRequestError> {
+    let transport = |e: io::Error| SwapRequestError::Transport(format!("{addr}: {e}"));
+    let mut stream = TcpStream::connect(addr).map_err(transport)?;
+    // Compiling a large component can take a while; a swap that hangs should not.
+    stream
+        .set_read_timeout(Some(Duration::from_secs(600)))
+        .map_err(transport)?;
+    write!(
+        stream,
+        "POST /swap HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/wasm\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        wasm.len()
+    )
+    .map_err(transport)?;
+    stream.write_all(wasm).map_err(transport)?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).map_err(transport)?;
+    let text = String::from_utf8_lossy(&answer);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| SwapRequestError::Transport("an answer without headers".into()))?;
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| SwapRequestError::Transport(format!("a bad status line: {head:?}")))?;
+    let value: serde_json::Value = serde_json::from_str(body.trim()).map_err(|e| {
+        SwapRequestError::Transport(format!("status {status}, body not JSON ({e}): {body:?}"))
+    })?;
+    if status == 200 {
+        Ok(value)
+    } else {
+        let reason = value["error"].as_str().unwrap_or(body).to_owned();
+        Err(SwapRequestError::Failed { status, reason })
+    }
+}

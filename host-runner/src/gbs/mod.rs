@@ -1,0 +1,1021 @@
+//! The Tahoe-LAFS 1.20 HTTP storage protocol ("GBS") over HTTPS, every share
+//! and lease decision made by the plugin (through [`Service`]).
+//!
+//! `mod.rs` holds the server: TLS accept loop, HTTP/1.1 keep-alive connections
+//! with a long idle timeout, routing, authorisation, and the background
+//! tasks (version cache, account reload, idle upload reaper). The endpoints are
+//! in `immutable.rs`, `mutable.rs` and `leases.rs`; the bytes on the wire in
+//! `wire.rs`; the operator's status page in `status.rs`.
+
+#![allow(
+    clippy::result_large_err,
+    reason = "endpoints return their early reply (a whole response) as the error arm"
+)]
+
+pub mod commands;
+mod immutable;
+mod leases;
+mod mutable;
+pub mod status;
+pub mod wire;
+
+use std::convert::Infallible;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::backend::{DirStore, ObjectStore};
+use crate::identity::{list_accounts, Credentials, Identity, IdentityError};
+use crate::plugin::wit::{Account, BackendFailure, PluginError};
+use crate::plugin::{CallError, HostConfig, HostError};
+use crate::service::{CrawlerPacing, CrawlerThread, Service, ServiceGone, ServiceThread};
+use crate::session::{Uploads, DEFAULT_UPLOAD_IDLE_TIMEOUT};
+use crate::si::StorageIndex;
+use wire::{SecretKind, Secrets};
+
+/// A response body: always complete in memory.
+pub type Body = Full<Bytes>;
+
+/// How long a keep-alive connection may sit idle (the client keeps pooled
+/// connections for 240 s and never retries a POST, so be generous).
+pub const DEFAULT_CONNECTION_IDLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// Oversized bodies up to this size are read and dropped before the 413.
+const DRAIN_LIMIT: u64 = 64 << 20;
+
+/// How often the version reply's space figures are refreshed.
+const VERSION_REFRESH: Duration = Duration::from_secs(10);
+
+/// Everything `serve` needs.
+#[derive(Clone)]
+pub struct ServeOptions {
+    /// Plugin configuration (state directory, limits, crawler policy).
+    pub host: HostConfig,
+    /// Backend root directory.
+    pub storage: PathBuf,
+    /// `HOST:PORT` to listen on; `None`: the address remembered from the last
+    /// run, or `127.0.0.1:0` the first time.
+    pub listen: Option<String>,
+    /// Status page address; `None`: off.
+    pub status: Option<String>,
+    /// Admin address; `None`: off.
+    pub admin: Option<String>,
+    /// Crawler pacing; `None`: no background crawler.
+    pub crawler: Option<CrawlerPacing>,
+    /// An upload idle this long is aborted.
+    pub upload_idle_timeout: Duration,
+    /// A connection idle this long is closed.
+    pub connection_idle_timeout: Duration,
+}
+
+impl ServeOptions {
+    /// Defaults for a server over `storage` keeping state in `state`.
+    pub fn new(storage: impl Into<PathBuf>, state: impl Into<PathBuf>) -> ServeOptions {
+        ServeOptions {
+            host: HostConfig::new(state.into()),
+            storage: storage.into(),
+            listen: None,
+            status: Some("127.0.0.1:0".into()),
+            admin: None,
+            crawler: Some(CrawlerPacing::default()),
+            upload_idle_timeout: DEFAULT_UPLOAD_IDLE_TIMEOUT,
+            connection_idle_timeout: DEFAULT_CONNECTION_IDLE_TIMEOUT,
+        }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug)]
+pub enum ServeError {
+    /// Identity, certificate or accounts under `<state>/host/`.
+    Identity(IdentityError),
+    /// The plugin did not start.
+    Host(HostError),
+    /// The storage directory could not be opened.
+    Storage(String),
+    /// A listener could not be bound.
+    Listen(String, io::Error),
+    /// TLS configuration was refused.
+    Tls(String),
+    /// The async runtime could not be built.
+    Runtime(io::Error),
+}
+
+impl fmt::Display for ServeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServeError::Identity(e) => write!(f, "server identity: {e}"),
+            ServeError::Host(e) => e.fmt(f),
+            ServeError::Storage(e) => write!(f, "storage: {e}"),
+            ServeError::Listen(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
+            ServeError::Tls(e) => write!(f, "TLS: {e}"),
+            ServeError::Runtime(e) => write!(f, "async runtime: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServeError {}
+
+impl From<IdentityError> for ServeError {
+    fn from(e: IdentityError) -> Self {
+        ServeError::Identity(e)
+    }
+}
+
+/// Counters shown on the status page.
+#[derive(Default)]
+pub struct Counters {
+    /// Requests answered.
+    pub requests: AtomicU64,
+    /// Connections open now.
+    pub connections: AtomicUsize,
+    /// Connections accepted so far.
+    pub connections_total: AtomicU64,
+    /// Uploads aborted for idleness.
+    pub idle_aborts: AtomicU64,
+    /// PATCH requests (share data writes) received.
+    pub patches: AtomicU64,
+}
+
+/// Shared state of the protocol handlers.
+pub struct Gbs {
+    service: Service,
+    identity: Identity,
+    credentials: RwLock<Arc<Credentials>>,
+    accounts_stamp: RwLock<Option<(SystemTime, u64)>>,
+    uploads: Uploads,
+    version: RwLock<Bytes>,
+    app_version: String,
+    /// Largest read-test-write body accepted.
+    max_mutable_body: u64,
+    counters: Counters,
+    started: Instant,
+}
+
+impl Gbs {
+    /// Handler state over a running service.
+    pub fn new(service: Service, identity: Identity, max_mutable_size: u64) -> Gbs {
+        let named = list_accounts(&identity.accounts_path()).unwrap_or_default();
+        let credentials = Credentials::new(&identity.swissnum, &named);
+        Gbs {
+            service,
+            credentials: RwLock::new(Arc::new(credentials)),
+            accounts_stamp: RwLock::new(accounts_stamp(&identity)),
+            identity,
+            uploads: Uploads::new(),
+            version: RwLock::new(Bytes::from(wire::version(0, 0, 0, "host-runner"))),
+            app_version: format!("host-runner/{}", env!("CARGO_PKG_VERSION")),
+            // Room for the CBOR framing around the share data.
+            max_mutable_body: max_mutable_size.saturating_add(1 << 20),
+            counters: Counters::default(),
+            started: Instant::now(),
+        }
+    }
+
+    /// The plugin service.
+    pub fn service(&self) -> &Service {
+        &self.service
+    }
+
+    /// The uploads in flight.
+    pub fn uploads(&self) -> &Uploads {
+        &self.uploads
+    }
+
+    /// The status counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// How long the server has run.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Asks the plugin for limits and free space and rebuilds the cached version reply.
+    pub async fn refresh_version(&self) -> Result<(), CallError> {
+        let caps = self
+            .service
+            .call(|h| h.get_capabilities())
+            .await
+            .map_err(gone)??;
+        let body = wire::version(
+            caps.max_immutable_size.min(caps.available_space),
+            caps.max_mutable_size,
+            caps.available_space,
+            &self.app_version,
+        );
+        *self.version.write().unwrap_or_else(|p| p.into_inner()) = Bytes::from(body);
+        Ok(())
+    }
+
+    /// Re-reads `accounts.json` if it changed since the last look.
+    pub fn reload_accounts_if_changed(&self) {
+        let stamp = accounts_stamp(&self.identity);
+        if *self
+            .accounts_stamp
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            == stamp
+        {
+            return;
+        }
+        match list_accounts(&self.identity.accounts_path()) {
+            Ok(named) => {
+                let creds = Credentials::new(&self.identity.swissnum, &named);
+                *self.credentials.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(creds);
+                *self
+                    .accounts_stamp
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner()) = stamp;
+            }
+            Err(e) => eprintln!("serve: keeping the previous accounts: {e}"),
+        }
+    }
+
+    /// Closes the sessions of uploads idle for `timeout` (their uploads are aborted).
+    pub async fn reap_idle_uploads(&self, timeout: Duration) {
+        for session in self.uploads.take_idle(timeout) {
+            self.counters.idle_aborts.fetch_add(1, Ordering::Relaxed);
+            match self.service.call(move |h| h.session_closed(session)).await {
+                Ok(Ok(n)) => eprintln!("serve: session {session} idle, {n} upload(s) aborted"),
+                Ok(Err(e)) => eprintln!("serve: closing idle session {session}: {e}"),
+                Err(ServiceGone) => return,
+            }
+        }
+    }
+
+    fn authorize(&self, req: &Request<Incoming>) -> Option<Account> {
+        let header = req.headers().get(http::header::AUTHORIZATION)?;
+        let creds = self
+            .credentials
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        creds.authorize(header.as_bytes())
+    }
+}
+
+fn accounts_stamp(identity: &Identity) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(identity.accounts_path()).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+fn gone(_: ServiceGone) -> CallError {
+    CallError::Unavailable("the plugin service thread has stopped".into())
+}
+
+// ---------------------------------------------------------------------------
+// Responses
+
+/// A response with `body` and `content_type`.
+pub fn respond(
+    status: StatusCode,
+    content_type: Option<&str>,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
+    let mut resp = Response::new(Full::new(body.into()));
+    *resp.status_mut() = status;
+    if let Some(ct) = content_type {
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_str(ct).expect("valid"),
+        );
+    }
+    resp
+}
+
+/// A CBOR reply.
+pub fn cbor(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    respond(status, Some(wire::CBOR), body)
+}
+
+/// A short text reply (errors).
+pub fn text(status: StatusCode, message: impl Into<String>) -> Response<Body> {
+    respond(status, Some("text/plain; charset=utf-8"), message.into())
+}
+
+/// An empty reply.
+pub fn empty(status: StatusCode) -> Response<Body> {
+    respond(status, None, Bytes::new())
+}
+
+/// The HTTP answer to a failed plugin call.
+pub fn call_error(e: CallError) -> Response<Body> {
+    let status = match &e {
+        CallError::Plugin(p) => match p {
+            PluginError::BadInput(_) => StatusCode::BAD_REQUEST,
+            PluginError::NotFound | PluginError::NoUpload => StatusCode::NOT_FOUND,
+            PluginError::Conflict(_) => StatusCode::CONFLICT,
+            PluginError::BadWriteEnabler(_) => StatusCode::UNAUTHORIZED,
+            PluginError::ShareBusy(_) | PluginError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            PluginError::Backend(BackendFailure::Transient(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            PluginError::Backend(BackendFailure::Permanent(_))
+            | PluginError::Corrupted(_)
+            | PluginError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        },
+        CallError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        CallError::Trapped(_) | CallError::Deadline | CallError::MemoryExhausted => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    };
+    if status.is_server_error() {
+        eprintln!("serve: {e}");
+    }
+    text(status, e.to_string())
+}
+
+/// Runs `f` on the plugin and maps a dead service to 503.
+pub(crate) async fn plugin<T: Send + 'static>(
+    gbs: &Gbs,
+    f: impl FnOnce(&mut crate::PluginHost) -> Result<T, CallError> + Send + 'static,
+) -> Result<T, Response<Body>> {
+    match gbs.service.call(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(call_error(e)),
+        Err(ServiceGone) => Err(text(StatusCode::SERVICE_UNAVAILABLE, "plugin unavailable")),
+    }
+}
+
+/// Reads a whole request body of at most `limit` bytes (413 beyond it).
+pub(crate) async fn read_body(
+    body: Incoming,
+    headers: &http::HeaderMap,
+    limit: u64,
+) -> Result<Bytes, Response<Body>> {
+    if let Some(len) = headers.get(http::header::CONTENT_LENGTH) {
+        let len: u64 = len
+            .to_str()
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| text(StatusCode::BAD_REQUEST, "bad Content-Length"))?;
+        if len > limit {
+            // Read (and drop) a moderate body first, so the client gets to see the
+            // 413 instead of a connection reset in the middle of its upload.
+            if len <= DRAIN_LIMIT {
+                let mut body = body;
+                while let Some(Ok(_)) = body.frame().await {}
+            }
+            return Err(text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body over {limit} bytes"),
+            ));
+        }
+    }
+    match Limited::new(body, limit as usize).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body over {limit} bytes"),
+        )),
+        Err(e) => Err(text(
+            StatusCode::BAD_REQUEST,
+            format!("reading the body: {e}"),
+        )),
+    }
+}
+
+/// Checks the content type (415) and reads and decodes a CBOR body (413, 400).
+pub(crate) async fn cbor_body<T: for<'de> serde::Deserialize<'de>>(
+    req: Request<Incoming>,
+    limit: u64,
+) -> Result<T, Response<Body>> {
+    let (parts, body) = req.into_parts();
+    if !wire::is_cbor_content_type(
+        parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .map(|v| v.as_bytes()),
+    ) {
+        return Err(text(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expected application/cbor",
+        ));
+    }
+    let bytes = read_body(body, &parts.headers, limit).await?;
+    wire::decode(&bytes).map_err(|e| text(StatusCode::BAD_REQUEST, format!("bad CBOR: {}", e.0)))
+}
+
+// ---------------------------------------------------------------------------
+// Routing
+
+/// What a request path names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Version,
+    Lease(StorageIndex),
+    Allocate(StorageIndex),
+    ImmutableShares(StorageIndex),
+    ImmutableShare(StorageIndex, u32),
+    Abort(StorageIndex, u32),
+    ImmutableCorrupt(StorageIndex, u32),
+    ReadTestWrite(StorageIndex),
+    MutableShares(StorageIndex),
+    MutableShare(StorageIndex, u32),
+    MutableCorrupt(StorageIndex, u32),
+}
+
+fn parse_si(s: &str) -> Option<StorageIndex> {
+    s.parse().ok()
+}
+
+fn parse_shnum(s: &str) -> Option<u32> {
+    if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+fn route(path: &str) -> Option<Route> {
+    let rest = path.strip_prefix("/storage/v1/")?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    Some(match parts.as_slice() {
+        ["version"] => Route::Version,
+        ["lease", si] => Route::Lease(parse_si(si)?),
+        ["immutable", si] => Route::Allocate(parse_si(si)?),
+        ["immutable", si, "shares"] => Route::ImmutableShares(parse_si(si)?),
+        ["immutable", si, n] => Route::ImmutableShare(parse_si(si)?, parse_shnum(n)?),
+        ["immutable", si, n, "abort"] => Route::Abort(parse_si(si)?, parse_shnum(n)?),
+        ["immutable", si, n, "corrupt"] => Route::ImmutableCorrupt(parse_si(si)?, parse_shnum(n)?),
+        ["mutable", si, "read-test-write"] => Route::ReadTestWrite(parse_si(si)?),
+        ["mutable", si, "shares"] => Route::MutableShares(parse_si(si)?),
+        ["mutable", si, n] => Route::MutableShare(parse_si(si)?, parse_shnum(n)?),
+        ["mutable", si, n, "corrupt"] => Route::MutableCorrupt(parse_si(si)?, parse_shnum(n)?),
+        _ => return None,
+    })
+}
+
+impl Route {
+    /// The methods the route answers.
+    fn allows(self, method: &Method) -> bool {
+        match self {
+            Route::Version
+            | Route::ImmutableShares(_)
+            | Route::MutableShares(_)
+            | Route::MutableShare(..) => method == Method::GET,
+            Route::ImmutableShare(..) => method == Method::GET || method == Method::PATCH,
+            Route::Lease(_) | Route::Abort(..) => method == Method::PUT,
+            Route::Allocate(_)
+            | Route::ImmutableCorrupt(..)
+            | Route::ReadTestWrite(_)
+            | Route::MutableCorrupt(..) => method == Method::POST,
+        }
+    }
+
+    /// The `X-Tahoe-Authorization` kinds the request must carry.
+    fn secrets(self, method: &Method) -> &'static [SecretKind] {
+        use SecretKind::*;
+        match self {
+            Route::Lease(_) => &[LeaseRenew, LeaseCancel],
+            Route::Allocate(_) => &[LeaseRenew, LeaseCancel, Upload],
+            Route::ImmutableShare(..) if method == Method::PATCH => &[Upload],
+            Route::Abort(..) => &[Upload],
+            Route::ReadTestWrite(_) => &[LeaseRenew, LeaseCancel, WriteEnabler],
+            _ => &[],
+        }
+    }
+}
+
+/// Answers one request: route → 401 → 400 (secrets) → the endpoint.
+pub async fn handle(gbs: Arc<Gbs>, req: Request<Incoming>) -> Response<Body> {
+    gbs.counters.requests.fetch_add(1, Ordering::Relaxed);
+    let Some(route) = route(req.uri().path()) else {
+        return text(StatusCode::NOT_FOUND, "not found");
+    };
+    if !route.allows(req.method()) {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    }
+    let Some(account) = gbs.authorize(&req) else {
+        return text(StatusCode::UNAUTHORIZED, "Wrong Authorization header");
+    };
+    let secrets = match wire::parse_secrets(
+        req.headers()
+            .get_all("x-tahoe-authorization")
+            .iter()
+            .map(|v| v.as_bytes()),
+        route.secrets(req.method()),
+    ) {
+        Ok(s) => s,
+        Err(why) => return text(StatusCode::BAD_REQUEST, why),
+    };
+    let ctx = Call {
+        gbs: &gbs,
+        account,
+        secrets,
+    };
+    let result = match route {
+        Route::Version => Ok(cbor(
+            StatusCode::OK,
+            gbs.version
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        )),
+        Route::Lease(si) => leases::add_or_renew(&ctx, si).await,
+        Route::Allocate(si) => immutable::allocate(&ctx, si, req).await,
+        Route::ImmutableShares(si) => immutable::list(&ctx, si).await,
+        Route::ImmutableShare(si, n) if req.method() == Method::PATCH => {
+            gbs.counters.patches.fetch_add(1, Ordering::Relaxed);
+            immutable::write(&ctx, si, n, req).await
+        }
+        Route::ImmutableShare(si, n) => immutable::read(&ctx, si, n, &req).await,
+        Route::Abort(si, n) => immutable::abort(&ctx, si, n).await,
+        Route::ImmutableCorrupt(si, n) => leases::corrupt(&ctx, si, n, false, req).await,
+        Route::ReadTestWrite(si) => mutable::read_test_write(&ctx, si, req).await,
+        Route::MutableShares(si) => mutable::list(&ctx, si).await,
+        Route::MutableShare(si, n) => mutable::read(&ctx, si, n, &req).await,
+        Route::MutableCorrupt(si, n) => leases::corrupt(&ctx, si, n, true, req).await,
+    };
+    result.unwrap_or_else(|resp| resp)
+}
+
+/// One authorised request's context.
+pub(crate) struct Call<'a> {
+    gbs: &'a Arc<Gbs>,
+    account: Account,
+    secrets: Secrets,
+}
+
+/// An endpoint's result: the error arm is an early reply.
+pub(crate) type Reply = Result<Response<Body>, Response<Body>>;
+
+// ---------------------------------------------------------------------------
+// Share reads common to both kinds
+
+/// How a `Range` header asks for share data.
+pub(crate) enum Wanted {
+    /// No Range: the whole share, 200.
+    Whole,
+    /// `[first, end)`: 206 or 204.
+    Range(u64, u64),
+}
+
+pub(crate) fn wanted(req: &Request<Incoming>) -> Result<Wanted, Response<Body>> {
+    match req.headers().get(http::header::RANGE) {
+        None => Ok(Wanted::Whole),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(wire::parse_range)
+            .map(|(a, b)| Wanted::Range(a, b))
+            .ok_or_else(|| {
+                text(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "one range bytes=first-last only",
+                )
+            }),
+    }
+}
+
+/// The reply to a share read of `data` asked for as `wanted`.
+pub(crate) fn share_data_reply(wanted: &Wanted, data: Vec<u8>) -> Response<Body> {
+    match *wanted {
+        Wanted::Whole => respond(StatusCode::OK, Some("application/octet-stream"), data),
+        Wanted::Range(first, _) if data.is_empty() => {
+            let _ = first;
+            empty(StatusCode::NO_CONTENT)
+        }
+        Wanted::Range(first, _) => {
+            let last = first + data.len() as u64 - 1;
+            let mut resp = respond(
+                StatusCode::PARTIAL_CONTENT,
+                Some("application/octet-stream"),
+                data,
+            );
+            resp.headers_mut().insert(
+                http::header::CONTENT_RANGE,
+                HeaderValue::from_str(&format!("bytes {first}-{last}/*")).expect("valid"),
+            );
+            resp
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Connections
+
+/// Records the last time bytes moved on a connection.
+struct Activity {
+    origin: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn touch(&self) {
+        self.last_ms
+            .store(self.origin.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn idle(&self) -> Duration {
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        self.origin.elapsed().saturating_sub(last)
+    }
+}
+
+/// A stream that touches its [`Activity`] on every read and write.
+struct Tracked<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.touch();
+        }
+        r
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.activity.touch();
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.activity.touch();
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// The TLS configuration: one self-signed certificate, no client auth, TLS 1.2 and 1.3.
+pub fn tls_config(identity: &Identity) -> Result<Arc<rustls::ServerConfig>, ServeError> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| ServeError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from(identity.cert_der.clone())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(identity.key_der.clone())),
+        )
+        .map_err(|e| ServeError::Tls(e.to_string()))?;
+    Ok(Arc::new(config))
+}
+
+/// Accepts TLS connections and serves GBS on them until `stop` turns true.
+async fn accept_loop(
+    gbs: Arc<Gbs>,
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    idle_timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let (tcp, _peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("serve: accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        let _ = tcp.set_nodelay(true);
+        let gbs = gbs.clone();
+        let acceptor = acceptor.clone();
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let Ok(Ok(tls)) =
+                tokio::time::timeout(Duration::from_secs(30), acceptor.accept(tcp)).await
+            else {
+                return;
+            };
+            gbs.counters.connections.fetch_add(1, Ordering::Relaxed);
+            gbs.counters
+                .connections_total
+                .fetch_add(1, Ordering::Relaxed);
+            let activity = Arc::new(Activity {
+                origin: Instant::now(),
+                last_ms: AtomicU64::new(0),
+            });
+            let io = TokioIo::new(Tracked {
+                inner: tls,
+                activity: activity.clone(),
+            });
+            let in_flight = Arc::new(AtomicUsize::new(0));
+            let svc_gbs = gbs.clone();
+            let svc_in_flight = in_flight.clone();
+            let svc = service_fn(move |req: Request<Incoming>| {
+                let gbs = svc_gbs.clone();
+                let in_flight = svc_in_flight.clone();
+                async move {
+                    in_flight.fetch_add(1, Ordering::SeqCst);
+                    let resp = handle(gbs, req).await;
+                    in_flight.fetch_sub(1, Ordering::SeqCst);
+                    Ok::<_, Infallible>(resp)
+                }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(io, svc);
+            tokio::pin!(conn);
+            let mut check = tokio::time::interval(Duration::from_secs(5).min(idle_timeout));
+            let mut shutting_down = false;
+            loop {
+                tokio::select! {
+                    _ = conn.as_mut() => break,
+                    _ = check.tick() => {
+                        if !shutting_down && in_flight.load(Ordering::SeqCst) == 0 && activity.idle() >= idle_timeout {
+                            conn.as_mut().graceful_shutdown();
+                            shutting_down = true;
+                        }
+                    }
+                    _ = stop.changed(), if !shutting_down => {
+                        conn.as_mut().graceful_shutdown();
+                        shutting_down = true;
+                    }
+                }
+            }
+            gbs.counters.connections.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+/// Serves plain HTTP on `listener` with `handler` (status page, admin stub).
+pub(crate) async fn plain_http_loop<F, Fut>(
+    listener: TcpListener,
+    handler: F,
+    mut stop: watch::Receiver<bool>,
+) where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Response<Body>> + Send + 'static,
+{
+    loop {
+        let (tcp, _) = tokio::select! {
+            r = listener.accept() => match r { Ok(c) => c, Err(_) => continue },
+            _ = stop.changed() => return,
+        };
+        let handler = handler.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let handler = handler.clone();
+                async move { Ok::<_, Infallible>(handler(req).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(tcp), svc)
+                .await;
+        });
+    }
+}
+
+/// How a `HOST:PORT` listen address appears in a URL (IPv6 in brackets;
+/// an unspecified address as loopback).
+fn url_authority(addr: &SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) if a.ip().is_unspecified() => format!("127.0.0.1:{}", a.port()),
+        SocketAddr::V4(a) => a.to_string(),
+        SocketAddr::V6(a) if a.ip().is_unspecified() => format!("[::1]:{}", a.port()),
+        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+    }
+}
+
+async fn bind(addr: &str) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServeError::Listen(addr.to_owned(), e))
+}
+
+/// A running server.
+pub struct Server {
+    runtime: Option<tokio::runtime::Runtime>,
+    stop: watch::Sender<bool>,
+    gbs: Option<Arc<Gbs>>,
+    crawler: Option<CrawlerThread>,
+    service_thread: Option<ServiceThread>,
+    /// Where GBS listens.
+    pub addr: SocketAddr,
+    /// The anonymous account's NURL.
+    pub nurl: String,
+    /// The status page's address, if on.
+    pub status_addr: Option<SocketAddr>,
+    /// The admin listener's address, if on.
+    pub admin_addr: Option<SocketAddr>,
+    /// The server's identity.
+    pub identity: Identity,
+}
+
+impl Server {
+    /// Starts the plugin, the listeners and the background tasks.
+    pub fn start(opts: ServeOptions) -> Result<Server, ServeError> {
+        let identity = Identity::load_or_create(&opts.host.state_dir)?;
+        let tls = tls_config(&identity)?;
+        let store = DirStore::open(&opts.storage)
+            .map_err(|e| ServeError::Storage(format!("{}: {e}", opts.storage.display())))?;
+        let backend: Arc<dyn ObjectStore> = Arc::new(store);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .enable_all()
+            .thread_name("gbs")
+            .build()
+            .map_err(ServeError::Runtime)?;
+        let listen = match &opts.listen {
+            Some(l) => l.clone(),
+            None => identity
+                .last_listen()?
+                .unwrap_or_else(|| "127.0.0.1:0".into()),
+        };
+        // Bind before the (slow) plugin start, so a busy port fails fast.
+        let listener = runtime.block_on(bind(&listen))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| ServeError::Listen(listen.clone(), e))?;
+        let status_listener = match &opts.status {
+            Some(a) => Some(runtime.block_on(bind(a))?),
+            None => None,
+        };
+        let admin_listener = match &opts.admin {
+            Some(a) => Some(runtime.block_on(bind(a))?),
+            None => None,
+        };
+        let max_mutable = opts.host.max_mutable_size;
+        let (service, service_thread) =
+            Service::start(opts.host.clone(), backend).map_err(ServeError::Host)?;
+        let gbs = Arc::new(Gbs::new(service.clone(), identity.clone(), max_mutable));
+        if let Err(e) = runtime.block_on(gbs.refresh_version()) {
+            eprintln!("serve: no capabilities from the plugin yet: {e}");
+        }
+        let authority = url_authority(&addr);
+        identity.remember_listen(&authority)?;
+        let nurl = identity.nurl(&authority, &identity.swissnum);
+        let (stop, stop_rx) = watch::channel(false);
+
+        runtime.spawn(accept_loop(
+            gbs.clone(),
+            listener,
+            tls,
+            opts.connection_idle_timeout,
+            stop_rx.clone(),
+        ));
+        {
+            let gbs = gbs.clone();
+            let upload_idle = opts.upload_idle_timeout;
+            let mut stop = stop_rx.clone();
+            runtime.spawn(async move {
+                let mut version = tokio::time::interval(VERSION_REFRESH);
+                let mut accounts = tokio::time::interval(Duration::from_secs(1));
+                let reap_every =
+                    (upload_idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
+                let mut reap = tokio::time::interval(reap_every);
+                loop {
+                    tokio::select! {
+                        _ = version.tick() => { let _ = gbs.refresh_version().await; }
+                        _ = accounts.tick() => gbs.reload_accounts_if_changed(),
+                        _ = reap.tick() => gbs.reap_idle_uploads(upload_idle).await,
+                        _ = stop.changed() => return,
+                    }
+                }
+            });
+        }
+        let status_addr = match status_listener {
+            Some(l) => {
+                let a = l.local_addr().ok();
+                let gbs = gbs.clone();
+                runtime.spawn(plain_http_loop(
+                    l,
+                    move |req| status::handle(gbs.clone(), req),
+                    stop_rx.clone(),
+                ));
+                a
+            }
+            None => None,
+        };
+        if let Some(a) = status_addr {
+            identity.set_status_addr(Some(&a.to_string()))?;
+        } else {
+            identity.set_status_addr(None)?;
+        }
+        let admin_addr = match admin_listener {
+            Some(l) => {
+                let a = l.local_addr().ok();
+                // Hot swap (crate::admin): prepares off the request path, swaps on the service thread.
+                let admin = Arc::new(crate::admin::Admin::new(
+                    service.clone(),
+                    crate::swap::Preparer::new(opts.host.cache_dir(), opts.host.sandbox.clone()),
+                ));
+                runtime.spawn(plain_http_loop(
+                    l,
+                    move |req| crate::admin::handle(admin.clone(), req),
+                    stop_rx.clone(),
+                ));
+                a
+            }
+            None => None,
+        };
+        let crawler = opts.crawler.map(|p| CrawlerThread::spawn(service, p));
+        Ok(Server {
+            runtime: Some(runtime),
+            stop,
+            gbs: Some(gbs),
+            crawler,
+            service_thread: Some(service_thread),
+            addr,
+            nurl,
+            status_addr,
+            admin_addr,
+            identity,
+        })
+    }
+
+    /// The protocol state (for tests and the status page).
+    pub fn gbs(&self) -> &Arc<Gbs> {
+        self.gbs.as_ref().expect("the server is running")
+    }
+
+    /// The `servers.yaml` document for the anonymous NURL.
+    pub fn servers_yaml(&self) -> String {
+        self.identity.servers_yaml(&self.nurl)
+    }
+
+    /// Blocks until SIGINT or SIGTERM.
+    pub fn wait_for_signal(&self) {
+        if let Some(rt) = &self.runtime {
+            rt.block_on(async {
+                #[cfg(unix)]
+                {
+                    use tokio::signal::unix::{signal, SignalKind};
+                    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                #[cfg(not(unix))]
+                let _ = tokio::signal::ctrl_c().await;
+            });
+        }
+    }
+
+    /// Stops listening, stops the crawler, and shuts the plugin down cleanly.
+    pub fn shutdown(mut self) {
+        self.stop_all();
+    }
+
+    fn stop_all(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(c) = self.crawler.take() {
+            c.stop();
+        }
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(5));
+        }
+        let _ = self.identity.set_status_addr(None);
+        // The handlers' service handles went with the runtime; ours goes now.
+        self.gbs = None;
+        if let Some(t) = self.service_thread.take() {
+            t.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.runtime.is_some() {
+            self.stop_all();
+        }
+    }
+}

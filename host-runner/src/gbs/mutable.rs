@@ -1,0 +1,128 @@
+//! Mutable shares (GBS.md §3.9–§3.11): read-test-write, list, read.
+
+use http::{Request, StatusCode};
+use hyper::body::Incoming;
+
+use super::wire::{self, ReadTestWriteRequest, SecretKind};
+use super::{cbor, cbor_body, plugin, share_data_reply, text, wanted, Call, Reply, Wanted};
+use crate::plugin::wit::{ByteRange, ShareWrites, TestOperator, TestVector, WriteVector};
+use crate::si::StorageIndex;
+
+/// Whole-share reads go to the plugin in pieces of this size.
+const READ_PIECE: u64 = 16 << 20;
+
+/// POST /storage/v1/mutable/:si/read-test-write.
+pub(super) async fn read_test_write(
+    call: &Call<'_>,
+    si: StorageIndex,
+    req: Request<Incoming>,
+) -> Reply {
+    let body: ReadTestWriteRequest = cbor_body(req, call.gbs.max_mutable_body).await?;
+    let mut writes = Vec::with_capacity(body.test_write_vectors.len());
+    for (n, tw) in body.test_write_vectors {
+        let share_number = u32::try_from(n).map_err(|_| {
+            text(
+                StatusCode::BAD_REQUEST,
+                format!("share number {n} out of range"),
+            )
+        })?;
+        writes.push(ShareWrites {
+            share_number,
+            tests: tw
+                .test
+                .into_iter()
+                .map(|t| TestVector {
+                    offset: t.offset,
+                    length: t.size,
+                    operator: TestOperator::Eq,
+                    specimen: t.specimen.into_vec(),
+                })
+                .collect(),
+            writes: tw
+                .write
+                .into_iter()
+                .map(|w| WriteVector {
+                    offset: w.offset,
+                    data: w.data.into_vec(),
+                })
+                .collect(),
+            new_length: tw.new_length,
+        });
+    }
+    let read_vector: Vec<ByteRange> = body
+        .read_vector
+        .iter()
+        .map(|r| ByteRange {
+            offset: r.offset,
+            length: r.size,
+        })
+        .collect();
+    let account = call.account.clone();
+    let write_enabler = call.secrets.get(SecretKind::WriteEnabler).to_vec();
+    let result = plugin(call.gbs, move |h| {
+        h.read_test_write(
+            &account,
+            si.as_bytes(),
+            &write_enabler,
+            &writes,
+            &read_vector,
+        )
+    })
+    .await?;
+    let data: Vec<(u32, Vec<Vec<u8>>)> = result
+        .reads
+        .into_iter()
+        .map(|r| (r.share_number, r.data))
+        .collect();
+    Ok(cbor(
+        StatusCode::OK,
+        wire::read_test_write_reply(result.success, &data),
+    ))
+}
+
+/// GET /storage/v1/mutable/:si/shares.
+pub(super) async fn list(call: &Call<'_>, si: StorageIndex) -> Reply {
+    let reads = plugin(call.gbs, move |h| h.mutable_read(si.as_bytes(), &[], &[])).await?;
+    let shnums: Vec<u32> = reads.iter().map(|r| r.share_number).collect();
+    Ok(cbor(StatusCode::OK, wire::share_set(&shnums)))
+}
+
+/// GET /storage/v1/mutable/:si/:n.
+pub(super) async fn read(
+    call: &Call<'_>,
+    si: StorageIndex,
+    n: u32,
+    req: &Request<Incoming>,
+) -> Reply {
+    let want = wanted(req)?;
+    let (first, end) = match want {
+        Wanted::Whole => (0, u64::MAX),
+        Wanted::Range(a, b) => (a, b),
+    };
+    let data = plugin(call.gbs, move |h| {
+        let mut out = Vec::new();
+        let mut at = first;
+        while at < end {
+            let length = READ_PIECE.min(end - at);
+            let reads = h.mutable_read(si.as_bytes(), &[n], &[ByteRange { offset: at, length }])?;
+            let Some(piece) = reads
+                .into_iter()
+                .find(|r| r.share_number == n)
+                .and_then(|r| r.data.into_iter().next())
+            else {
+                return Err(crate::CallError::Plugin(
+                    crate::plugin::wit::PluginError::NotFound,
+                ));
+            };
+            let got = piece.len() as u64;
+            out.extend_from_slice(&piece);
+            at += got;
+            if got < length {
+                break;
+            }
+        }
+        Ok(out)
+    })
+    .await?;
+    Ok(share_data_reply(&want, data))
+}

@@ -1,0 +1,529 @@
+//! Who this storage server is to Tahoe clients, persisted under `<state>/host/`:
+//!
+//! | file | what |
+//! |---|---|
+//! | `tubid` | 32 lowercase base32 characters (20 random bytes): the seed of clients' lease secrets and mutable write-enablers (GBS.md §4); never changes |
+//! | `swissnum` | the anonymous account's swissnum, `[a-z2-7]{32}` |
+//! | `tls/cert.pem`, `tls/key.pem` | the self-signed certificate and its key; the NURL pins its SPKI |
+//! | `accounts.json` | named accounts: name, swissnum, created, revoked |
+//! | `listen` | the address `serve` last listened on, reused when `--listen` is not given |
+//! | `status` | the status page's address while `serve` runs |
+//!
+//! Everything is generated on first use and written atomically (temp file + rename).
+
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::plugin::wit::Account;
+
+const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+
+/// Something under `<state>/host/` could not be read, parsed or written.
+#[derive(Debug)]
+pub struct IdentityError {
+    /// The file.
+    pub path: PathBuf,
+    /// Why.
+    pub reason: String,
+}
+
+impl fmt::Display for IdentityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.reason)
+    }
+}
+
+impl std::error::Error for IdentityError {}
+
+fn fail(path: &Path, reason: impl fmt::Display) -> IdentityError {
+    IdentityError {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Lowercase RFC 4648 base32 without padding.
+pub fn base32(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 8 / 5 + 1);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for &b in bytes {
+        acc = (acc << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(BASE32[((acc >> bits) & 31) as usize] as char);
+        }
+    }
+    if bits > 0 {
+        out.push(BASE32[((acc << (5 - bits)) & 31) as usize] as char);
+    }
+    out
+}
+
+/// `n` random bytes from the operating system.
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    let mut out = vec![0; n];
+    getrandom::fill(&mut out).expect("the operating system has no randomness to give");
+    out
+}
+
+/// A fresh swissnum: 20 random bytes as 32 base32 characters, as Tahoe makes them.
+pub fn fresh_swissnum() -> String {
+    base32(&random_bytes(20))
+}
+
+/// The value a client sends in `Authorization` for `swissnum` (GBS.md §2).
+pub fn authorization_value(swissnum: &str) -> String {
+    format!(
+        "Tahoe-LAFS {}",
+        base64::engine::general_purpose::STANDARD.encode(swissnum.as_bytes())
+    )
+}
+
+/// Equality that takes the same time wherever the inputs differ (lengths aside).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), IdentityError> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|e| fail(dir, e))?;
+    }
+    let temp = path.with_extension(format!("tmp-{}", std::process::id()));
+    fs::write(&temp, contents)
+        .and_then(|()| fs::File::open(&temp)?.sync_all())
+        .and_then(|()| fs::rename(&temp, path))
+        .map_err(|e| fail(path, e))
+}
+
+fn read_optional(path: &Path) -> Result<Option<String>, IdentityError> {
+    match fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(fail(path, e)),
+    }
+}
+
+/// A `[a-z2-7]{32}` token kept in one file, created on first use.
+fn load_or_create_token(path: &Path) -> Result<String, IdentityError> {
+    if let Some(text) = read_optional(path)? {
+        let token = text.trim().to_owned();
+        if token.len() != 32 || !token.bytes().all(|c| BASE32.contains(&c)) {
+            return Err(fail(path, "not 32 lowercase base32 characters"));
+        }
+        return Ok(token);
+    }
+    let token = fresh_swissnum();
+    write_atomic(path, format!("{token}\n").as_bytes())?;
+    Ok(token)
+}
+
+/// The server's persistent identity.
+#[derive(Clone)]
+pub struct Identity {
+    /// `<state>/host`.
+    pub dir: PathBuf,
+    /// 32 lowercase base32 characters; the FURL tubid clients derive secrets from.
+    pub tubid: String,
+    /// The anonymous account's swissnum.
+    pub swissnum: String,
+    /// The certificate, DER.
+    pub cert_der: Vec<u8>,
+    /// Its private key, PKCS#8 DER.
+    pub key_der: Vec<u8>,
+    /// `base64url_nopad(SHA-256(SPKI))`: what the NURL pins.
+    pub spki_hash: String,
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Secrets stay out of logs.
+        f.debug_struct("Identity")
+            .field("dir", &self.dir)
+            .field("tubid", &self.tubid)
+            .field("spki_hash", &self.spki_hash)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Identity {
+    /// Loads the identity under `<state>/host/`, creating what is missing.
+    pub fn load_or_create(state_dir: &Path) -> Result<Identity, IdentityError> {
+        let dir = state_dir.join("host");
+        fs::create_dir_all(&dir).map_err(|e| fail(&dir, e))?;
+        let tubid = load_or_create_token(&dir.join("tubid"))?;
+        let swissnum = load_or_create_token(&dir.join("swissnum"))?;
+        let (cert_der, key_der) = load_or_create_cert(&dir.join("tls"))?;
+        let spki = spki_of_certificate(&cert_der)
+            .ok_or_else(|| fail(&dir.join("tls/cert.pem"), "not an X.509 certificate"))?;
+        let spki_hash = spki_hash(spki);
+        Ok(Identity {
+            dir,
+            tubid,
+            swissnum,
+            cert_der,
+            key_der,
+            spki_hash,
+        })
+    }
+
+    /// The NURL of the account whose swissnum is `swissnum`, at `host_port`.
+    pub fn nurl(&self, host_port: &str, swissnum: &str) -> String {
+        format!("pb://{}@{}/{}#v=1", self.spki_hash, host_port, swissnum)
+    }
+
+    /// The `storage:` document for a client's `private/servers.yaml` with this server
+    /// reached through `nurl` (GBS.md §5). The server id is the tubid, the same for
+    /// every account, so all clients place shares alike.
+    pub fn servers_yaml(&self, nurl: &str) -> String {
+        format!(
+            "storage:\n  {id}:\n    ann:\n      nickname: host-runner-{short}\n      anonymous-storage-FURL: pb://{id}@tcp:127.0.0.1:1/{id}\n      anonymous-storage-NURLs:\n        - {nurl}\n      permutation-seed-base32: {id}\n",
+            id = self.tubid,
+            short = &self.tubid[..8],
+        )
+    }
+
+    /// The listen address remembered from the last `serve`.
+    pub fn last_listen(&self) -> Result<Option<String>, IdentityError> {
+        Ok(read_optional(&self.dir.join("listen"))?.map(|t| t.trim().to_owned()))
+    }
+
+    /// Remembers the address `serve` listens on (the NURLs name it).
+    pub fn remember_listen(&self, addr: &str) -> Result<(), IdentityError> {
+        write_atomic(&self.dir.join("listen"), format!("{addr}\n").as_bytes())
+    }
+
+    /// The running server's status address, if it wrote one.
+    pub fn status_addr(&self) -> Result<Option<String>, IdentityError> {
+        Ok(read_optional(&self.dir.join("status"))?.map(|t| t.trim().to_owned()))
+    }
+
+    /// Records (or with `None` removes) the status address.
+    pub fn set_status_addr(&self, addr: Option<&str>) -> Result<(), IdentityError> {
+        let path = self.dir.join("status");
+        match addr {
+            Some(addr) => write_atomic(&path, format!("{addr}\n").as_bytes()),
+            None => match fs::remove_file(&path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(fail(&path, e)),
+            },
+        }
+    }
+
+    /// The accounts file.
+    pub fn accounts_path(&self) -> PathBuf {
+        self.dir.join("accounts.json")
+    }
+}
+
+/// `base64url_nopad(SHA-256(spki_der))`.
+pub fn spki_hash(spki_der: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(spki_der))
+}
+
+fn load_or_create_cert(dir: &Path) -> Result<(Vec<u8>, Vec<u8>), IdentityError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
+    let cert_path = dir.join("cert.pem");
+    let key_path = dir.join("key.pem");
+    if cert_path.exists() || key_path.exists() {
+        let cert = CertificateDer::from_pem_file(&cert_path).map_err(|e| fail(&cert_path, e))?;
+        let key = PrivatePkcs8KeyDer::from_pem_file(&key_path).map_err(|e| fail(&key_path, e))?;
+        return Ok((cert.to_vec(), key.secret_pkcs8_der().to_vec()));
+    }
+    let key = rcgen::KeyPair::generate().map_err(|e| fail(&key_path, e))?;
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .map_err(|e| fail(&cert_path, e))?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "host-runner storage server");
+    // Far future: the client ignores dates, and the NURL must never change.
+    params.not_before = rcgen::date_time_ymd(2024, 1, 1);
+    params.not_after = rcgen::date_time_ymd(4000, 1, 1);
+    let cert = params.self_signed(&key).map_err(|e| fail(&cert_path, e))?;
+    // Key first: a certificate without its key would be useless.
+    write_atomic(&key_path, key.serialize_pem().as_bytes())?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = fs::set_permissions(&key_path, fs::Permissions::from_mode(0o600));
+    }
+    write_atomic(&cert_path, cert.pem().as_bytes())?;
+    Ok((cert.der().to_vec(), key.serialize_der()))
+}
+
+/// One DER TLV at the start of `input`: (tag, contents, total length).
+fn der_tlv(input: &[u8]) -> Option<(u8, &[u8], usize)> {
+    let tag = *input.first()?;
+    let first = *input.get(1)? as usize;
+    let (len, header) = if first < 0x80 {
+        (first, 2)
+    } else {
+        let n = first & 0x7f;
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let mut len = 0usize;
+        for i in 0..n {
+            len = (len << 8) | *input.get(2 + i)? as usize;
+        }
+        (len, 2 + n)
+    };
+    let end = header.checked_add(len)?;
+    Some((tag, input.get(header..end)?, end))
+}
+
+/// The DER SubjectPublicKeyInfo (whole TLV) of an X.509 certificate.
+pub fn spki_of_certificate(cert_der: &[u8]) -> Option<&[u8]> {
+    let (0x30, cert, _) = der_tlv(cert_der)? else {
+        return None;
+    };
+    let (0x30, tbs, _) = der_tlv(cert)? else {
+        return None;
+    };
+    let mut rest = tbs;
+    // [0] version (optional), serial, signature, issuer, validity, subject, then SPKI.
+    if rest.first() == Some(&0xa0) {
+        rest = &rest[der_tlv(rest)?.2..];
+    }
+    for _ in 0..5 {
+        rest = &rest[der_tlv(rest)?.2..];
+    }
+    let (tag, _, len) = der_tlv(rest)?;
+    (tag == 0x30).then(|| &rest[..len])
+}
+
+/// One named account as stored.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NamedAccount {
+    /// The account's name (the plugin's `account::named`).
+    pub name: String,
+    /// Its swissnum.
+    pub swissnum: String,
+    /// Seconds since the Unix epoch.
+    pub created: i64,
+    /// Revoked accounts' requests are refused (401); their leases stay until they expire.
+    pub revoked: bool,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct AccountsFile {
+    accounts: Vec<NamedAccount>,
+}
+
+/// Why an account command failed.
+#[derive(Debug)]
+pub enum AccountError {
+    /// The name is not 1–64 characters of `A-Za-z0-9._-`.
+    BadName(String),
+    /// An active account has that name already.
+    Exists(String),
+    /// No account has that name.
+    Unknown(String),
+    /// The file could not be read or written.
+    Io(IdentityError),
+}
+
+impl fmt::Display for AccountError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AccountError::BadName(n) => write!(
+                f,
+                "account name {n:?} must be 1 to 64 characters of A-Z a-z 0-9 . _ -"
+            ),
+            AccountError::Exists(n) => write!(f, "account {n:?} exists already"),
+            AccountError::Unknown(n) => write!(f, "no account is named {n:?}"),
+            AccountError::Io(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for AccountError {}
+
+impl From<IdentityError> for AccountError {
+    fn from(e: IdentityError) -> Self {
+        AccountError::Io(e)
+    }
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The named accounts in `accounts.json`.
+pub fn list_accounts(path: &Path) -> Result<Vec<NamedAccount>, IdentityError> {
+    match read_optional(path)? {
+        None => Ok(Vec::new()),
+        Some(text) => {
+            let file: AccountsFile = serde_json::from_str(&text).map_err(|e| fail(path, e))?;
+            Ok(file.accounts)
+        }
+    }
+}
+
+fn save_accounts(path: &Path, accounts: Vec<NamedAccount>) -> Result<(), IdentityError> {
+    let text = serde_json::to_string_pretty(&AccountsFile { accounts }).expect("serialisable");
+    write_atomic(path, text.as_bytes())?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o600));
+    }
+    Ok(())
+}
+
+/// Mints a swissnum for a new account `name` (a revoked one of that name is replaced).
+pub fn add_account(path: &Path, name: &str) -> Result<NamedAccount, AccountError> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'));
+    if !valid {
+        return Err(AccountError::BadName(name.to_owned()));
+    }
+    let mut accounts = list_accounts(path)?;
+    if accounts.iter().any(|a| a.name == name && !a.revoked) {
+        return Err(AccountError::Exists(name.to_owned()));
+    }
+    accounts.retain(|a| a.name != name);
+    let account = NamedAccount {
+        name: name.to_owned(),
+        swissnum: fresh_swissnum(),
+        created: now_secs(),
+        revoked: false,
+    };
+    accounts.push(account.clone());
+    save_accounts(path, accounts)?;
+    Ok(account)
+}
+
+/// Revokes account `name`: its swissnum stops working.
+pub fn revoke_account(path: &Path, name: &str) -> Result<(), AccountError> {
+    let mut accounts = list_accounts(path)?;
+    let account = accounts
+        .iter_mut()
+        .find(|a| a.name == name)
+        .ok_or_else(|| AccountError::Unknown(name.to_owned()))?;
+    account.revoked = true;
+    save_accounts(path, accounts).map_err(AccountError::Io)
+}
+
+/// Who may call: the `Authorization` value of every active swissnum and its account.
+#[derive(Clone, Default)]
+pub struct Credentials {
+    entries: Vec<(Vec<u8>, Account)>,
+}
+
+impl Credentials {
+    /// The anonymous swissnum plus every active named account.
+    pub fn new(anonymous_swissnum: &str, named: &[NamedAccount]) -> Credentials {
+        let mut entries = vec![(
+            authorization_value(anonymous_swissnum).into_bytes(),
+            Account::Anonymous,
+        )];
+        for a in named.iter().filter(|a| !a.revoked) {
+            entries.push((
+                authorization_value(&a.swissnum).into_bytes(),
+                Account::Named(a.name.clone()),
+            ));
+        }
+        Credentials { entries }
+    }
+
+    /// The account whose `Authorization` value `header` is; every entry is compared
+    /// in constant time so timing tells nothing about which was close.
+    pub fn authorize(&self, header: &[u8]) -> Option<Account> {
+        let mut found = None;
+        for (value, account) in &self.entries {
+            if constant_time_eq(value, header) && found.is_none() {
+                found = Some(account.clone());
+            }
+        }
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base32_matches_rfc4648() {
+        assert_eq!(base32(b""), "");
+        assert_eq!(base32(b"f"), "my");
+        assert_eq!(base32(b"foobar"), "mzxw6ytboi");
+        assert_eq!(base32(&[0u8; 20]).len(), 32);
+    }
+
+    #[test]
+    fn authorization_matches_gbs_example() {
+        assert_eq!(
+            authorization_value("rj733sgevzqkbthnce4gzjqojkfrzt4z"),
+            "Tahoe-LAFS cmo3MzNzZ2V2enFrYnRobmNlNGd6anFvamtmcnp0NHo="
+        );
+    }
+
+    #[test]
+    fn identity_is_kept_and_spki_matches_rcgen() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Identity::load_or_create(dir.path()).unwrap();
+        let again = Identity::load_or_create(dir.path()).unwrap();
+        assert_eq!(first.tubid, again.tubid);
+        assert_eq!(first.swissnum, again.swissnum);
+        assert_eq!(first.spki_hash, again.spki_hash);
+        assert_eq!(first.spki_hash.len(), 43);
+        let key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
+            &rustls::pki_types::PrivatePkcs8KeyDer::from(first.key_der.clone()),
+            &rcgen::PKCS_ECDSA_P256_SHA256,
+        )
+        .unwrap();
+        use rcgen::PublicKeyData;
+        assert_eq!(spki_hash(&key.subject_public_key_info()), first.spki_hash);
+    }
+
+    #[test]
+    fn accounts_add_revoke_authorize() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("accounts.json");
+        let alice = add_account(&path, "alice").unwrap();
+        assert!(matches!(
+            add_account(&path, "alice"),
+            Err(AccountError::Exists(_))
+        ));
+        assert!(matches!(
+            add_account(&path, "a b"),
+            Err(AccountError::BadName(_))
+        ));
+        let creds = Credentials::new("anon", &list_accounts(&path).unwrap());
+        assert_eq!(
+            creds.authorize(authorization_value(&alice.swissnum).as_bytes()),
+            Some(Account::Named("alice".into()))
+        );
+        assert_eq!(
+            creds.authorize(authorization_value("anon").as_bytes()),
+            Some(Account::Anonymous)
+        );
+        assert_eq!(creds.authorize(b"Tahoe-LAFS x"), None);
+        revoke_account(&path, "alice").unwrap();
+        let creds = Credentials::new("anon", &list_accounts(&path).unwrap());
+        assert_eq!(
+            creds.authorize(authorization_value(&alice.swissnum).as_bytes()),
+            None
+        );
+    }
+}

@@ -1,0 +1,25 @@
+//! Bindings for `leasedb:plugin@0.2.0` (`wit/since_v0.2`), the latest interface:
+//! every other version's types are these.
+//!
+//! 0.2 adds `lifecycle.schema-version`, so a host can refuse a downgrade
+//! across a schema change before it stops the running version.
+
+use super::version::InterfaceVersion;
+
+wasmtime::component::bindgen!({
+    path: "../wit/since_v0.2",
+    world: "plugin",
+    // Callers (and the conformance tests) compare answers directly.
+    additional_derives: [PartialEq, Eq],
+});
+
+/// The interface version these bindings were generated from.
+pub const VERSION: InterfaceVersion = InterfaceVersion::new(0, 2, 0);
+
+/// Adds the 0.2 imports (besides WASI) to `linker`.
+pub fn add_to_linker(
+    linker: &mut wasmtime::component::Linker<crate::plugin::HostState>,
+) -> wasmtime::Result<()> {
+    use crate::plugin::imports::backend::BackendImport;
+    Plugin::add_to_linker::<_, BackendImport>(linker, BackendImport::view)
+}
