@@ -16,6 +16,7 @@ use host_runner::plugin::wit::Account;
 use host_runner::service::Service;
 use host_runner::{DirStore, HostConfig, PluginHost, StorageIndex};
 use leasedb_plugin_artifacts as artifacts;
+use leasedb_plugin_fixtures as fixtures;
 
 const SWAPS: usize = 50;
 const CHUNK: u32 = 64 << 10;
@@ -76,7 +77,7 @@ fn run(in_flight: u32) {
     let preparer = host.preparer();
     let builds = [
         artifacts::PLUGIN_BYTES.to_vec(),
-        std::fs::read(artifacts::PLUGIN_TEST_FAULTS_WASM).unwrap(),
+        std::fs::read(fixtures::PLUGIN_TEST_FAULTS_WASM).unwrap(),
     ];
     let prepared_once: Vec<_> = builds
         .iter()

@@ -9,7 +9,7 @@ use host_runner::plugin::wit::{Account, PluginError};
 use host_runner::{
     CallError, CompileOutcome, DirStore, HostConfig, ObjectStore, PluginHost, StorageIndex,
 };
-use leasedb_plugin_artifacts::PLUGIN_TEST_FAULTS_WASM;
+use leasedb_plugin_fixtures::PLUGIN_TEST_FAULTS_WASM;
 
 const PIECE: usize = 1 << 20;
 

@@ -13,6 +13,7 @@ use host_runner::service::Service;
 use host_runner::swap::{Restored, PROBATION_DEATHS};
 use host_runner::{CallError, DirStore, HostConfig, PluginHost, StorageIndex, SwapError};
 use leasedb_plugin_artifacts as artifacts;
+use leasedb_plugin_fixtures as fixtures;
 
 const PIECE: usize = 64 << 10;
 
@@ -177,7 +178,7 @@ fn finish_upload(host: &mut PluginHost, si: &StorageIndex, shnum: u32, bytes: &[
 #[test]
 fn a_plugin_built_against_interface_0_1_runs_and_swaps_both_ways() {
     let f = fixture();
-    let mut host = f.start_with(wasm(artifacts::PLUGIN_WIT_V0_1_WASM));
+    let mut host = f.start_with(wasm(fixtures::PLUGIN_WIT_V0_1_WASM));
     assert_eq!(host.interface_version().to_string(), "0.1.0");
     assert_eq!(host.info().unwrap().interface_version, "0.1.0");
     populate(&mut host);
@@ -194,7 +195,7 @@ fn a_plugin_built_against_interface_0_1_runs_and_swaps_both_ways() {
     assert_eq!(host.interface_version().to_string(), "0.2.0");
     assert_eq!(observe(&mut host), before);
 
-    let down = host.swap(&wasm(artifacts::PLUGIN_WIT_V0_1_WASM)).unwrap();
+    let down = host.swap(&wasm(fixtures::PLUGIN_WIT_V0_1_WASM)).unwrap();
     assert_eq!(down.new.interface_version, "0.1.0");
     assert_eq!(observe(&mut host), before);
 }
@@ -207,7 +208,7 @@ fn swap_while_idle_changes_the_version_and_keeps_every_share_and_lease() {
     let before = observe(&mut host);
     let old = host.info().unwrap();
 
-    let report = host.swap(&wasm(artifacts::PLUGIN_SCHEMA_V2_WASM)).unwrap();
+    let report = host.swap(&wasm(fixtures::PLUGIN_SCHEMA_V2_WASM)).unwrap();
     assert_eq!(report.old, old);
     assert_eq!(report.new.version, format!("{}+next", old.version));
     assert_eq!(report.schema, (1, 2));
@@ -216,7 +217,7 @@ fn swap_while_idle_changes_the_version_and_keeps_every_share_and_lease() {
     assert_eq!(observe(&mut host), before);
     // A fresh host on the same state directory runs the new schema too.
     drop(host);
-    let mut again = f.start_with(wasm(artifacts::PLUGIN_SCHEMA_V2_WASM));
+    let mut again = f.start_with(wasm(fixtures::PLUGIN_SCHEMA_V2_WASM));
     assert_eq!(observe(&mut again), before);
 }
 
@@ -239,7 +240,7 @@ fn uploads_in_flight_continue_on_the_new_version_byte_identical() {
             uploads.push((si, shnum, bytes));
         }
     }
-    let report = host.swap(&wasm(artifacts::PLUGIN_SCHEMA_V2_WASM)).unwrap();
+    let report = host.swap(&wasm(fixtures::PLUGIN_SCHEMA_V2_WASM)).unwrap();
     assert_eq!(report.uploads_in_flight, 6);
     assert!(report.handover_bytes > 0);
     for (si, shnum, bytes) in &uploads {
@@ -277,7 +278,7 @@ fn failed_swaps_roll_back_with_all_state() {
         }),
         (
             "interface 1.0.0",
-            wasm(artifacts::PLUGIN_MAJOR_1_WASM),
+            wasm(fixtures::PLUGIN_MAJOR_1_WASM),
             |e| {
                 matches!(e, SwapError::Version(_))
                     && e.to_string().contains("leasedb:plugin@1.0.0")
@@ -286,7 +287,7 @@ fn failed_swaps_roll_back_with_all_state() {
         ),
         (
             "a failing migration",
-            wasm(artifacts::PLUGIN_BAD_MIGRATION_WASM),
+            wasm(fixtures::PLUGIN_BAD_MIGRATION_WASM),
             |e| {
                 matches!(
                     e,
@@ -299,7 +300,7 @@ fn failed_swaps_roll_back_with_all_state() {
         ),
         (
             "a trap in the first call",
-            wasm(artifacts::PLUGIN_TRAP_FIRST_CALL_WASM),
+            wasm(fixtures::PLUGIN_TRAP_FIRST_CALL_WASM),
             |e| {
                 matches!(
                     e,
@@ -326,7 +327,7 @@ fn failed_swaps_roll_back_with_all_state() {
     finish_upload(&mut host, &upload_si, 3, &bytes);
     assert!(read_all(&mut host, &upload_si, 3) == bytes);
     // And a good swap still works afterwards.
-    host.swap(&wasm(artifacts::PLUGIN_SCHEMA_V2_WASM)).unwrap();
+    host.swap(&wasm(fixtures::PLUGIN_SCHEMA_V2_WASM)).unwrap();
 }
 
 #[test]
@@ -334,7 +335,7 @@ fn a_downgrade_across_a_schema_change_is_refused() {
     let f = fixture();
     let mut host = f.start();
     populate(&mut host);
-    host.swap(&wasm(artifacts::PLUGIN_SCHEMA_V2_WASM)).unwrap();
+    host.swap(&wasm(fixtures::PLUGIN_SCHEMA_V2_WASM)).unwrap();
     let before = observe(&mut host);
     let next = host.info().unwrap();
 
@@ -352,7 +353,7 @@ fn a_downgrade_across_a_schema_change_is_refused() {
     // Interface 0.1 cannot say its schema up front: it is tried, refuses the
     // newer database in `init`, and the next release comes back.
     let error = host
-        .swap(&wasm(artifacts::PLUGIN_WIT_V0_1_WASM))
+        .swap(&wasm(fixtures::PLUGIN_WIT_V0_1_WASM))
         .unwrap_err();
     assert!(
         matches!(
@@ -381,7 +382,7 @@ fn a_session_closed_during_the_swap_still_aborts_its_uploads_afterwards() {
     let (service, thread) = Service::from_host(host);
 
     let prepared = preparer
-        .prepare(&wasm(artifacts::PLUGIN_SCHEMA_V2_WASM))
+        .prepare(&wasm(fixtures::PLUGIN_SCHEMA_V2_WASM))
         .unwrap();
     // Hold the service thread, queue the swap, then the close behind it.
     let (open_gate, gate) = std::sync::mpsc::channel::<()>();
@@ -480,7 +481,7 @@ fn swap_under_load_fails_no_request_and_loses_no_result() {
         })
         .collect();
     let mut pauses = Vec::new();
-    let builds = [wasm(artifacts::PLUGIN_WIT_V0_1_WASM), product()];
+    let builds = [wasm(fixtures::PLUGIN_WIT_V0_1_WASM), product()];
     for round in 0..6 {
         thread::sleep(Duration::from_millis(150));
         let prepared = preparer.prepare(&builds[round % 2]).unwrap();
@@ -519,8 +520,7 @@ fn a_freshly_swapped_version_that_keeps_trapping_is_rolled_back() {
     let mut host = f.start();
     populate(&mut host);
     let before = observe(&mut host);
-    host.swap(&wasm(artifacts::PLUGIN_TEST_FAULTS_WASM))
-        .unwrap();
+    host.swap(&wasm(fixtures::PLUGIN_TEST_FAULTS_WASM)).unwrap();
     let si = si(1);
     for death in 1..=PROBATION_DEATHS {
         let error = host
@@ -550,7 +550,7 @@ fn a_freshly_swapped_version_that_keeps_trapping_is_rolled_back() {
 #[test]
 fn a_plugin_that_keeps_trapping_is_restarted_with_back_off() {
     let f = fixture();
-    let mut host = f.start_with(wasm(artifacts::PLUGIN_TEST_FAULTS_WASM));
+    let mut host = f.start_with(wasm(fixtures::PLUGIN_TEST_FAULTS_WASM));
     let si = si(2);
     put(&mut host, 1, &si, 0, b"kept");
     let trap = Account::Named("fault-trap".into());

@@ -669,6 +669,16 @@ impl LifecycleGuest for Component {
         crate::db::schema::CURRENT_VERSION
     }
 
+    #[cfg(not(feature = "wit-v0-1"))]
+    fn begin_batch() -> Result<(), wit::Error> {
+        with_engine("begin-batch", |e| e.begin_batch())
+    }
+
+    #[cfg(not(feature = "wit-v0-1"))]
+    fn commit_batch() -> Result<(), wit::Error> {
+        with_engine("commit-batch", |e| e.commit_batch())
+    }
+
     fn session_opened(session: wit::SessionId) {
         let _ = with_engine("session-opened", |e| {
             e.session_opened(session);

@@ -57,7 +57,7 @@ impl Bundled {
 fn wasm_of(component: Component) -> Vec<u8> {
     match component {
         Component::Shipped => leasedb_plugin_artifacts::PLUGIN_BYTES.to_vec(),
-        Component::TestFaults => std::fs::read(leasedb_plugin_artifacts::PLUGIN_TEST_FAULTS_WASM)
+        Component::TestFaults => std::fs::read(leasedb_plugin_fixtures::PLUGIN_TEST_FAULTS_WASM)
             .expect("the test-faults component"),
     }
 }

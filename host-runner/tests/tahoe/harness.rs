@@ -270,6 +270,11 @@ impl Serve {
             kill_group(&mut child);
         }
     }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
 }
 
 impl Drop for Serve {
@@ -423,4 +428,128 @@ pub fn file_bytes(len: usize, seed: u64) -> Vec<u8> {
             x as u8
         })
         .collect()
+}
+
+/// Peak resident set size (`VmHWM`) of process `pid`, in KiB.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// A stock Tahoe-LAFS 1.20 storage node (`tahoe create-node`, no introducer),
+/// serving GBS over HTTPS on its Foolscap port.
+pub struct StorageNode {
+    child: Option<Child>,
+    pub dir: PathBuf,
+    /// Rebuilt from `private/node.pem` (SPKI), the location and the swissnum
+    /// of `private/storage.furl` (GBS.md §1.2).
+    pub nurl: String,
+}
+
+impl StorageNode {
+    /// Creates the node in `dir` and runs it; returns once it serves
+    /// `GET /storage/v1/version`.
+    pub fn start(dir: &Path) -> StorageNode {
+        let port = free_port();
+        let out = run_bounded(
+            Command::new(tahoe_bin().join("tahoe"))
+                .arg("create-node")
+                .arg("--nickname=stock")
+                .arg("--webport=none")
+                .arg(format!("--port=tcp:{port}:interface=127.0.0.1"))
+                .arg(format!("--location=tcp:127.0.0.1:{port}"))
+                .arg(dir),
+            Duration::from_secs(120),
+        );
+        assert!(
+            out.status.success(),
+            "create-node: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // No reserved space: the same disk as host-runner, the same limits.
+        let cfg = dir.join("tahoe.cfg");
+        let text = fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("reserved_space = 1G", "reserved_space = 0");
+        fs::write(&cfg, text).unwrap();
+        let log = fs::File::create(dir.with_extension("log")).unwrap();
+        let child = Command::new(tahoe_bin().join("tahoe"))
+            .arg("run")
+            .arg("--allow-stdin-close")
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("tahoe run");
+        let mut node = StorageNode {
+            child: Some(child),
+            dir: dir.to_path_buf(),
+            nurl: String::new(),
+        };
+        let furl_path = dir.join("private/storage.furl");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let furl = loop {
+            if let Ok(furl) = fs::read_to_string(&furl_path) {
+                if furl.trim().starts_with("pb://") {
+                    break furl;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the storage node wrote no storage.furl; log:\n{}",
+                fs::read_to_string(dir.with_extension("log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let swissnum = furl.trim().rsplit('/').next().unwrap().to_owned();
+        let cert = {
+            use rustls::pki_types::pem::PemObject;
+            rustls::pki_types::CertificateDer::from_pem_file(dir.join("private/node.pem"))
+                .expect("the node's certificate")
+        };
+        let spki = host_runner::identity::spki_of_certificate(&cert).expect("its SPKI");
+        node.nurl = format!(
+            "pb://{}@127.0.0.1:{port}/{swissnum}#v=1",
+            host_runner::identity::spki_hash(spki)
+        );
+        // Listening on the port (the furl is written before the listener starts).
+        loop {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the storage node does not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        node
+    }
+
+    /// The node's process id (the Python process serving), while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Kills the node now.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            kill_group(&mut child);
+        }
+    }
+}
+
+impl Drop for StorageNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

@@ -10,69 +10,9 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::ServerName;
 
-/// Accepts exactly the certificate whose SPKI hashes to `spki_hash`.
-#[derive(Debug)]
-pub struct PinnedSpki {
-    spki_hash: String,
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
-
-impl ServerCertVerifier for PinnedSpki {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let spki = host_runner::identity::spki_of_certificate(end_entity)
-            .ok_or(rustls::Error::General("no SPKI".into()))?;
-        if host_runner::identity::spki_hash(spki) == self.spki_hash {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General("SPKI hash mismatch".into()))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
+use host_runner::gbs::client::{tls_config, Nurl};
 
 /// A reply.
 #[derive(Debug)]
@@ -100,26 +40,13 @@ pub struct Client {
 
 /// `(host:port, swissnum, spki hash)` of a NURL.
 pub fn parse_nurl(nurl: &str) -> (String, String, String) {
-    let rest = nurl.strip_prefix("pb://").expect("pb://");
-    let (hash, rest) = rest.split_once('@').expect("@");
-    let (addr, rest) = rest.split_once('/').expect("/");
-    let swissnum = rest.strip_suffix("#v=1").expect("#v=1");
-    (addr.to_owned(), swissnum.to_owned(), hash.to_owned())
+    let nurl = Nurl::parse(nurl).unwrap();
+    (nurl.addr, nurl.swissnum, nurl.spki_hash)
 }
 
 impl Client {
     pub fn new(nurl: &str) -> Client {
         let (addr, swissnum, hash) = parse_nurl(nurl);
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(PinnedSpki {
-                spki_hash: hash,
-                provider,
-            }))
-            .with_no_client_auth();
         Client {
             rt: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -127,7 +54,7 @@ impl Client {
                 .unwrap(),
             addr,
             authorization: host_runner::identity::authorization_value(&swissnum),
-            tls: Arc::new(tls),
+            tls: tls_config(&hash),
         }
     }
 
