@@ -2,8 +2,8 @@
 //!
 //! Inside the component `std::fs` is the WASI filesystem on the directory the
 //! host preopens, so this is what makes the lease database survive a restart:
-//! sqlite-wasm-rs only ships an in-memory VFS. `xSync` is `File::sync_all`,
-//! which the host turns into a real fsync.
+//! sqlite-wasm-rs only ships an in-memory VFS. `xSync` is `File::sync_data`,
+//! which the host turns into a real fdatasync.
 //!
 //! Written against the raw `sqlite3_vfs` / `sqlite3_io_methods` structs,
 //! which both the wasm and the native SQLite crates expose, so the same code
@@ -381,9 +381,10 @@ unsafe extern "C" fn x_truncate(file: *mut ffi::sqlite3_file, size: i64) -> c_in
 unsafe extern "C" fn x_sync(file: *mut ffi::sqlite3_file, _flags: c_int) -> c_int {
     let open = state(file);
     if let Data::Disk(f) = &open.data {
-        // sync_all even for SQLITE_SYNC_DATAONLY: the file size is metadata
-        // the WAL and journals depend on.
-        if let Err(e) = f.sync_all() {
+        // fdatasync, as SQLite's own unix VFS does on Linux: it also flushes
+        // the metadata needed to read the data back (the file size), which is
+        // all the WAL and journals depend on; file times are not.
+        if let Err(e) = f.sync_data() {
             return io_error(ffi::SQLITE_IOERR_FSYNC, &e);
         }
     }
