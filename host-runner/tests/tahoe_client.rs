@@ -283,3 +283,70 @@ fn usage_per_account_and_revocation() {
     // Alice is unaffected.
     put(&alice, 10_000, 10);
 }
+
+/// An operator points host-runner at the storage directory of a stock Tahoe
+/// 1.20 server (v2 immutable and mutable containers with their leases
+/// embedded): one crawl registers every share with the right type and size,
+/// and `read` returns each immutable share's data exactly as the container
+/// holds it.
+#[test]
+fn crawl_registers_a_stock_tahoe_storage_directory() {
+    let _serial = serial();
+    tahoe_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let mut stock = StorageNode::start(&dir.path().join("stock"));
+    let furl = fs::read_to_string(stock.dir.join("private/storage.furl")).unwrap();
+    let furl = furl.trim();
+    let tubid = furl.trim_start_matches("pb://").split('@').next().unwrap();
+    let yaml = format!(
+        "storage:\n  {tubid}:\n    ann:\n      nickname: stock\n      anonymous-storage-FURL: {furl}\n      anonymous-storage-NURLs:\n        - {}\n      permutation-seed-base32: {tubid}\n",
+        stock.nurl
+    );
+    let node = Node::start(&dir.path().join("client"), &yaml, 1, 1, 1, 1);
+    let immutable = dir.path().join("immutable.bin");
+    fs::write(&immutable, file_bytes(150_000, 7)).unwrap();
+    let mutable = dir.path().join("mutable.txt");
+    fs::write(&mutable, file_bytes(3_000, 8)).unwrap();
+    let imm_cap = node.tahoe(&["put", immutable.to_str().unwrap()]).trim().to_owned();
+    let mut_cap = node.tahoe(&["put", "--mutable", mutable.to_str().unwrap()]).trim().to_owned();
+    let (imm_si, mut_si) = (node.storage_index(&imm_cap), node.storage_index(&mut_cap));
+    stock.kill();
+
+    let storage = stock.dir.join("storage");
+    let state = dir.path().join("state");
+    let run = |args: &[&str]| {
+        let out = host_runner()
+            .arg(args[0])
+            .arg("--storage")
+            .arg(&storage)
+            .arg("--state")
+            .arg(&state)
+            .args(&args[1..])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    let report: serde_json::Value = serde_json::from_slice(&run(&["crawl", "--once", "--json"])).unwrap();
+    assert_eq!(report["examined"]["shares"], 2, "{report}");
+    assert_eq!(report["examined"]["by_type"]["immutable"], 1, "{report}");
+    assert_eq!(report["examined"]["by_type"]["mutable"], 1, "{report}");
+    assert_eq!(report["examined"]["by_type"]["corrupted"], 0, "{report}");
+    assert_eq!(report["recovered"]["shares"], 0, "{report}");
+    assert_eq!(report["corrupt_shares"], serde_json::json!([]), "{report}");
+
+    let shares: serde_json::Value = serde_json::from_slice(&run(&["shares", "--json"])).unwrap();
+    for (si, kind) in [(&imm_si, "immutable"), (&mut_si, "mutable")] {
+        let share = shares.as_array().unwrap().iter().find(|s| s["si"] == si.as_str()).unwrap_or_else(|| panic!("{si} in {shares}"));
+        let file = storage.join("shares").join(&si[..2]).join(si).join("0");
+        assert_eq!(share["type"], kind, "{share}");
+        assert_eq!(share["used_space"], fs::metadata(&file).unwrap().len(), "{share}");
+    }
+
+    // The immutable container: 12-byte header, data, then N 72-byte lease records.
+    let container = fs::read(storage.join("shares").join(&imm_si[..2]).join(&imm_si).join("0")).unwrap();
+    let leases = u32::from_be_bytes(container[8..12].try_into().unwrap()) as usize;
+    assert!(leases >= 1, "a stock server embeds its lease");
+    let data = &container[12..container.len() - 72 * leases];
+    assert_eq!(run(&["read", &imm_si, "0"]), data);
+}
