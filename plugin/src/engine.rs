@@ -416,8 +416,8 @@ impl<B: Backend> LeaseDb<B> {
         Ok(())
     }
 
-    /// Starts uploads (SPEC §9). Shares already held complete get the
-    /// account's lease added or renewed; shares being uploaded, being
+    /// Starts uploads (SPEC §9). Every share of the index already held
+    /// complete is reported and gets the account's lease added or renewed; shares being uploaded, being
     /// deleted or corrupted are neither held nor granted, nor is anything
     /// that does not fit in the available space.
     pub fn allocate(
@@ -454,13 +454,15 @@ impl<B: Backend> LeaseDb<B> {
         let mut granted = Vec::new();
         let tx = self.conn.transaction()?;
         let account_id = leases::account_id(&tx, account, now)?;
+        // Like Tahoe's own server: "already have" is every complete share of
+        // the index, asked for or not, and the requester's lease covers them all.
+        for row in existing.iter().filter(|r| r.is_served_immutable()) {
+            leases::add_or_renew(&tx, &si, row.shnum, account_id, now, expires)?;
+            result.already_have.push(row.shnum);
+        }
         for shnum in wanted {
             match existing.iter().find(|r| r.shnum == shnum) {
-                Some(row) if row.is_served_immutable() => {
-                    leases::add_or_renew(&tx, &si, shnum, account_id, now, expires)?;
-                    result.already_have.push(shnum);
-                }
-                Some(_) => {} // COMING, GOING, corrupted or mutable: refused
+                Some(_) => {} // held (above), or COMING, GOING, corrupted, mutable: refused
                 None => {
                     let need = DATA_OFFSET + allocated_size;
                     if need > space {

@@ -111,6 +111,22 @@ pub fn second_allocate_of_share_in_flight_gets_nothing<H: Harness>(h: &H) {
     assert_eq!(host.read(&si, 0, 0, 100).unwrap(), [7; 100]);
 }
 
+/// "Already have" names every complete share of the index, also those not
+/// asked for (as Tahoe's own server answers), and the requester's lease
+/// covers them all.
+pub fn already_have_lists_every_complete_share_of_the_index<H: Harness>(h: &H) {
+    let mut host = h.start(&Options::default()).unwrap();
+    let si = si(15);
+    upload(&mut host, 1, &Account::Anonymous, &si, 0, b"zero");
+    upload(&mut host, 1, &Account::Anonymous, &si, 2, b"two!");
+    host.session_opened(2).unwrap();
+    let again = host.allocate(2, &named("dora"), &si, &[1], 4).unwrap();
+    assert_eq!(again.already_have, [0, 2]);
+    assert_eq!(again.allocated, [1]);
+    let dora: Vec<u32> = host.list_leases(&si).unwrap().into_iter().filter(|l| l.account_name == "dora").map(|l| l.share_number).collect();
+    assert_eq!(dora, [0, 2]);
+}
+
 /// Allocating a share held complete reports it as already had, grants the
 /// rest, and gives the requester a lease on the held share.
 pub fn allocate_after_close_reports_already_have<H: Harness>(h: &H) {
