@@ -6,11 +6,24 @@
 //! requires, and a later hot swap only has to replace the host inside this
 //! thread: callers hold [`Service`] handles, never the host.
 //!
-//! Each call commits durably on its own inside the plugin; there is no group
-//! commit across calls.
+//! **Group commit.** A durable commit costs one sync of the database; one per
+//! operation would cap the server at the disk's syncs per second. Operations
+//! posted with [`Service::operation`] may share one: when the owner thread
+//! finds several of them queued, it opens a batch in the plugin
+//! ([`PluginHost::begin_batch`]), runs them (each still fails and rolls back
+//! alone), commits once ([`PluginHost::commit_batch`]) and only then answers
+//! them. No answer leaves before the commit that makes it true: if the commit
+//! fails, or the instance dies during the batch (its open transaction dies
+//! with it), every operation of the batch is answered with an error (its own,
+//! if it had one) and the plugin is restarted cold, so uploads the batch left
+//! half-recorded are resolved as after a crash. A batch closes after
+//! [`MAX_BATCH_OPS`] operations or [`MAX_BATCH_TIME`] of work, to bound the
+//! latency it adds; an operation queued alone runs (and commits) alone, as
+//! does anything posted with [`Service::call`] (hot swaps, crawler slices,
+//! shutdowns, anything not a single operation).
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -20,9 +33,24 @@ use tokio::sync::oneshot;
 
 use crate::backend::ObjectStore;
 use crate::plugin::wit::SliceOutcome;
-use crate::plugin::{HostConfig, HostError, PluginHost};
+use crate::plugin::{CallError, HostConfig, HostError, PluginHost};
 
-type Job = Box<dyn FnOnce(&mut PluginHost) + Send>;
+/// Most operations in one group commit.
+pub const MAX_BATCH_OPS: usize = 256;
+
+/// A batch takes no further operation once it has run this long.
+pub const MAX_BATCH_TIME: Duration = Duration::from_millis(5);
+
+/// An operation's answer, held until its batch commits: called with `None`
+/// it delivers the answer, with the commit's error it delivers a failure.
+type Reply = Box<dyn FnOnce(Option<&CallError>) + Send>;
+
+enum Job {
+    /// Runs on its own, outside any batch, and answers itself.
+    Alone(Box<dyn FnOnce(&mut PluginHost) + Send>),
+    /// One operation, which may share a batch; its answer waits for the commit.
+    Operation(Box<dyn FnOnce(&mut PluginHost) -> Reply + Send>),
+}
 
 /// The service thread is gone (it panicked or was shut down).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,10 +64,39 @@ impl fmt::Display for ServiceGone {
 
 impl std::error::Error for ServiceGone {}
 
+/// How operations were committed, since the service started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchStats {
+    /// Group commits attempted (one database sync each).
+    pub batches: u64,
+    /// Operations run inside them.
+    pub batched_operations: u64,
+    /// Operations run (and committed) on their own.
+    pub single_operations: u64,
+    /// Batches whose commit failed or that died with their instance; every
+    /// operation in them was answered with an error.
+    pub failed_batches: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    batches: AtomicU64,
+    batched_operations: AtomicU64,
+    single_operations: AtomicU64,
+    failed_batches: AtomicU64,
+}
+
+impl Counters {
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
 /// A handle to the service thread; clone it freely.
 #[derive(Clone)]
 pub struct Service {
     jobs: mpsc::Sender<Job>,
+    counters: Arc<Counters>,
 }
 
 /// The running service thread; joining waits until every handle is dropped.
@@ -62,6 +119,8 @@ impl Service {
         backend: Arc<dyn ObjectStore>,
     ) -> Result<(Service, ServiceThread), HostError> {
         let (jobs, queue) = mpsc::channel::<Job>();
+        let counters = Arc::new(Counters::default());
+        let owned = counters.clone();
         let (ready_tx, ready_rx) = mpsc::channel();
         let handle = thread::Builder::new()
             .name("plugin-service".into())
@@ -76,14 +135,12 @@ impl Service {
                         return;
                     }
                 };
-                while let Ok(job) = queue.recv() {
-                    job(&mut host);
-                }
+                serve(&mut host, &queue, &owned);
                 // Dropping the host shuts the plugin down cleanly.
             })
             .expect("spawning the plugin service thread");
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok((Service { jobs }, ServiceThread { handle })),
+            Ok(Ok(())) => Ok((Service { jobs, counters }, ServiceThread { handle })),
             Ok(Err(e)) => {
                 let _ = handle.join();
                 Err(e)
@@ -100,16 +157,27 @@ impl Service {
     /// Wraps a host already started (tests, or a caller that started it itself).
     pub fn from_host(host: PluginHost) -> (Service, ServiceThread) {
         let (jobs, queue) = mpsc::channel::<Job>();
+        let counters = Arc::new(Counters::default());
+        let owned = counters.clone();
         let handle = thread::Builder::new()
             .name("plugin-service".into())
             .spawn(move || {
                 let mut host = host;
-                while let Ok(job) = queue.recv() {
-                    job(&mut host);
-                }
+                serve(&mut host, &queue, &owned);
             })
             .expect("spawning the plugin service thread");
-        (Service { jobs }, ServiceThread { handle })
+        (Service { jobs, counters }, ServiceThread { handle })
+    }
+
+    /// How operations were committed so far.
+    pub fn batch_stats(&self) -> BatchStats {
+        let c = &self.counters;
+        BatchStats {
+            batches: c.batches.load(Ordering::Relaxed),
+            batched_operations: c.batched_operations.load(Ordering::Relaxed),
+            single_operations: c.single_operations.load(Ordering::Relaxed),
+            failed_batches: c.failed_batches.load(Ordering::Relaxed),
+        }
     }
 
     fn post<T: Send + 'static>(
@@ -118,14 +186,35 @@ impl Service {
     ) -> Result<oneshot::Receiver<T>, ServiceGone> {
         let (tx, rx) = oneshot::channel();
         self.jobs
-            .send(Box::new(move |host: &mut PluginHost| {
+            .send(Job::Alone(Box::new(move |host: &mut PluginHost| {
                 let _ = tx.send(f(host));
-            }))
+            })))
             .map_err(|_| ServiceGone)?;
         Ok(rx)
     }
 
-    /// Runs `f` on the service thread and awaits its result.
+    fn post_operation<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut PluginHost) -> Result<T, CallError> + Send + 'static,
+    ) -> Result<oneshot::Receiver<Result<T, CallError>>, ServiceGone> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .send(Job::Operation(Box::new(move |host: &mut PluginHost| {
+                let answer = f(host);
+                Box::new(move |commit_failed: Option<&CallError>| {
+                    let _ = tx.send(match (answer, commit_failed) {
+                        (Ok(_), Some(e)) => Err(e.clone()),
+                        (answer, _) => answer,
+                    });
+                }) as Reply
+            })))
+            .map_err(|_| ServiceGone)?;
+        Ok(rx)
+    }
+
+    /// Runs `f` on the service thread, alone (never inside a group commit),
+    /// and awaits its result. Anything goes: several operations, a hot swap,
+    /// a crawler slice.
     pub async fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut PluginHost) -> T + Send + 'static,
@@ -140,6 +229,126 @@ impl Service {
     ) -> Result<T, ServiceGone> {
         self.post(f)?.blocking_recv().map_err(|_| ServiceGone)
     }
+
+    /// Runs one operation `f` on the service thread and awaits its answer;
+    /// it may share a group commit with operations queued with it, and is
+    /// answered only once that commit returned (with the commit's error if it
+    /// failed). `f` should be a request's worth of plugin calls: nothing long
+    /// (a crawler slice), nothing that replaces the instance (a swap).
+    pub async fn operation<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut PluginHost) -> Result<T, CallError> + Send + 'static,
+    ) -> Result<Result<T, CallError>, ServiceGone> {
+        self.post_operation(f)?.await.map_err(|_| ServiceGone)
+    }
+
+    /// [`Service::operation`], blocking this (non-async) thread until answered.
+    pub fn operation_blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut PluginHost) -> Result<T, CallError> + Send + 'static,
+    ) -> Result<Result<T, CallError>, ServiceGone> {
+        self.post_operation(f)?
+            .blocking_recv()
+            .map_err(|_| ServiceGone)
+    }
+}
+
+/// The owner thread's loop: runs jobs until every handle is dropped.
+fn serve(host: &mut PluginHost, queue: &mpsc::Receiver<Job>, counters: &Counters) {
+    // A job taken off the queue that could not join the batch before it.
+    let mut held: Option<Job> = None;
+    loop {
+        let job = match held.take() {
+            Some(job) => job,
+            None => match queue.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+        };
+        match job {
+            Job::Alone(f) => f(host),
+            Job::Operation(first) => match queue.try_recv() {
+                Ok(Job::Operation(second)) => {
+                    held = run_batch(host, queue, first, second, counters)
+                }
+                Ok(alone) => {
+                    run_single(host, first, counters);
+                    held = Some(alone);
+                }
+                // Nothing else waiting (or no handle left): no batch to share.
+                Err(_) => run_single(host, first, counters),
+            },
+        }
+    }
+}
+
+/// Runs one operation, which commits on its own, and answers it.
+fn run_single(
+    host: &mut PluginHost,
+    op: Box<dyn FnOnce(&mut PluginHost) -> Reply + Send>,
+    counters: &Counters,
+) {
+    Counters::add(&counters.single_operations, 1);
+    op(host)(None);
+}
+
+/// Runs `first`, `second` and whatever operations follow them in the queue
+/// (up to the bounds) in one batch, commits it, then answers them all.
+/// Returns a job taken off the queue that did not join the batch.
+fn run_batch(
+    host: &mut PluginHost,
+    queue: &mpsc::Receiver<Job>,
+    first: Box<dyn FnOnce(&mut PluginHost) -> Reply + Send>,
+    second: Box<dyn FnOnce(&mut PluginHost) -> Reply + Send>,
+    counters: &Counters,
+) -> Option<Job> {
+    if host.begin_batch().is_err() || !host.batch_open() {
+        // No batch now (no instance, or an interface without group commit):
+        // one operation at a time.
+        run_single(host, first, counters);
+        return Some(Job::Operation(second));
+    }
+    let started = Instant::now();
+    let mut replies: Vec<Reply> = Vec::new();
+    replies.push(first(host));
+    let mut next = Some(second);
+    let mut held = None;
+    loop {
+        if !host.batch_open() {
+            // The instance died: the batch is lost, take nothing more into it.
+            held = next.take().map(Job::Operation);
+            break;
+        }
+        if replies.len() >= MAX_BATCH_OPS || started.elapsed() >= MAX_BATCH_TIME {
+            held = next.take().map(Job::Operation);
+            break;
+        }
+        let op = match next.take() {
+            Some(op) => op,
+            None => match queue.try_recv() {
+                Ok(Job::Operation(op)) => op,
+                Ok(alone) => {
+                    held = Some(alone);
+                    break;
+                }
+                Err(_) => break,
+            },
+        };
+        replies.push(op(host));
+    }
+    let committed = host.commit_batch();
+    let n = replies.len() as u64;
+    Counters::add(&counters.batches, 1);
+    Counters::add(&counters.batched_operations, n);
+    if let Err(e) = &committed {
+        Counters::add(&counters.failed_batches, 1);
+        eprintln!("plugin service: a group commit of {n} operation(s) failed: {e}");
+    }
+    let failure = committed.err();
+    for reply in replies {
+        reply(failure.as_ref());
+    }
+    held
 }
 
 /// How the background crawler is paced.

@@ -352,6 +352,13 @@ impl PluginHost {
     /// Replaces the running component with `new`, handing over sessions and
     /// in-flight uploads; on failure the old one serves again with its state.
     pub fn swap_to(&mut self, new: PreparedPlugin) -> Result<SwapReport, SwapError> {
+        if self.batch != crate::plugin::Batch::Closed {
+            return Err(SwapError::Handover(CallError::Plugin(
+                crate::plugin::wit::PluginError::Conflict(
+                    "a group commit is open; commit it before swapping".into(),
+                ),
+            )));
+        }
         let held = Instant::now();
         let on_disk = self.init_report.schema_version;
         if let Some(plugin) = new.schema_version {

@@ -2,7 +2,10 @@
 //! to upgrade the plugin live, and to learn why a swap was rolled back.
 
 #[path = "tahoe/harness.rs"]
-#[allow(dead_code, reason = "shared with the real-client tests; only the server parts are used here")]
+#[allow(
+    dead_code,
+    reason = "shared with the real-client tests; only the server parts are used here"
+)]
 mod harness;
 
 use harness::{free_port, host_runner, http_get, run_bounded, Serve};
@@ -17,12 +20,24 @@ fn swap_command_upgrades_a_running_server_and_explains_a_refusal() {
     assert!(!version().contains("+next"), "{}", version());
 
     let ok = run_bounded(
-        host_runner().args(["swap", "--admin", &admin, leasedb_plugin_fixtures::PLUGIN_SCHEMA_V2_WASM]),
+        host_runner().args([
+            "swap",
+            "--admin",
+            &admin,
+            leasedb_plugin_fixtures::PLUGIN_SCHEMA_V2_WASM,
+        ]),
         Duration::from_secs(120),
     );
     let stdout = String::from_utf8_lossy(&ok.stdout);
-    assert!(ok.status.success(), "{stdout}{}", String::from_utf8_lossy(&ok.stderr));
-    assert!(stdout.contains("+next"), "the new version is named: {stdout}");
+    assert!(
+        ok.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        stdout.contains("+next"),
+        "the new version is named: {stdout}"
+    );
 
     let junk = dir.path().join("junk.wasm");
     std::fs::write(&junk, b"\0asm but not really a component").unwrap();
@@ -30,17 +45,33 @@ fn swap_command_upgrades_a_running_server_and_explains_a_refusal() {
         host_runner().args(["swap", "--admin", &admin]).arg(&junk),
         Duration::from_secs(120),
     );
-    assert!(!refused.status.success(), "a component that is not a plugin is refused");
+    assert!(
+        !refused.status.success(),
+        "a component that is not a plugin is refused"
+    );
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert_eq!(stderr.trim().lines().count(), 1, "one line saying why: {stderr}");
+    assert_eq!(
+        stderr.trim().lines().count(),
+        1,
+        "one line saying why: {stderr}"
+    );
 
     // A downgrade across the schema change is refused too.
     let down = run_bounded(
-        host_runner().args(["swap", "--admin", &admin, leasedb_plugin_artifacts::PLUGIN_WASM]),
+        host_runner().args([
+            "swap",
+            "--admin",
+            &admin,
+            leasedb_plugin_artifacts::PLUGIN_WASM,
+        ]),
         Duration::from_secs(120),
     );
     assert!(!down.status.success());
-    assert!(String::from_utf8_lossy(&down.stderr).contains("schema"), "{}", String::from_utf8_lossy(&down.stderr));
+    assert!(
+        String::from_utf8_lossy(&down.stderr).contains("schema"),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
 
     // Still serving, on the version swapped in.
     assert!(version().contains("+next"), "{}", version());

@@ -307,8 +307,14 @@ fn crawl_registers_a_stock_tahoe_storage_directory() {
     fs::write(&immutable, file_bytes(150_000, 7)).unwrap();
     let mutable = dir.path().join("mutable.txt");
     fs::write(&mutable, file_bytes(3_000, 8)).unwrap();
-    let imm_cap = node.tahoe(&["put", immutable.to_str().unwrap()]).trim().to_owned();
-    let mut_cap = node.tahoe(&["put", "--mutable", mutable.to_str().unwrap()]).trim().to_owned();
+    let imm_cap = node
+        .tahoe(&["put", immutable.to_str().unwrap()])
+        .trim()
+        .to_owned();
+    let mut_cap = node
+        .tahoe(&["put", "--mutable", mutable.to_str().unwrap()])
+        .trim()
+        .to_owned();
     let (imm_si, mut_si) = (node.storage_index(&imm_cap), node.storage_index(&mut_cap));
     stock.kill();
 
@@ -324,10 +330,15 @@ fn crawl_registers_a_stock_tahoe_storage_directory() {
             .args(&args[1..])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         out.stdout
     };
-    let report: serde_json::Value = serde_json::from_slice(&run(&["crawl", "--once", "--json"])).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&run(&["crawl", "--once", "--json"])).unwrap();
     assert_eq!(report["examined"]["shares"], 2, "{report}");
     assert_eq!(report["examined"]["by_type"]["immutable"], 1, "{report}");
     assert_eq!(report["examined"]["by_type"]["mutable"], 1, "{report}");
@@ -337,14 +348,30 @@ fn crawl_registers_a_stock_tahoe_storage_directory() {
 
     let shares: serde_json::Value = serde_json::from_slice(&run(&["shares", "--json"])).unwrap();
     for (si, kind) in [(&imm_si, "immutable"), (&mut_si, "mutable")] {
-        let share = shares.as_array().unwrap().iter().find(|s| s["si"] == si.as_str()).unwrap_or_else(|| panic!("{si} in {shares}"));
+        let share = shares
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["si"] == si.as_str())
+            .unwrap_or_else(|| panic!("{si} in {shares}"));
         let file = storage.join("shares").join(&si[..2]).join(si).join("0");
         assert_eq!(share["type"], kind, "{share}");
-        assert_eq!(share["used_space"], fs::metadata(&file).unwrap().len(), "{share}");
+        assert_eq!(
+            share["used_space"],
+            fs::metadata(&file).unwrap().len(),
+            "{share}"
+        );
     }
 
     // The immutable container: 12-byte header, data, then N 72-byte lease records.
-    let container = fs::read(storage.join("shares").join(&imm_si[..2]).join(&imm_si).join("0")).unwrap();
+    let container = fs::read(
+        storage
+            .join("shares")
+            .join(&imm_si[..2])
+            .join(&imm_si)
+            .join("0"),
+    )
+    .unwrap();
     let leases = u32::from_be_bytes(container[8..12].try_into().unwrap()) as usize;
     assert!(leases >= 1, "a stock server embeds its lease");
     let data = &container[12..container.len() - 72 * leases];

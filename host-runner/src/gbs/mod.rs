@@ -12,6 +12,7 @@
     reason = "endpoints return their early reply (a whole response) as the error arm"
 )]
 
+pub mod client;
 pub mod commands;
 mod immutable;
 mod leases;
@@ -341,12 +342,13 @@ pub fn call_error(e: CallError) -> Response<Body> {
     text(status, e.to_string())
 }
 
-/// Runs `f` on the plugin and maps a dead service to 503.
+/// Runs `f` on the plugin as one operation (it may share a group commit with
+/// other requests'; it is answered after that commit) and maps a dead service to 503.
 pub(crate) async fn plugin<T: Send + 'static>(
     gbs: &Gbs,
     f: impl FnOnce(&mut crate::PluginHost) -> Result<T, CallError> + Send + 'static,
 ) -> Result<T, Response<Body>> {
-    match gbs.service.call(f).await {
+    match gbs.service.operation(f).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(call_error(e)),
         Err(ServiceGone) => Err(text(StatusCode::SERVICE_UNAVAILABLE, "plugin unavailable")),

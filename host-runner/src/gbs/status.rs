@@ -176,6 +176,7 @@ fn histogram(crawler: &CrawlerStatus) -> &[AgeBin] {
 
 fn status_json(gbs: &Gbs, s: &Snapshot) -> Value {
     let c = gbs.counters();
+    let batches = gbs.service().batch_stats();
     json!({
         "server": {
             "uptime_seconds": gbs.uptime().as_secs(),
@@ -185,6 +186,12 @@ fn status_json(gbs: &Gbs, s: &Snapshot) -> Value {
             "uploads_in_flight": gbs.uploads().in_flight(),
             "idle_upload_sessions_aborted": c.idle_aborts.load(Ordering::Relaxed),
             "patch_requests": c.patches.load(Ordering::Relaxed),
+            "group_commit": {
+                "batches": batches.batches,
+                "batched_operations": batches.batched_operations,
+                "single_operations": batches.single_operations,
+                "failed_batches": batches.failed_batches,
+            },
         },
         "space": {
             "available": s.capabilities.available_space,

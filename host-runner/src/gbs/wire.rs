@@ -249,7 +249,8 @@ impl SecretKind {
         })
     }
 
-    fn name(self) -> &'static str {
+    /// Its name in `X-Tahoe-Authorization`.
+    pub fn name(self) -> &'static str {
         match self {
             SecretKind::LeaseRenew => "lease-renew-secret",
             SecretKind::LeaseCancel => "lease-cancel-secret",

@@ -157,6 +157,20 @@ pub struct PluginHost {
     pub(crate) restarts: u64,
     /// Crash policy and the version before the last hot swap (`crate::swap`).
     pub(crate) guard: crate::swap::Guard,
+    /// Whether a group commit is open in the running instance.
+    pub(crate) batch: Batch,
+}
+
+/// The group commit of the running instance ([`PluginHost::begin_batch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Batch {
+    /// No batch: every operation commits on its own.
+    Closed,
+    /// Operations since `begin_batch` await one commit.
+    Open,
+    /// The instance died with a batch open: nothing since `begin_batch` was
+    /// committed, and `commit_batch` must say so.
+    Lost,
 }
 
 impl PluginHost {
@@ -184,6 +198,7 @@ impl PluginHost {
             init_report,
             restarts: 0,
             guard: crate::swap::Guard::default(),
+            batch: Batch::Closed,
         })
     }
 
@@ -469,6 +484,74 @@ impl PluginHost {
         self.call(|p, s| on_version!(p, p => p.leasedb_plugin_lifecycle().call_info(s)))
     }
 
+    /// Opens a group commit: the operations called until [`commit_batch`]
+    /// share one durable commit, and none of them may be reported as done
+    /// before it returns. Each operation still fails (and rolls back) alone,
+    /// unless the instance dies: then the whole batch is lost, and
+    /// `commit_batch` fails. With an interface 0.1 plugin it does nothing
+    /// (every operation keeps committing on its own).
+    ///
+    /// [`commit_batch`]: PluginHost::commit_batch
+    pub fn begin_batch(&mut self) -> Result<(), CallError> {
+        if self.batch != Batch::Closed {
+            return Err(CallError::Plugin(wit::PluginError::Conflict(
+                "a batch is already open".into(),
+            )));
+        }
+        let opened = self.call_fallible(|p, s| p.begin_batch(s))?;
+        if opened {
+            self.batch = Batch::Open;
+        }
+        Ok(())
+    }
+
+    /// Makes the operations since [`begin_batch`] durable together (one sync
+    /// of the database). On an error none of them is: the instance is then
+    /// replaced by a cold start, which resolves the uploads the batch left
+    /// half-recorded (its memory still reflected operations whose database
+    /// effects were rolled back). Without an open batch it does nothing.
+    ///
+    /// [`begin_batch`]: PluginHost::begin_batch
+    pub fn commit_batch(&mut self) -> Result<(), CallError> {
+        match std::mem::replace(&mut self.batch, Batch::Closed) {
+            Batch::Closed => Ok(()),
+            Batch::Lost => Err(CallError::Unavailable(
+                "the plugin instance died during a group commit; \
+                 none of its operations was committed"
+                    .into(),
+            )),
+            Batch::Open => match self.call_fallible(|p, s| p.commit_batch(s)) {
+                Ok(()) => Ok(()),
+                // The instance died committing: `call` already replaced it.
+                Err(e) if e.killed_instance() => Err(e),
+                Err(e) => {
+                    self.restart_cold();
+                    Err(e)
+                }
+            },
+        }
+    }
+
+    /// Whether a group commit is open (it closes by `commit_batch`, and is
+    /// lost if the instance dies).
+    pub fn batch_open(&self) -> bool {
+        self.batch == Batch::Open
+    }
+
+    /// Shuts the running instance down and starts a fresh one without a
+    /// handover (a cold start); if that fails, the next call tries again.
+    fn restart_cold(&mut self) {
+        if let Some(mut old) = self.instance.take() {
+            arm(&mut old.store, &self.launcher.sandbox);
+            let _ = on_version!(&old.plugin, p => p.leasedb_plugin_lifecycle().call_shutdown(&mut old.store));
+        }
+        self.restarts += 1;
+        match self.relaunch() {
+            Ok(instance) => self.instance = Some(instance),
+            Err(e) => eprintln!("plugin: restarting after a failed group commit: {e}"),
+        }
+    }
+
     /// Flushes and closes the database; later calls fail with not-ready.
     pub fn shutdown(&mut self) -> Result<(), CallError> {
         self.call(|p, s| on_version!(p, p => p.leasedb_plugin_lifecycle().call_shutdown(s)))
@@ -503,6 +586,10 @@ impl PluginHost {
                 let failure = classify(&instance.store, error);
                 // A trapped instance cannot be entered again; drop it with its store.
                 drop(instance);
+                if self.batch == Batch::Open {
+                    // Its open transaction died with it.
+                    self.batch = Batch::Lost;
+                }
                 self.restarts += 1;
                 // Restart now (or after a back-off, or roll a fresh swap back) so the
                 // next call finds a ready instance; if that fails, a later call tries again.

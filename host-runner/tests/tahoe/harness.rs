@@ -145,6 +145,11 @@ impl Serve {
     /// Starts a server in `dir` (reusing `compiled_from`'s compile cache if given)
     /// and waits until it printed its NURL and configuration.
     pub fn start(dir: &Path, compiled_from: Option<&Serve>) -> Serve {
+        Serve::start_with(dir, compiled_from, &[])
+    }
+
+    /// As [`Serve::start`], with more `serve` arguments.
+    pub fn start_with(dir: &Path, compiled_from: Option<&Serve>, extra: &[&str]) -> Serve {
         let storage = dir.join("storage");
         let state = dir.join("state");
         if let Some(other) = compiled_from {
@@ -167,6 +172,7 @@ impl Serve {
             .arg(&storage)
             .arg("--state")
             .arg(&state)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)

@@ -124,6 +124,32 @@ impl Plugin {
                 .map(Some),
         }
     }
+
+    /// Opens a group commit; `Ok(false)`: interface 0.1 has none, every
+    /// operation keeps committing on its own.
+    pub fn begin_batch(
+        &self,
+        store: impl AsContextMut<Data = HostState>,
+    ) -> wasmtime::Result<Result<bool, latest::leasedb::plugin::types::Error>> {
+        match self {
+            Plugin::V0_1(_) => Ok(Ok(false)),
+            Plugin::V0_2(p) => Ok(p
+                .leasedb_plugin_lifecycle()
+                .call_begin_batch(store)?
+                .map(|()| true)),
+        }
+    }
+
+    /// Commits the open group commit (nothing before interface 0.2).
+    pub fn commit_batch(
+        &self,
+        store: impl AsContextMut<Data = HostState>,
+    ) -> wasmtime::Result<Result<(), latest::leasedb::plugin::types::Error>> {
+        match self {
+            Plugin::V0_1(_) => Ok(Ok(())),
+            Plugin::V0_2(p) => p.leasedb_plugin_lifecycle().call_commit_batch(store),
+        }
+    }
 }
 
 /// Why a compiled component could not be linked.

@@ -1,8 +1,8 @@
 //! Bindings for `leasedb:plugin@0.1.0` (`wit/since_v0.1`, frozen).
 //!
-//! 0.1 differs from 0.2 only by lacking `lifecycle.schema-version`. `types`
-//! (identifiers and the error variant) is shared with the latest bindings
-//! through `with:`; exported interfaces always get types of their own, so
+//! 0.1 differs from 0.2 only by lacking `lifecycle.schema-version`,
+//! `begin-batch` and `commit-batch`. `types` (identifiers and the error
+//! variant) is shared with the latest bindings through `with:`; exported interfaces always get types of their own, so
 //! [`Convert`] lifts every 0.1 record into its latest twin (answers) and back
 //! (arguments), field by field. Imports are linked under their 0.1 names, so
 //! the `backend` import is generated here and delegates to the latest host

@@ -2,7 +2,9 @@
 //! every other version's types are these.
 //!
 //! 0.2 adds `lifecycle.schema-version`, so a host can refuse a downgrade
-//! across a schema change before it stops the running version.
+//! across a schema change before it stops the running version, and
+//! `lifecycle.begin-batch`/`commit-batch`, so many operations share one
+//! durable commit (group commit).
 
 use super::version::InterfaceVersion;
 
