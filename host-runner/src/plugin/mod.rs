@@ -186,7 +186,7 @@ impl PluginHost {
             plugin_dir: config.plugin_dir(),
             cache_dir: config.cache_dir(),
             plugin_config: config.plugin_config()?,
-            crawler: config.crawler.clone(),
+            crawler: config.crawler,
             backend,
             pre,
         };
@@ -340,6 +340,10 @@ impl PluginHost {
 
     /// Mutable read-test-write on one SI: checks the write enabler, reads, tests, and
     /// applies the writes if every test holds.
+    #[allow(
+        clippy::redundant_slicing,
+        reason = "the slice is converted for an 0.1 plugin and passed as is to the latest"
+    )]
     pub fn read_test_write(
         &mut self,
         account: &Account,
@@ -475,7 +479,7 @@ impl PluginHost {
 
     /// Changes the crawler's policy; kept for instances started after a fault too.
     pub fn crawler_configure(&mut self, config: CrawlerConfig) -> Result<(), CallError> {
-        self.launcher.crawler = config.clone();
+        self.launcher.crawler = config;
         self.call_fallible(|p, s| on_version!(p, p => p.leasedb_plugin_crawler().call_configure(s, config); config))
     }
 
@@ -637,7 +641,7 @@ impl Launcher {
             Err(error) => return Err(HostError::Init(classify(&store, error))),
         };
         arm(&mut store, &self.sandbox);
-        let crawler = self.crawler.clone();
+        let crawler = self.crawler;
         match on_version!(&plugin, p => p.leasedb_plugin_crawler().call_configure(&mut store, crawler); crawler)
         {
             Ok(Ok(())) => {}
