@@ -114,6 +114,26 @@ struct OpenFile {
     /// next `xSync` also syncs the directory, as os_unix.c does.
     dir_sync_pending: Option<PathBuf>,
     lock: FileLock,
+    /// Contiguous writes not yet handed to the filesystem: SQLite writes a WAL
+    /// commit as many small writes (a 24-byte header, then a page, per frame),
+    /// and inside the component each write is a host call. They go out as one
+    /// write before anything that could observe the file (read, size,
+    /// truncate, sync, close) or a write elsewhere.
+    unwritten: Option<(u64, Vec<u8>)>,
+}
+
+/// Most bytes held back before they are written anyway.
+const MAX_UNWRITTEN: usize = 1 << 20;
+
+impl OpenFile {
+    /// Writes the held-back bytes, if any.
+    fn write_out(&mut self) -> io::Result<()> {
+        if let (Data::Disk(f), Some((offset, bytes))) = (&mut self.data, self.unwritten.take()) {
+            f.seek(SeekFrom::Start(offset))?;
+            f.write_all(&bytes)?;
+        }
+        Ok(())
+    }
 }
 
 /// Where a file's bytes live.
@@ -203,6 +223,7 @@ unsafe extern "C" fn x_open(
     let open = if name.is_null() {
         OpenFile {
             data: Data::Memory(Vec::new()),
+            unwritten: None,
             delete_on_close: None,
             dir_sync_pending: None,
             lock: FileLock::new(None),
@@ -238,6 +259,7 @@ unsafe extern "C" fn x_open(
         let path_buf = PathBuf::from(path);
         OpenFile {
             data: Data::Disk(f),
+            unwritten: None,
             delete_on_close: (flags & ffi::SQLITE_OPEN_DELETEONCLOSE != 0)
                 .then(|| path_buf.clone()),
             dir_sync_pending: creates_durable.then(|| path_buf.clone()),
@@ -260,6 +282,7 @@ unsafe extern "C" fn x_close(file: *mut ffi::sqlite3_file) -> c_int {
     let fs_file = file.cast::<FsFile>();
     let mut open = Box::from_raw((*fs_file).open);
     (*fs_file).open = ptr::null_mut();
+    let written = open.write_out();
     open.lock.release(ffi::SQLITE_LOCK_NONE);
     let OpenFile {
         data,
@@ -267,6 +290,9 @@ unsafe extern "C" fn x_close(file: *mut ffi::sqlite3_file) -> c_int {
         ..
     } = *open;
     drop(data);
+    if let Err(e) = written {
+        return io_error(ffi::SQLITE_IOERR_CLOSE, &e);
+    }
     if let Some(path) = delete_on_close {
         match fs::remove_file(&path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => {
@@ -288,7 +314,11 @@ unsafe extern "C" fn x_read(
         return ffi::SQLITE_IOERR_READ;
     };
     let buf = std::slice::from_raw_parts_mut(buf.cast::<u8>(), len);
-    let read = match &mut state(file).data {
+    let open = state(file);
+    if let Err(e) = open.write_out() {
+        return io_error(ffi::SQLITE_IOERR_READ, &e);
+    }
+    let read = match &mut open.data {
         Data::Disk(f) => match read_at(f, buf, offset) {
             Ok(n) => n,
             Err(e) => return io_error(ffi::SQLITE_IOERR_READ, &e),
@@ -335,14 +365,19 @@ unsafe extern "C" fn x_write(
         return ffi::SQLITE_IOERR_WRITE;
     };
     let buf = std::slice::from_raw_parts(buf.cast::<u8>(), len);
-    match &mut state(file).data {
-        Data::Disk(f) => {
-            if let Err(e) = f
-                .seek(SeekFrom::Start(offset))
-                .and_then(|_| f.write_all(buf))
-            {
+    let open = state(file);
+    match &mut open.data {
+        Data::Disk(_) => {
+            if let Some((start, held)) = &mut open.unwritten {
+                if *start + held.len() as u64 == offset && held.len() + len <= MAX_UNWRITTEN {
+                    held.extend_from_slice(buf);
+                    return ffi::SQLITE_OK;
+                }
+            }
+            if let Err(e) = open.write_out() {
                 return io_error(ffi::SQLITE_IOERR_WRITE, &e);
             }
+            open.unwritten = Some((offset, buf.to_vec()));
         }
         Data::Memory(v) => {
             let Some(end) = usize::try_from(offset)
@@ -364,7 +399,11 @@ unsafe extern "C" fn x_truncate(file: *mut ffi::sqlite3_file, size: i64) -> c_in
     let Ok(size) = u64::try_from(size) else {
         return ffi::SQLITE_IOERR_TRUNCATE;
     };
-    match &mut state(file).data {
+    let open = state(file);
+    if let Err(e) = open.write_out() {
+        return io_error(ffi::SQLITE_IOERR_TRUNCATE, &e);
+    }
+    match &mut open.data {
         Data::Disk(f) => {
             if let Err(e) = f.set_len(size) {
                 return io_error(ffi::SQLITE_IOERR_TRUNCATE, &e);
@@ -380,6 +419,9 @@ unsafe extern "C" fn x_truncate(file: *mut ffi::sqlite3_file, size: i64) -> c_in
 
 unsafe extern "C" fn x_sync(file: *mut ffi::sqlite3_file, _flags: c_int) -> c_int {
     let open = state(file);
+    if let Err(e) = open.write_out() {
+        return io_error(ffi::SQLITE_IOERR_WRITE, &e);
+    }
     if let Data::Disk(f) = &open.data {
         // fdatasync, as SQLite's own unix VFS does on Linux: it also flushes
         // the metadata needed to read the data back (the file size), which is
@@ -395,7 +437,11 @@ unsafe extern "C" fn x_sync(file: *mut ffi::sqlite3_file, _flags: c_int) -> c_in
 }
 
 unsafe extern "C" fn x_file_size(file: *mut ffi::sqlite3_file, size: *mut i64) -> c_int {
-    let len = match &state(file).data {
+    let open = state(file);
+    if let Err(e) = open.write_out() {
+        return io_error(ffi::SQLITE_IOERR_FSTAT, &e);
+    }
+    let len = match &open.data {
         Data::Disk(f) => match f.metadata() {
             Ok(m) => m.len(),
             Err(e) => return io_error(ffi::SQLITE_IOERR_FSTAT, &e),
@@ -891,6 +937,64 @@ mod tests {
     fn methods(mem: &mut [u64]) -> (*mut ffi::sqlite3_file, &'static ffi::sqlite3_io_methods) {
         let f: *mut ffi::sqlite3_file = mem.as_mut_ptr().cast();
         (f, unsafe { &*(*f).pMethods })
+    }
+
+    /// Contiguous writes are held back and written as one, yet every read,
+    /// size and the file on disk after sync and close see each byte.
+    #[test]
+    fn held_back_writes_are_seen_by_reads_and_reach_the_file() {
+        let dir = tempdir();
+        let path = std::ffi::CString::new(dir.path().join("w").to_str().unwrap()).unwrap();
+        let flags = ffi::SQLITE_OPEN_READWRITE | ffi::SQLITE_OPEN_CREATE | ffi::SQLITE_OPEN_WAL;
+        unsafe {
+            let (mut mem, rc) = raw_open(&path, flags);
+            assert_eq!(rc, ffi::SQLITE_OK);
+            let (f, m) = methods(&mut mem);
+            let mut expected = Vec::new();
+            for i in 0..10u8 {
+                let piece = vec![i; 24 + i as usize * 100];
+                let at = expected.len() as i64;
+                assert_eq!(
+                    m.xWrite.unwrap()(f, piece.as_ptr().cast(), piece.len() as c_int, at),
+                    ffi::SQLITE_OK
+                );
+                expected.extend_from_slice(&piece);
+            }
+            // Before any sync, nothing may have reached the file, but a read must see it all.
+            let mut back = vec![0u8; expected.len()];
+            assert_eq!(
+                m.xRead.unwrap()(f, back.as_mut_ptr().cast(), back.len() as c_int, 0),
+                ffi::SQLITE_OK
+            );
+            assert_eq!(back, expected);
+            // A write elsewhere (backwards) is written out in order with the held ones.
+            assert_eq!(
+                m.xWrite.unwrap()(f, b"XY".as_ptr().cast(), 2, 1),
+                ffi::SQLITE_OK
+            );
+            expected[1..3].copy_from_slice(b"XY");
+            assert_eq!(
+                m.xWrite.unwrap()(f, b"Z".as_ptr().cast(), 1, expected.len() as i64),
+                ffi::SQLITE_OK
+            );
+            expected.push(b'Z');
+            let mut size = 0i64;
+            assert_eq!(m.xFileSize.unwrap()(f, &mut size), ffi::SQLITE_OK);
+            assert_eq!(size as usize, expected.len());
+            assert_eq!(m.xSync.unwrap()(f, ffi::SQLITE_SYNC_NORMAL), ffi::SQLITE_OK);
+            assert_eq!(fs::read(dir.path().join("w")).unwrap(), expected);
+            assert_eq!(
+                m.xWrite.unwrap()(f, b"!".as_ptr().cast(), 1, expected.len() as i64),
+                ffi::SQLITE_OK
+            );
+            expected.push(b'!');
+            assert_eq!(m.xClose.unwrap()(f), ffi::SQLITE_OK);
+            assert_eq!(
+                fs::read(dir.path().join("w")).unwrap(),
+                expected,
+                "close writes out what is held"
+            );
+        }
     }
 
     #[test]
