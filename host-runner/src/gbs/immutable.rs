@@ -5,7 +5,9 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use super::wire::{self, AllocateRequest, SecretKind};
-use super::{cbor, cbor_body, empty, plugin, share_data_reply, text, wanted, Call, Reply, Wanted};
+use super::{
+    cbor, cbor_body, empty, plugin, read_pieces, share_data_reply, text, wanted, Call, Reply,
+};
 use crate::session::{Progress, UploadRefusal};
 use crate::si::StorageIndex;
 
@@ -14,9 +16,6 @@ const ALLOCATE_LIMIT: u64 = 8 << 10;
 
 /// Share data goes to the plugin in writes of at most this many bytes.
 const PIECE: usize = 1 << 20;
-
-/// Reads larger than this are split into several plugin calls.
-const READ_PIECE: u64 = 16 << 20;
 
 /// POST /storage/v1/immutable/:si.
 pub(super) async fn allocate(call: &Call<'_>, si: StorageIndex, req: Request<Incoming>) -> Reply {
@@ -243,24 +242,8 @@ pub(super) async fn read(
     req: &Request<Incoming>,
 ) -> Reply {
     let want = wanted(req)?;
-    let (first, end) = match want {
-        Wanted::Whole => (0, u64::MAX),
-        Wanted::Range(a, b) => (a, b),
-    };
     let data = plugin(call.gbs, move |h| {
-        let mut out = Vec::new();
-        let mut at = first;
-        while at < end {
-            let len = READ_PIECE.min(end - at);
-            let piece = h.read(si.as_bytes(), n, at, len)?;
-            let got = piece.len() as u64;
-            out.extend_from_slice(&piece);
-            at += got;
-            if got < len {
-                break;
-            }
-        }
-        Ok(out)
+        read_pieces(&want, |at, length| h.read(si.as_bytes(), n, at, length))
     })
     .await?;
     Ok(share_data_reply(&want, data))

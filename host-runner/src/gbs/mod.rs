@@ -561,6 +561,7 @@ pub(crate) type Reply = Result<Response<Body>, Response<Body>>;
 // Share reads common to both kinds
 
 /// How a `Range` header asks for share data.
+#[derive(Clone, Copy)]
 pub(crate) enum Wanted {
     /// No Range: the whole share, 200.
     Whole,
@@ -583,6 +584,35 @@ pub(crate) fn wanted(req: &Request<Incoming>) -> Result<Wanted, Response<Body>> 
                 )
             }),
     }
+}
+
+/// Reads larger than this are split into several plugin calls.
+const READ_PIECE: u64 = 16 << 20;
+
+/// The share data `wanted` asks for, read by `read_piece(offset, length)` in
+/// pieces of at most READ_PIECE, stopping at the first short piece (the end
+/// of the share). Runs on the plugin's thread.
+pub(crate) fn read_pieces(
+    wanted: &Wanted,
+    mut read_piece: impl FnMut(u64, u64) -> Result<Vec<u8>, crate::CallError>,
+) -> Result<Vec<u8>, crate::CallError> {
+    let (first, end) = match *wanted {
+        Wanted::Whole => (0, u64::MAX),
+        Wanted::Range(a, b) => (a, b),
+    };
+    let mut out = Vec::new();
+    let mut at = first;
+    while at < end {
+        let length = READ_PIECE.min(end - at);
+        let piece = read_piece(at, length)?;
+        let got = piece.len() as u64;
+        out.extend_from_slice(&piece);
+        at += got;
+        if got < length {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 /// The reply to a share read of `data` asked for as `wanted`.

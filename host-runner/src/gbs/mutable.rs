@@ -4,12 +4,9 @@ use http::{Request, StatusCode};
 use hyper::body::Incoming;
 
 use super::wire::{self, ReadTestWriteRequest, SecretKind};
-use super::{cbor, cbor_body, plugin, share_data_reply, text, wanted, Call, Reply, Wanted};
+use super::{cbor, cbor_body, plugin, read_pieces, share_data_reply, text, wanted, Call, Reply};
 use crate::plugin::wit::{ByteRange, ShareWrites, TestOperator, TestVector, WriteVector};
 use crate::si::StorageIndex;
-
-/// Whole-share reads go to the plugin in pieces of this size.
-const READ_PIECE: u64 = 16 << 20;
 
 /// POST /storage/v1/mutable/:si/read-test-write.
 pub(super) async fn read_test_write(
@@ -95,33 +92,17 @@ pub(super) async fn read(
     req: &Request<Incoming>,
 ) -> Reply {
     let want = wanted(req)?;
-    let (first, end) = match want {
-        Wanted::Whole => (0, u64::MAX),
-        Wanted::Range(a, b) => (a, b),
-    };
     let data = plugin(call.gbs, move |h| {
-        let mut out = Vec::new();
-        let mut at = first;
-        while at < end {
-            let length = READ_PIECE.min(end - at);
-            let reads = h.mutable_read(si.as_bytes(), &[n], &[ByteRange { offset: at, length }])?;
-            let Some(piece) = reads
+        read_pieces(&want, |offset, length| {
+            let reads = h.mutable_read(si.as_bytes(), &[n], &[ByteRange { offset, length }])?;
+            reads
                 .into_iter()
                 .find(|r| r.share_number == n)
                 .and_then(|r| r.data.into_iter().next())
-            else {
-                return Err(crate::CallError::Plugin(
+                .ok_or(crate::CallError::Plugin(
                     crate::plugin::wit::PluginError::NotFound,
-                ));
-            };
-            let got = piece.len() as u64;
-            out.extend_from_slice(&piece);
-            at += got;
-            if got < length {
-                break;
-            }
-        }
-        Ok(out)
+                ))
+        })
     })
     .await?;
     Ok(share_data_reply(&want, data))
