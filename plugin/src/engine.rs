@@ -6,6 +6,7 @@ use std::fmt;
 
 use crate::account::Account;
 use crate::backend::{keys, Backend, Retrying};
+use crate::container;
 use crate::container::immutable::DATA_OFFSET;
 use crate::crawler::CrawlerConfig;
 use crate::db::leases::{self, LeaseRow};
@@ -616,23 +617,16 @@ impl<B: Backend> LeaseDb<B> {
     /// Container bytes [start, start + length) across chunks.
     fn read_container(&self, row: &ShareRow, start: u64, length: u64) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(length as usize);
-        let mut pos = start;
-        let end = start + length;
-        while pos < end {
-            let chunk = pos / row.chunk_size;
-            let within = pos % row.chunk_size;
-            let n = (end - pos).min(row.chunk_size - within);
-            let piece =
-                self.backend
-                    .read(&keys::chunk_key(&row.si, row.shnum, chunk), within, n)?;
-            if piece.len() as u64 != n {
+        for p in container::pieces(start, length, row.chunk_size) {
+            let key = keys::chunk_key(&row.si, row.shnum, p.chunk);
+            let piece = self.backend.read(&key, p.within, p.len)?;
+            if piece.len() as u64 != p.len {
                 return Err(Error::Corrupted(format!(
-                    "chunk {chunk} of share {}/{} is shorter than the database records",
-                    row.si, row.shnum
+                    "chunk {} of share {}/{} is shorter than the database records",
+                    p.chunk, row.si, row.shnum
                 )));
             }
             out.extend_from_slice(&piece);
-            pos += n;
         }
         Ok(out)
     }

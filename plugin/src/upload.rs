@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{keys, Backend};
+use crate::container;
 use crate::container::immutable::{self, DATA_OFFSET};
 use crate::error::{BadInput, Error, Result};
 use crate::ids::{SessionId, ShareNum, StorageIndex};
@@ -112,21 +113,14 @@ impl Upload {
 
     /// Buffers container bytes at `offset` (no checks).
     fn put(&mut self, offset: u64, bytes: &[u8]) {
-        let mut pos = offset;
-        let mut rest = bytes;
-        while !rest.is_empty() {
-            let chunk = pos / self.chunk_size;
-            let within = pos % self.chunk_size;
-            let n = rest.len().min((self.chunk_size - within) as usize);
-            let pending = self.pending.entry(chunk).or_default();
-            let need = (within as usize) + n;
-            if pending.data.len() < need {
-                pending.data.resize(need, 0);
+        for p in container::pieces(offset, bytes.len() as u64, self.chunk_size) {
+            let pending = self.pending.entry(p.chunk).or_default();
+            let (from, to) = (p.within as usize, (p.within + p.len) as usize);
+            if pending.data.len() < to {
+                pending.data.resize(to, 0);
             }
-            pending.data[within as usize..need].copy_from_slice(&rest[..n]);
-            pending.mark(within, within + n as u64);
-            pos += n as u64;
-            rest = &rest[n..];
+            pending.data[from..to].copy_from_slice(&bytes[p.at as usize..(p.at + p.len) as usize]);
+            pending.mark(p.within, p.within + p.len);
         }
     }
 
@@ -165,31 +159,24 @@ impl Upload {
         container_offset: u64,
         data: &[u8],
     ) -> Result<()> {
-        let mut pos = container_offset;
-        let mut rest = data;
-        while !rest.is_empty() {
-            let chunk = pos / self.chunk_size;
-            let within = pos % self.chunk_size;
-            let n = rest.len().min((self.chunk_size - within) as usize);
-            let piece = &rest[..n];
-            let clash = if self.stored.contains(&chunk) {
-                let key = keys::chunk_key(&self.si, self.shnum, chunk);
-                backend.read(&key, within, n as u64)? != piece
+        for p in container::pieces(container_offset, data.len() as u64, self.chunk_size) {
+            let piece = &data[p.at as usize..(p.at + p.len) as usize];
+            let clash = if self.stored.contains(&p.chunk) {
+                let key = keys::chunk_key(&self.si, self.shnum, p.chunk);
+                backend.read(&key, p.within, p.len)? != piece
             } else {
                 self.pending
-                    .get(&chunk)
-                    .is_some_and(|p| p.conflicts(within, piece))
+                    .get(&p.chunk)
+                    .is_some_and(|pending| pending.conflicts(p.within, piece))
             };
             if clash {
                 return Err(Error::Conflict(format!(
                     "bytes at offset {} of share {}/{} were already written with other data",
-                    pos - DATA_OFFSET,
+                    container_offset + p.at - DATA_OFFSET,
                     self.si,
                     self.shnum
                 )));
             }
-            pos += n as u64;
-            rest = &rest[n..];
         }
         Ok(())
     }

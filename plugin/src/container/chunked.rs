@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use super::pieces;
 use crate::backend::{keys, Backend};
 use crate::error::{Error, Result};
 use crate::ids::{ShareNum, StorageIndex};
@@ -79,14 +80,9 @@ impl ChunkedContainer {
     pub fn read(&mut self, backend: &impl Backend, start: u64, len: u64) -> Result<Vec<u8>> {
         let end = start.saturating_add(len).min(self.length);
         let mut out = Vec::with_capacity(end.saturating_sub(start) as usize);
-        let mut pos = start;
-        while pos < end {
-            let k = pos / self.chunk_size;
-            let within = (pos % self.chunk_size) as usize;
-            let n = ((end - pos) as usize).min(self.chunk_size as usize - within);
-            let chunk = self.load(backend, k)?;
-            out.extend_from_slice(&chunk[within..within + n]);
-            pos += n as u64;
+        for p in pieces(start, end.saturating_sub(start), self.chunk_size) {
+            let chunk = self.load(backend, p.chunk)?;
+            out.extend_from_slice(&chunk[p.within as usize..(p.within + p.len) as usize]);
         }
         Ok(out)
     }
@@ -97,36 +93,25 @@ impl ChunkedContainer {
         if start > self.length {
             self.write_zeros(backend, self.length, start)?;
         }
-        let mut pos = start;
-        let mut rest = bytes;
-        while !rest.is_empty() {
-            let k = pos / self.chunk_size;
-            let within = (pos % self.chunk_size) as usize;
-            let n = rest.len().min(self.chunk_size as usize - within);
-            let chunk = self.load(backend, k)?;
-            if chunk.len() < within + n {
-                chunk.resize(within + n, 0);
+        for p in pieces(start, bytes.len() as u64, self.chunk_size) {
+            let chunk = self.load(backend, p.chunk)?;
+            let (from, to) = (p.within as usize, (p.within + p.len) as usize);
+            if chunk.len() < to {
+                chunk.resize(to, 0);
             }
-            chunk[within..within + n].copy_from_slice(&rest[..n]);
-            self.dirty.insert(k);
-            pos += n as u64;
-            rest = &rest[n..];
+            chunk[from..to].copy_from_slice(&bytes[p.at as usize..(p.at + p.len) as usize]);
+            self.dirty.insert(p.chunk);
         }
         self.length = self.length.max(end);
         Ok(())
     }
 
     fn write_zeros(&mut self, backend: &impl Backend, from: u64, to: u64) -> Result<()> {
-        let mut pos = from;
-        while pos < to {
-            let k = pos / self.chunk_size;
-            let within = (pos % self.chunk_size) as usize;
-            let n = ((to - pos) as usize).min(self.chunk_size as usize - within);
-            let chunk = self.load(backend, k)?;
-            chunk.truncate(within);
-            chunk.resize(within + n, 0);
-            self.dirty.insert(k);
-            pos += n as u64;
+        for p in pieces(from, to - from, self.chunk_size) {
+            let chunk = self.load(backend, p.chunk)?;
+            chunk.truncate(p.within as usize);
+            chunk.resize((p.within + p.len) as usize, 0);
+            self.dirty.insert(p.chunk);
         }
         self.length = self.length.max(to);
         Ok(())

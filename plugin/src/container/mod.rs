@@ -4,6 +4,38 @@ pub mod chunked;
 pub mod immutable;
 pub mod mutable;
 
+/// One part of a container byte range that falls in a single chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Piece {
+    /// The chunk's index.
+    pub chunk: u64,
+    /// Where the piece starts inside the chunk.
+    pub within: u64,
+    /// Where the piece starts inside the range (0 for the first piece).
+    pub at: u64,
+    /// Its length.
+    pub len: u64,
+}
+
+/// Splits container bytes [start, start + len) at chunk boundaries.
+pub fn pieces(start: u64, len: u64, chunk_size: u64) -> impl Iterator<Item = Piece> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        (at < len).then(|| {
+            let pos = start + at;
+            let within = pos % chunk_size;
+            let piece = Piece {
+                chunk: pos / chunk_size,
+                within,
+                at,
+                len: (len - at).min(chunk_size - within),
+            };
+            at += piece.len;
+            piece
+        })
+    })
+}
+
 /// Bytes to read from the start of a share to classify it.
 pub const SNIFF_LENGTH: u64 = mutable::DATA_OFFSET;
 
@@ -40,6 +72,22 @@ pub fn sniff(head: &[u8], total_length: u64) -> Container {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pieces_split_a_range_at_chunk_boundaries() {
+        let p: Vec<(u64, u64, u64, u64)> = pieces(5, 20, 8)
+            .map(|p| (p.chunk, p.within, p.at, p.len))
+            .collect();
+        assert_eq!(
+            p,
+            vec![(0, 5, 0, 3), (1, 0, 3, 8), (2, 0, 11, 8), (3, 0, 19, 1)]
+        );
+        assert_eq!(pieces(8, 0, 8).count(), 0);
+        assert_eq!(
+            pieces(16, 8, 8).map(|p| p.chunk).collect::<Vec<_>>(),
+            vec![2]
+        );
+    }
 
     #[test]
     fn damaged_mutable_magic_is_corrupted() {
