@@ -16,7 +16,7 @@ use conformance_tests::{
     BackendOp, CallError, Component, Harness, Host, Options, BACKEND_CAPACITY, START_TIME,
 };
 use host_runner::backend::{ListPage, Operation};
-use host_runner::engine::{load_component, wasm_engine, CompileOutcome};
+use host_runner::plugin::engine::{load_component, wasm_engine, CompileOutcome};
 use host_runner::{
     AdjustableClock, BackendError, FaultyStore, HostConfig, MemoryStore, ObjectStore, PluginHost,
 };
