@@ -1,9 +1,12 @@
 //! Running the plugin: one sandboxed instance at a time, replaced when it dies.
 //!
-//! Every export is a method of [`PluginHost`]. A call that traps, runs past its
-//! deadline or exhausts its memory kills only that instance: the host drops its
-//! store, starts a fresh one (re-running `init` with the same settings) and the
-//! next call is served by it. The host process itself never dies of a plugin fault.
+//! Every export is a method of [`PluginHost`]. Its parts, leaves first:
+//! `config.rs` (what starting takes), `engine.rs` (wasmtime and the compile
+//! cache), `sandbox.rs` and `clock.rs` (caps, deadline, the clock the plugin
+//! sees), `bindings/` and `imports/` (the WIT, per version, and the host's
+//! side of it), `launcher.rs` (a fresh instance), `supervisor.rs` (the crash
+//! policy), `swap.rs` (hot swap). The host process itself never dies of a
+//! plugin fault.
 
 // Generated items carry the WIT doc comments where the WIT has them.
 #[allow(
@@ -12,163 +15,55 @@
 )]
 pub(crate) mod bindings;
 pub mod clock;
+pub mod config;
 pub mod engine;
 mod error;
 pub mod imports;
+mod launcher;
 pub mod node_id;
 pub mod sandbox;
 mod state;
+pub mod supervisor;
 pub mod swap;
 pub mod wit;
 
-use std::borrow::Cow;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::component::Component;
-use wasmtime::{Store, Trap};
+use wasmtime::Store;
 
+pub use bindings::version::{InterfaceVersion, VersionError};
+use bindings::{on_version, Plugin};
+pub use bindings::{MAX_VERSION, MIN_VERSION, SUPPORTED};
+pub use config::{
+    default_crawler_config, HostConfig, DEFAULT_CHUNK_SIZE, DEFAULT_LEASE_DURATION,
+    DEFAULT_MAX_IMMUTABLE_SIZE, DEFAULT_MAX_MUTABLE_SIZE,
+};
 pub use error::{CallError, HostError};
 pub use state::HostState;
 
 use crate::backend::ObjectStore;
-use crate::plugin::engine::{load_component, wasm_engine, CompileOutcome};
-use crate::plugin::node_id::NodeId;
-use crate::plugin::sandbox::SandboxPolicy;
-pub use bindings::version::{InterfaceVersion, VersionError};
-use bindings::LinkError;
-pub(crate) use bindings::{on_version, Plugin, PluginPre};
-pub use bindings::{MAX_VERSION, MIN_VERSION, SUPPORTED};
+use engine::{load_component, wasm_engine, CompileOutcome};
+use launcher::{link, Launcher};
+use supervisor::Supervisor;
+use swap::{PreparedPlugin, Preparer, SwapError, SwapReport};
 use wit::{
     Account, AccountUsage, AdvisedType, Advisory, Allocation, ByteRange, Capabilities,
-    CrawlerConfig, CrawlerStatus, ExpirationPolicy, InitReport, LeaseInfo, PluginInfo,
-    ReadTestWriteResult, ShareInfo, ShareReads, ShareWrites, SliceOutcome, Stats, Usage,
+    CrawlerConfig, CrawlerStatus, InitReport, LeaseInfo, PluginInfo, ReadTestWriteResult,
+    ShareInfo, ShareReads, ShareWrites, SliceOutcome, Stats, Usage,
 };
-
-/// Default preferred chunk size of new shares (SPEC §3).
-pub const DEFAULT_CHUNK_SIZE: u32 = 512 << 10;
-
-/// Default lease duration (SPEC §1).
-pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(31 * 86_400);
-
-/// Default largest immutable share accepted.
-pub const DEFAULT_MAX_IMMUTABLE_SIZE: u64 = 64 << 30;
-
-/// Default largest mutable share data accepted.
-pub const DEFAULT_MAX_MUTABLE_SIZE: u64 = 64 << 30;
-
-/// Everything needed to start the plugin, besides its backend.
-#[derive(Clone)]
-pub struct HostConfig {
-    /// The host's state directory: the compile cache goes in `cache/`, the plugin's
-    /// private directory (its database) is `plugin/`.
-    pub state_dir: PathBuf,
-    /// The component to run; the shipped plugin by default.
-    pub wasm: Cow<'static, [u8]>,
-    /// Memory cap, call deadline, clock.
-    pub sandbox: SandboxPolicy,
-    /// Preferred chunk size of new shares, in bytes.
-    pub chunk_size: u32,
-    /// Lease duration granted by add or renew.
-    pub lease_duration: Duration,
-    /// Largest immutable share accepted, in bytes.
-    pub max_immutable_size: u64,
-    /// Largest mutable share data accepted, in bytes.
-    pub max_mutable_size: u64,
-    /// This server's node id; `None` loads (or creates) `<state_dir>/node-id`.
-    pub node_id: Option<NodeId>,
-    /// Expiration policy, history length and minimum cycle time of the crawler.
-    pub crawler: CrawlerConfig,
-}
-
-/// The crawler's defaults (SPEC §8): no expiry, 10 cycles of history, 12 h between cycles.
-pub fn default_crawler_config() -> CrawlerConfig {
-    CrawlerConfig {
-        policy: ExpirationPolicy::Disabled,
-        history_limit: 10,
-        min_cycle_seconds: 12 * 3600,
-    }
-}
-
-impl HostConfig {
-    /// The shipped plugin with default limits, keeping its state under `state_dir`.
-    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
-        HostConfig {
-            state_dir: state_dir.into(),
-            wasm: Cow::Borrowed(leasedb_plugin_artifacts::PLUGIN_BYTES),
-            sandbox: SandboxPolicy::default(),
-            chunk_size: DEFAULT_CHUNK_SIZE,
-            lease_duration: DEFAULT_LEASE_DURATION,
-            max_immutable_size: DEFAULT_MAX_IMMUTABLE_SIZE,
-            max_mutable_size: DEFAULT_MAX_MUTABLE_SIZE,
-            node_id: None,
-            crawler: default_crawler_config(),
-        }
-    }
-
-    /// Where compiled components are cached.
-    pub fn cache_dir(&self) -> PathBuf {
-        self.state_dir.join("cache")
-    }
-
-    /// The plugin's private directory, seen inside the sandbox as `/state`.
-    pub fn plugin_dir(&self) -> PathBuf {
-        self.state_dir.join("plugin")
-    }
-
-    fn plugin_config(&self) -> Result<wit::Config, HostError> {
-        let node_id = match self.node_id {
-            Some(id) => id,
-            None => NodeId::load_or_create(&self.state_dir)?,
-        };
-        Ok(wit::Config {
-            chunk_size: self.chunk_size,
-            lease_duration: self.lease_duration.as_secs(),
-            max_immutable_size: self.max_immutable_size,
-            max_mutable_size: self.max_mutable_size,
-            node_id: node_id.0.to_vec(),
-        })
-    }
-}
-
-/// A live instance: its store and the handles to its exports.
-pub(crate) struct Instance {
-    pub(crate) store: Store<HostState>,
-    pub(crate) plugin: Plugin,
-}
-
-/// What every (re)start of an instance needs.
-pub(crate) struct Launcher {
-    pub(crate) sandbox: SandboxPolicy,
-    pub(crate) plugin_dir: PathBuf,
-    /// Where compiled components are cached (a swap compiles into it too).
-    pub(crate) cache_dir: PathBuf,
-    pub(crate) plugin_config: wit::Config,
-    pub(crate) crawler: CrawlerConfig,
-    pub(crate) backend: Arc<dyn ObjectStore>,
-    pub(crate) pre: PluginPre,
-    /// The interface version the component speaks.
-    pub(crate) version: InterfaceVersion,
-}
 
 /// The plugin, sandboxed, serving one call at a time.
 pub struct PluginHost {
-    pub(crate) launcher: Launcher,
-    pub(crate) compile_outcome: CompileOutcome,
-    /// `None` after a death whose restart failed (or is backing off); a later call tries again.
-    pub(crate) instance: Option<Instance>,
-    pub(crate) init_report: InitReport,
-    pub(crate) restarts: u64,
-    /// Crash policy and the version before the last hot swap (`crate::plugin::swap`).
-    pub(crate) guard: crate::plugin::swap::Guard,
+    /// The running instance, its launcher and the crash policy.
+    supervisor: Supervisor,
     /// Whether a group commit is open in the running instance.
-    pub(crate) batch: Batch,
+    batch: Batch,
 }
 
 /// The group commit of the running instance ([`PluginHost::begin_batch`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Batch {
+enum Batch {
     /// No batch: every operation commits on its own.
     Closed,
     /// Operations since `begin_batch` await one commit.
@@ -195,36 +90,71 @@ impl PluginHost {
             backend,
             pre,
         };
-        let (instance, init_report) = launcher.launch(None)?;
         Ok(PluginHost {
-            launcher,
-            compile_outcome,
-            instance: Some(instance),
-            init_report,
-            restarts: 0,
-            guard: crate::plugin::swap::Guard::default(),
+            supervisor: Supervisor::start(launcher, compile_outcome)?,
             batch: Batch::Closed,
         })
     }
 
-    /// Whether start-up compiled the component or loaded it from the cache.
+    /// Whether start-up (or the last swap) compiled the component or loaded it from the cache.
     pub fn compile_outcome(&self) -> &CompileOutcome {
-        &self.compile_outcome
+        &self.supervisor.compile_outcome
     }
 
     /// What the latest `init` reported.
     pub fn init_report(&self) -> &InitReport {
-        &self.init_report
+        &self.supervisor.init_report
     }
 
     /// How many times an instance died and was replaced.
     pub fn restarts(&self) -> u64 {
-        self.restarts
+        self.supervisor.restarts
     }
 
     /// The backend the plugin stores into.
     pub fn backend(&self) -> &Arc<dyn ObjectStore> {
-        &self.launcher.backend
+        &self.supervisor.launcher.backend
+    }
+
+    /// The interface version the running component speaks.
+    pub fn interface_version(&self) -> InterfaceVersion {
+        self.supervisor.launcher.version
+    }
+
+    /// How many times a freshly swapped version was rolled back for crashing.
+    pub fn crash_rollbacks(&self) -> u64 {
+        self.supervisor.crash_rollbacks()
+    }
+
+    /// Why the last crash rollback happened (or could not).
+    pub fn last_crash_rollback(&self) -> Option<&str> {
+        self.supervisor.last_crash_rollback()
+    }
+
+    /// Prepares swaps into this host's compile cache, under its sandbox.
+    pub fn preparer(&self) -> Preparer {
+        let launcher = &self.supervisor.launcher;
+        Preparer::new(launcher.cache_dir.clone(), launcher.sandbox.clone())
+    }
+
+    /// Prepares `wasm` and swaps it in: [`Preparer::prepare`] then [`PluginHost::swap_to`].
+    /// A server prepares on the request's thread and posts only `swap_to`.
+    pub fn swap(&mut self, wasm: &[u8]) -> Result<SwapReport, SwapError> {
+        let prepared = self.preparer().prepare(wasm)?;
+        self.swap_to(prepared)
+    }
+
+    /// Replaces the running component with `new`, handing over sessions and
+    /// in-flight uploads; on failure the old one serves again with its state.
+    pub fn swap_to(&mut self, new: PreparedPlugin) -> Result<SwapReport, SwapError> {
+        if self.batch != Batch::Closed {
+            return Err(SwapError::Handover(CallError::Plugin(
+                wit::PluginError::Conflict(
+                    "a group commit is open; commit it before swapping".into(),
+                ),
+            )));
+        }
+        self.supervisor.swap_to(new)
     }
 
     /// Starts uploads of `share_numbers` of `si` for `session`.
@@ -484,7 +414,7 @@ impl PluginHost {
 
     /// Changes the crawler's policy; kept for instances started after a fault too.
     pub fn crawler_configure(&mut self, config: CrawlerConfig) -> Result<(), CallError> {
-        self.launcher.crawler = config;
+        self.supervisor.launcher.crawler = config;
         self.call_fallible(|p, s| on_version!(p, p => p.leasedb_plugin_crawler().call_configure(s, config); config))
     }
 
@@ -534,7 +464,7 @@ impl PluginHost {
                 // The instance died committing: `call` already replaced it.
                 Err(e) if e.killed_instance() => Err(e),
                 Err(e) => {
-                    self.restart_cold();
+                    self.supervisor.restart_cold();
                     Err(e)
                 }
             },
@@ -545,20 +475,6 @@ impl PluginHost {
     /// lost if the instance dies).
     pub fn batch_open(&self) -> bool {
         self.batch == Batch::Open
-    }
-
-    /// Shuts the running instance down and starts a fresh one without a
-    /// handover (a cold start); if that fails, the next call tries again.
-    fn restart_cold(&mut self) {
-        if let Some(mut old) = self.instance.take() {
-            arm(&mut old.store, &self.launcher.sandbox);
-            let _ = on_version!(&old.plugin, p => p.leasedb_plugin_lifecycle().call_shutdown(&mut old.store));
-        }
-        self.restarts += 1;
-        match self.relaunch() {
-            Ok(instance) => self.instance = Some(instance),
-            Err(e) => eprintln!("plugin: restarting after a failed group commit: {e}"),
-        }
     }
 
     /// Flushes and closes the database; later calls fail with not-ready.
@@ -579,123 +495,14 @@ impl PluginHost {
         &mut self,
         f: impl FnOnce(&Plugin, &mut Store<HostState>) -> wasmtime::Result<T>,
     ) -> Result<T, CallError> {
-        let mut instance = match self.instance.take() {
-            Some(instance) => instance,
-            // Backs off after repeated crashes (`crate::plugin::swap`).
-            None => self.revive()?,
-        };
-        arm(&mut instance.store, &self.launcher.sandbox);
-        match f(&instance.plugin, &mut instance.store) {
-            Ok(value) => {
-                self.instance = Some(instance);
-                self.guard.served();
-                Ok(value)
-            }
-            Err(error) => {
-                let failure = classify(&instance.store, error);
-                // A trapped instance cannot be entered again; drop it with its store.
-                drop(instance);
-                if self.batch == Batch::Open {
-                    // Its open transaction died with it.
-                    self.batch = Batch::Lost;
-                }
-                self.restarts += 1;
-                // Restart now (or after a back-off, or roll a fresh swap back) so the
-                // next call finds a ready instance; if that fails, a later call tries again.
-                self.after_death();
-                Err(failure)
+        let answer = self.supervisor.call(f);
+        if let Err(e) = &answer {
+            if e.killed_instance() && self.batch == Batch::Open {
+                // Its open transaction died with it.
+                self.batch = Batch::Lost;
             }
         }
-    }
-
-    /// A fresh instance in place of a dead one; its init report becomes the latest.
-    pub(crate) fn relaunch(&mut self) -> Result<Instance, HostError> {
-        let (instance, report) = self.launcher.launch(None)?;
-        self.init_report = report;
-        Ok(instance)
-    }
-}
-
-impl Launcher {
-    /// A fresh store and instance, initialised with the configured settings;
-    /// with a handover blob (a hot swap), it takes over that state.
-    pub(crate) fn launch(
-        &self,
-        handover: Option<&[u8]>,
-    ) -> Result<(Instance, InitReport), HostError> {
-        let wasi = self.sandbox.wasi_ctx(&self.plugin_dir)?;
-        let state = HostState::new(wasi, self.sandbox.memory_cap(), self.backend.clone());
-        let mut store = Store::new(self.pre.engine(), state);
-        store.limiter(|state| &mut state.limits);
-        store.epoch_deadline_trap();
-        arm(&mut store, &self.sandbox);
-        let plugin = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| match classify(&store, e) {
-                CallError::Trapped(why) => HostError::Instantiate(why),
-                other => HostError::Init(other),
-            })?;
-        arm(&mut store, &self.sandbox);
-        let config = &self.plugin_config;
-        let report = match on_version!(&plugin, p => p.leasedb_plugin_lifecycle()
-                .call_init(&mut store, &config, handover); config)
-        {
-            Ok(Ok(report)) => report,
-            Ok(Err(refused)) => return Err(HostError::Init(CallError::Plugin(refused))),
-            Err(error) => return Err(HostError::Init(classify(&store, error))),
-        };
-        arm(&mut store, &self.sandbox);
-        let crawler = self.crawler;
-        match on_version!(&plugin, p => p.leasedb_plugin_crawler().call_configure(&mut store, crawler); crawler)
-        {
-            Ok(Ok(())) => {}
-            Ok(Err(refused)) => return Err(HostError::Init(CallError::Plugin(refused))),
-            Err(error) => return Err(HostError::Init(classify(&store, error))),
-        }
-        Ok((Instance { store, plugin }, report))
-    }
-}
-
-impl Drop for PluginHost {
-    /// Lets the plugin close its database cleanly; a failure here has nobody to report to.
-    fn drop(&mut self) {
-        if let Some(mut instance) = self.instance.take() {
-            arm(&mut instance.store, &self.launcher.sandbox);
-            let _ = on_version!(&instance.plugin, p => p.leasedb_plugin_lifecycle()
-                .call_shutdown(&mut instance.store));
-        }
-    }
-}
-
-/// Reads the component's interface version, refuses it unless this host runs
-/// it, and links it against the host's imports (WASI and the backend) once; a
-/// component whose imports the host cannot satisfy is refused here.
-pub(crate) fn link(
-    engine: &wasmtime::Engine,
-    component: &Component,
-) -> Result<(PluginPre, InterfaceVersion), HostError> {
-    PluginPre::link(engine, component).map_err(|e| match e {
-        LinkError::Version(e) => HostError::Version(e),
-        LinkError::Link(why) => HostError::Instantiate(why),
-    })
-}
-
-/// Starts a call's deadline and forgets earlier memory refusals.
-pub(crate) fn arm(store: &mut Store<HostState>, sandbox: &SandboxPolicy) {
-    store.set_epoch_deadline(sandbox.deadline_ticks());
-    store.data_mut().limits.reset();
-}
-
-/// Tells why an instance died: the memory cap, the deadline, or anything else.
-pub(crate) fn classify(store: &Store<HostState>, error: wasmtime::Error) -> CallError {
-    if store.data().limits.exhausted() {
-        CallError::MemoryExhausted
-    } else if matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
-        CallError::Deadline
-    } else {
-        // The root cause is the trap or host error itself; the rest is a multi-line backtrace.
-        CallError::Trapped(error.root_cause().to_string())
+        answer
     }
 }
 

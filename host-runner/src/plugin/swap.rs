@@ -7,7 +7,7 @@
 //!    from the cache), read the interface version from the export names and
 //!    refuse it unless this host runs it, link, and ask a throwaway instance
 //!    which schema version it writes (interface 0.2 and later).
-//! 2. [`PluginHost::swap_to`], on the thread that owns the host, so every other
+//! 2. [`crate::PluginHost::swap_to`], on the thread that owns the host, so every other
 //!    call is held (queued) while it runs and the one in flight has finished:
 //!    refuse a downgrade across a schema change; take the old instance's
 //!    handover blob; shut it down; snapshot the database directory if the
@@ -20,12 +20,8 @@
 //! same blob again — handover state is just data, so the old version can take
 //! it back. Nothing a client did is lost, because no client call ran in between.
 //!
-//! The crash policy lives here too ([`Guard`]): an instance that dies is
-//! restarted at once a few times in a row, then with exponential back-off
-//! (calls fail fast with "unavailable" meanwhile, never block the thread); and a
-//! freshly swapped version that dies [`PROBATION_DEATHS`] times within its first
-//! [`PROBATION_CALLS`] calls is replaced by the version it replaced, when that
-//! version can still read the database.
+//! The crash policy that follows a swap (probation, crash rollback) is the
+//! supervisor's (`supervisor.rs`).
 
 use std::fmt;
 use std::fs;
@@ -34,31 +30,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::Store;
-
+use super::bindings::version::{InterfaceVersion, VersionError};
+use super::bindings::{on_version, PluginPre};
+use super::engine::{load_component, wasm_engine, CompileOutcome};
+use super::error::{CallError, HostError};
+use super::launcher::{classify, link, Instance};
+use super::sandbox::SandboxPolicy;
+use super::state::HostState;
+use super::supervisor::{Previous, Supervisor};
+use super::wit::PluginInfo;
 use crate::backend::MemoryStore;
-use crate::plugin::engine::{load_component, wasm_engine, CompileOutcome};
-use crate::plugin::sandbox::SandboxPolicy;
-use crate::plugin::wit::PluginInfo;
-use crate::plugin::{
-    arm, classify, link, on_version, CallError, HostError, HostState, Instance, InterfaceVersion,
-    PluginHost, PluginPre, VersionError,
-};
-
-/// Deaths in a row that are restarted at once; later ones back off.
-pub const IMMEDIATE_RESTARTS: u32 = 3;
-
-/// First back-off after [`IMMEDIATE_RESTARTS`]; doubled per further death.
-pub const FIRST_BACKOFF: Duration = Duration::from_millis(50);
-
-/// Longest back-off between restarts.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
-
-/// Calls a freshly swapped version serves on probation.
-pub const PROBATION_CALLS: u32 = 100;
-
-/// Deaths during probation that roll a swap back.
-pub const PROBATION_DEATHS: u32 = 3;
 
 /// Compiles, version-checks and links candidate components; cheap to clone and
 /// `Send`, so a request handler can prepare a swap on its own thread.
@@ -251,114 +232,20 @@ impl Preparer {
             self.sandbox.memory_cap(),
             Arc::new(MemoryStore::new()),
         );
-        let mut store = Store::new(pre.engine(), state);
-        store.limiter(|state| &mut state.limits);
-        store.epoch_deadline_trap();
-        arm(&mut store, &self.sandbox);
-        let plugin = pre
-            .instantiate(&mut store)
-            .map_err(|e| SwapError::Link(format!("instantiating: {}", classify(&store, e))))?;
-        arm(&mut store, &self.sandbox);
-        plugin.schema_version(&mut store).map_err(|e| {
-            SwapError::Link(format!(
-                "asking its schema version: {}",
-                classify(&store, e)
-            ))
+        let mut instance = Instance::new(pre, &self.sandbox, state)
+            .map_err(|e| SwapError::Link(format!("instantiating: {e}")))?;
+        instance.arm(&self.sandbox);
+        let Instance { store, plugin } = &mut instance;
+        plugin.schema_version(&mut *store).map_err(|e| {
+            SwapError::Link(format!("asking its schema version: {}", classify(store, e)))
         })
     }
 }
 
-/// Crash policy state and the version before the last swap.
-#[derive(Default)]
-pub(crate) struct Guard {
-    /// Deaths since the last call that returned.
-    deaths_in_a_row: u32,
-    /// No restart before this (back-off).
-    not_before: Option<Instant>,
-    /// Set by a swap, cleared after [`PROBATION_CALLS`] calls.
-    probation: Option<Probation>,
-    /// The component the last swap replaced, for a crash rollback.
-    previous: Option<Previous>,
-    crash_rollbacks: u64,
-    last_crash_rollback: Option<String>,
-}
-
-struct Probation {
-    calls_left: u32,
-    deaths: u32,
-}
-
-struct Previous {
-    pre: PluginPre,
-    version: InterfaceVersion,
-    compile_outcome: CompileOutcome,
-    /// The schema version it ran on: it can only come back to a database at this version.
-    schema: u32,
-}
-
-impl Guard {
-    /// A call returned (with an answer or a typed error): the instance works.
-    pub(crate) fn served(&mut self) {
-        self.deaths_in_a_row = 0;
-        self.not_before = None;
-        if let Some(p) = &mut self.probation {
-            p.calls_left = p.calls_left.saturating_sub(1);
-            if p.calls_left == 0 {
-                self.probation = None;
-            }
-        }
-    }
-
-    fn backoff(&self) -> Duration {
-        let extra = self
-            .deaths_in_a_row
-            .saturating_sub(IMMEDIATE_RESTARTS + 1)
-            .min(16);
-        FIRST_BACKOFF.saturating_mul(1 << extra).min(MAX_BACKOFF)
-    }
-}
-
-impl PluginHost {
-    /// Prepares swaps into this host's compile cache, under its sandbox.
-    pub fn preparer(&self) -> Preparer {
-        Preparer::new(
-            self.launcher.cache_dir.clone(),
-            self.launcher.sandbox.clone(),
-        )
-    }
-
-    /// The interface version the running component speaks.
-    pub fn interface_version(&self) -> InterfaceVersion {
-        self.launcher.version
-    }
-
-    /// How many times a freshly swapped version was rolled back for crashing.
-    pub fn crash_rollbacks(&self) -> u64 {
-        self.guard.crash_rollbacks
-    }
-
-    /// Why the last crash rollback happened (or could not).
-    pub fn last_crash_rollback(&self) -> Option<&str> {
-        self.guard.last_crash_rollback.as_deref()
-    }
-
-    /// Prepares `wasm` and swaps it in: [`Preparer::prepare`] then [`PluginHost::swap_to`].
-    /// A server prepares on the request's thread and posts only `swap_to`.
-    pub fn swap(&mut self, wasm: &[u8]) -> Result<SwapReport, SwapError> {
-        let prepared = self.preparer().prepare(wasm)?;
-        self.swap_to(prepared)
-    }
-
+impl Supervisor {
     /// Replaces the running component with `new`, handing over sessions and
     /// in-flight uploads; on failure the old one serves again with its state.
-    pub fn swap_to(&mut self, new: PreparedPlugin) -> Result<SwapReport, SwapError> {
-        if self.batch != crate::plugin::Batch::Closed {
-            return Err(SwapError::Handover(CallError::Plugin(
-                crate::plugin::wit::PluginError::Conflict(
-                    "a group commit is open; commit it before swapping".into(),
-                ),
-            )));
-        }
+    pub(crate) fn swap_to(&mut self, new: PreparedPlugin) -> Result<SwapReport, SwapError> {
         let held = Instant::now();
         let on_disk = self.init_report.schema_version;
         if let Some(plugin) = new.schema_version {
@@ -369,7 +256,9 @@ impl PluginHost {
         // A version that is down (backing off after crashes) has no state to
         // hand over, and replacing it is exactly what an operator may want.
         let old_info = match self.instance {
-            Some(_) => self.info().map_err(SwapError::Handover)?,
+            Some(_) => self
+                .call(|p, s| on_version!(p, p => p.leasedb_plugin_lifecycle().call_info(s)))
+                .map_err(SwapError::Handover)?,
             None => PluginInfo {
                 version: "(not running)".into(),
                 interface_version: self.launcher.version.to_string(),
@@ -378,9 +267,8 @@ impl PluginHost {
         let blob = self.take_handover()?;
 
         // The old instance stops here; from now on every failure rolls back.
-        if let Some(mut old) = self.instance.take() {
-            arm(&mut old.store, &self.launcher.sandbox);
-            let _ = on_version!(&old.plugin, p => p.leasedb_plugin_lifecycle().call_shutdown(&mut old.store));
+        if let Some(old) = self.instance.take() {
+            old.shut_down(&self.launcher.sandbox);
         }
         let snapshot = if new.schema_version == Some(on_disk) {
             None
@@ -421,18 +309,12 @@ impl PluginHost {
                 self.init_report = report.clone();
                 let old_compile =
                     std::mem::replace(&mut self.compile_outcome, new.compile_outcome.clone());
-                self.guard.previous = Some(Previous {
+                self.swapped(Previous {
                     pre: old_pre,
                     version: old_version,
                     compile_outcome: old_compile,
                     schema: on_disk,
                 });
-                self.guard.probation = Some(Probation {
-                    calls_left: PROBATION_CALLS,
-                    deaths: 0,
-                });
-                self.guard.deaths_in_a_row = 0;
-                self.guard.not_before = None;
                 Ok(SwapReport {
                     old: old_info,
                     new: new_info,
@@ -445,7 +327,7 @@ impl PluginHost {
                 })
             }
             Err(why) => {
-                shut_down(instance, &self.launcher.sandbox);
+                instance.shut_down(&self.launcher.sandbox);
                 self.launcher.pre = old_pre;
                 self.launcher.version = old_version;
                 let restored = self.restore_old(snapshot, &blob);
@@ -459,7 +341,7 @@ impl PluginHost {
         let Some(instance) = self.instance.as_mut() else {
             return Ok(Vec::new());
         };
-        arm(&mut instance.store, &self.launcher.sandbox);
+        instance.arm(&self.launcher.sandbox);
         let answer = on_version!(&instance.plugin, p => p.leasedb_plugin_lifecycle().call_handover(&mut instance.store));
         match answer {
             Ok(Ok(blob)) => Ok(blob),
@@ -467,8 +349,7 @@ impl PluginHost {
             Err(error) => {
                 let failure = classify(&instance.store, error);
                 self.instance = None;
-                self.restarts += 1;
-                self.after_death();
+                self.died();
                 Err(SwapError::Handover(failure))
             }
         }
@@ -503,91 +384,6 @@ impl PluginHost {
             },
         }
     }
-
-    /// Brings back an instance for a call, unless backing off after repeated deaths.
-    pub(crate) fn revive(&mut self) -> Result<Instance, CallError> {
-        if let Some(at) = self.guard.not_before {
-            let now = Instant::now();
-            if now < at {
-                return Err(CallError::Unavailable(format!(
-                    "the plugin crashed {} times in a row; restarting in {} ms",
-                    self.guard.deaths_in_a_row,
-                    (at - now).as_millis()
-                )));
-            }
-        }
-        match self.relaunch() {
-            Ok(instance) => Ok(instance),
-            Err(e) => {
-                self.guard.deaths_in_a_row += 1;
-                self.guard.not_before = Some(Instant::now() + self.guard.backoff());
-                Err(CallError::Unavailable(e.to_string()))
-            }
-        }
-    }
-
-    /// The crash policy, after an instance died serving a call.
-    pub(crate) fn after_death(&mut self) {
-        self.guard.deaths_in_a_row += 1;
-        if let Some(p) = &mut self.guard.probation {
-            p.deaths += 1;
-            if p.deaths >= PROBATION_DEATHS {
-                self.guard.probation = None;
-                if self.roll_back_crashing() {
-                    return;
-                }
-            }
-        }
-        if self.guard.deaths_in_a_row <= IMMEDIATE_RESTARTS {
-            match self.relaunch() {
-                Ok(instance) => self.instance = Some(instance),
-                Err(_) => self.guard.not_before = Some(Instant::now() + FIRST_BACKOFF),
-            }
-        } else {
-            self.guard.not_before = Some(Instant::now() + self.guard.backoff());
-        }
-    }
-
-    /// Replaces a freshly swapped version that keeps dying by the one it replaced.
-    fn roll_back_crashing(&mut self) -> bool {
-        let Some(previous) = self.guard.previous.take() else {
-            return false;
-        };
-        let on_disk = self.init_report.schema_version;
-        if previous.schema < on_disk {
-            self.guard.last_crash_rollback = Some(format!(
-                "the swapped-in version keeps crashing, but the previous one cannot read \
-                 schema version {on_disk} (it wrote {}); restarting with back-off instead",
-                previous.schema
-            ));
-            return false;
-        }
-        let crashing_pre = std::mem::replace(&mut self.launcher.pre, previous.pre);
-        let crashing_version = std::mem::replace(&mut self.launcher.version, previous.version);
-        match self.launcher.launch(None) {
-            Ok((instance, report)) => {
-                self.instance = Some(instance);
-                self.init_report = report;
-                self.compile_outcome = previous.compile_outcome;
-                self.guard.deaths_in_a_row = 0;
-                self.guard.not_before = None;
-                self.guard.crash_rollbacks += 1;
-                self.guard.last_crash_rollback = Some(format!(
-                    "the swapped-in version (interface {crashing_version}) died {PROBATION_DEATHS} \
-                     times in its first {PROBATION_CALLS} calls; rolled back to interface {}",
-                    self.launcher.version
-                ));
-                true
-            }
-            Err(e) => {
-                self.launcher.pre = crashing_pre;
-                self.launcher.version = crashing_version;
-                self.guard.last_crash_rollback =
-                    Some(format!("rolling back a crashing swap failed: {e}"));
-                false
-            }
-        }
-    }
 }
 
 /// `info` and `get-stats` on a fresh instance: its name and the uploads it took over.
@@ -596,7 +392,7 @@ fn first_calls(
     sandbox: &SandboxPolicy,
     version: InterfaceVersion,
 ) -> Result<(PluginInfo, u64), String> {
-    arm(&mut instance.store, sandbox);
+    instance.arm(sandbox);
     let info = on_version!(&instance.plugin, p => p.leasedb_plugin_lifecycle().call_info(&mut instance.store))
         .map_err(|e| format!("info: {}", classify(&instance.store, e)))?;
     if info.interface_version.parse::<InterfaceVersion>() != Ok(version) {
@@ -605,17 +401,11 @@ fn first_calls(
             info.interface_version
         ));
     }
-    arm(&mut instance.store, sandbox);
+    instance.arm(sandbox);
     let stats = on_version!(&instance.plugin, p => p.leasedb_plugin_accounting().call_get_stats(&mut instance.store))
         .map_err(|e| format!("get-stats: {}", classify(&instance.store, e)))?
         .map_err(|e| format!("get-stats: {}", CallError::Plugin(e)))?;
     Ok((info, stats.uploads_in_flight))
-}
-
-/// Lets a live instance close its database; a dead one is just dropped.
-fn shut_down(mut instance: Instance, sandbox: &SandboxPolicy) {
-    arm(&mut instance.store, sandbox);
-    let _ = on_version!(&instance.plugin, p => p.leasedb_plugin_lifecycle().call_shutdown(&mut instance.store));
 }
 
 /// A copy of the plugin's private directory, taken while no instance runs,

@@ -16,7 +16,7 @@ pub use since_v0_2 as latest;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{AsContextMut, Engine};
 
-use super::HostState;
+use super::state::HostState;
 use version::{InterfaceVersion, VersionError};
 
 /// Every interface version this host has bindings for, oldest first.

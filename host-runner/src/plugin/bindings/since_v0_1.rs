@@ -102,7 +102,7 @@ impl From<latest::leasedb::plugin::backend::ListPage> for old_backend::ListPage 
 
 /// Adds the 0.1 imports (besides WASI) to `linker`.
 pub fn add_to_linker(
-    linker: &mut wasmtime::component::Linker<crate::plugin::HostState>,
+    linker: &mut wasmtime::component::Linker<crate::plugin::state::HostState>,
 ) -> wasmtime::Result<()> {
     use crate::plugin::imports::backend::BackendImport;
     leasedb::plugin::backend::add_to_linker::<_, BackendImport>(linker, BackendImport::view)?;
