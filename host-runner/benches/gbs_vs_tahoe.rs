@@ -21,7 +21,7 @@
 //! before answering (group commit), stock Tahoe writes share and lease files
 //! without fsync.
 
-#[path = "../tests/tahoe/harness.rs"]
+#[path = "../tests/all/tahoe/harness.rs"]
 #[allow(unused_imports)]
 mod harness;
 

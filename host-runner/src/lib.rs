@@ -13,6 +13,7 @@ pub mod backend;
 pub mod client;
 pub mod native;
 pub mod plugin;
+pub mod report;
 pub mod server;
 pub mod service;
 pub mod si;

@@ -2,10 +2,8 @@
 //! `shares/aa/<si>/0` is the file `<root>/shares/aa/<si>/0`, so an existing
 //! Tahoe `storage/` directory is a valid root.
 
-use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -252,21 +250,10 @@ impl ObjectStore for DirStore {
 
     fn available_space(&self) -> Result<u64, BackendError> {
         let root = self.root.display().to_string();
-        let path = CString::new(self.root.as_os_str().as_bytes()).map_err(|_| {
-            BackendError::Permanent(format!("store root {root} contains a NUL byte"))
-        })?;
-        let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
-        // SAFETY: `path` is a valid NUL-terminated string and `stats` a writable statvfs.
-        let rc = unsafe { libc::statvfs(path.as_ptr(), &mut stats) };
-        if rc != 0 {
-            return Err(io_error(
-                "measuring free space of",
-                &root,
-                io::Error::last_os_error(),
-            ));
-        }
+        let stats = rustix::fs::statvfs(&self.root)
+            .map_err(|e| io_error("measuring free space of", &root, e.into()))?;
         // Space available to unprivileged users, which is what this process can use.
-        Ok((stats.f_bavail as u64).saturating_mul(stats.f_frsize as u64))
+        Ok(stats.f_bavail.saturating_mul(stats.f_frsize))
     }
 }
 

@@ -4,13 +4,12 @@ use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::commands::cli::{CrawlerArgs, Place};
-use crate::commands::expiry::{parse_date, parse_duration};
-use host_runner::plugin::wit::{
-    Counts, CrawlerConfig, CycleReport, ExpirationPolicy, SliceOutcome, Tally,
-};
+use super::cli::{CrawlerArgs, Place};
+use super::dates::{parse_date, parse_duration, utc};
+use host_runner::plugin::wit::{CrawlerConfig, CycleReport, ExpirationPolicy, SliceOutcome, Tally};
+use host_runner::report::cycle_json;
 use host_runner::PluginHost;
 
 /// Each slice's time budget when crawling in the foreground.
@@ -45,13 +44,13 @@ pub fn crawler_config(args: &CrawlerArgs) -> Result<CrawlerConfig> {
 /// Runs one cycle (or, without `once`, cycles forever), printing each report.
 pub fn crawl(place: &Place, args: &CrawlerArgs, once: bool, json: bool) -> Result<()> {
     let config = crawler_config(args)?;
-    let mut host = crate::start(place)?;
-    host.crawler_configure(config)?;
+    let plugin = super::start(place)?;
+    plugin.run(move |host| host.crawler_configure(config))??;
     let mut force = true;
     loop {
-        let report = run_cycle(&mut host, force)?;
+        let report = plugin.run(move |host| run_cycle(host, force))??;
         if json {
-            println!("{}", serde_json::to_string(&report_json(&report))?);
+            println!("{}", serde_json::to_string(&cycle_json(&report))?);
         } else {
             print_report(&report);
         }
@@ -106,12 +105,11 @@ fn run_cycle(host: &mut PluginHost, force: bool) -> Result<CycleReport> {
 
 /// `crawler-status`: the cycle in progress and the history.
 pub fn status(place: &Place, json: bool) -> Result<()> {
-    let mut host = crate::start(place)?;
-    let status = host.crawler_status()?;
+    let status = super::start(place)?.run(|host| host.crawler_status())??;
     if json {
         let value = json!({
-            "current": status.current.as_ref().map(report_json),
-            "history": status.history.iter().map(report_json).collect::<Vec<_>>(),
+            "current": status.current.as_ref().map(cycle_json),
+            "history": status.history.iter().map(cycle_json).collect::<Vec<_>>(),
             "next_cycle_at": status.next_cycle_at,
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
@@ -128,7 +126,7 @@ pub fn status(place: &Place, json: bool) -> Result<()> {
             print_report(r);
         }
         None => match status.next_cycle_at {
-            Some(at) => println!("no cycle running; the next may start at {}", crate::utc(at)),
+            Some(at) => println!("no cycle running; the next may start at {}", utc(at)),
             None => println!("no cycle has run yet"),
         },
     }
@@ -137,8 +135,8 @@ pub fn status(place: &Place, json: bool) -> Result<()> {
         println!(
             "  cycle {}: {} → {}, {} shares examined, {} recovered, policy {}",
             r.cycle,
-            crate::utc(r.started),
-            r.finished.map(crate::utc).unwrap_or_default(),
+            utc(r.started),
+            r.finished.map(utc).unwrap_or_default(),
             r.examined.total.shares,
             r.recovered.total.shares,
             policy_text(&r.policy)
@@ -152,44 +150,8 @@ fn policy_text(p: &ExpirationPolicy) -> String {
         ExpirationPolicy::Disabled => "disabled".into(),
         ExpirationPolicy::Age(None) => "age".into(),
         ExpirationPolicy::Age(Some(s)) => format!("age (override {s} s)"),
-        ExpirationPolicy::CutoffDate(t) => format!("cutoff-date {}", crate::utc(*t)),
+        ExpirationPolicy::CutoffDate(t) => format!("cutoff-date {}", utc(*t)),
     }
-}
-
-fn counts_json(c: &Counts) -> Value {
-    json!({ "shares": c.shares, "sharesets": c.sharesets, "bytes": c.bytes })
-}
-
-fn tally_json(t: &Tally) -> Value {
-    json!({
-        "shares": t.total.shares,
-        "sharesets": t.total.sharesets,
-        "bytes": t.total.bytes,
-        "by_type": { "immutable": t.immutable.shares, "mutable": t.mutable.shares, "corrupted": t.corrupted.shares },
-        "detail": { "immutable": counts_json(&t.immutable), "mutable": counts_json(&t.mutable), "corrupted": counts_json(&t.corrupted) },
-    })
-}
-
-/// One cycle report as JSON (the shape `crawl --json` promises).
-pub fn report_json(r: &CycleReport) -> Value {
-    json!({
-        "cycle": r.cycle,
-        "started": r.started,
-        "finished": r.finished,
-        "policy": policy_text(&r.policy),
-        "prefixes_done": r.prefixes_done,
-        "percent_done": r.prefixes_done as f64 * 100.0 / 1024.0,
-        "examined": tally_json(&r.examined),
-        "recovered": tally_json(&r.recovered),
-        "added": r.added,
-        "disappeared": r.disappeared,
-        "leases_expired": r.leases_expired,
-        "lease_age_histogram": r.lease_ages.iter().map(|b| json!({"days": b.days, "leases": b.leases})).collect::<Vec<_>>(),
-        "corrupt_shares": r.corrupt_shares.iter().map(|s| json!({"si": s.storage_index, "shnum": s.share_number})).collect::<Vec<_>>(),
-        "prefixes_failed": r.prefixes_failed.iter().map(|f| json!({"prefix": f.prefix, "reason": f.reason})).collect::<Vec<_>>(),
-        "estimated_remaining": r.remaining_examined.as_ref().map(|e| json!({"examined": tally_json(e), "recovered": r.remaining_recovered.as_ref().map(tally_json)})),
-        "estimated_cycle": r.cycle_examined.as_ref().map(|e| json!({"examined": tally_json(e), "recovered": r.cycle_recovered.as_ref().map(tally_json)})),
-    })
 }
 
 fn print_report(r: &CycleReport) {

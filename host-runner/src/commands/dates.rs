@@ -1,8 +1,12 @@
-//! The crawler's expiration settings as an operator writes them (SPEC §8):
-//! durations such as `7days`, `31 day`, `2mo`, `3 months`, `2years`, and
-//! dates `YYYY-MM-DD` (midnight UTC).
+//! Durations and dates as an operator writes and reads them: the crawler's
+//! expiration settings (SPEC §8) — durations such as `7days`, `31 day`, `2mo`,
+//! `3 months`, `2years` in Tahoe's units (a month is 31 days, a year 365), and
+//! dates `YYYY-MM-DD` (midnight UTC) — and timestamps shown as UTC.
 
 use std::fmt;
+
+use time::macros::format_description;
+use time::{Date, OffsetDateTime, UtcOffset};
 
 /// Seconds in a day.
 const DAY: u64 = 86_400;
@@ -59,48 +63,23 @@ pub fn parse_date(text: &str) -> Result<i64, ExpiryValueError> {
         value: text.to_string(),
         expected: DATE_FORMS,
     };
-    let parts: Vec<&str> = text.trim().split('-').collect();
-    let [y, m, d] = parts.as_slice() else {
-        return Err(err());
-    };
-    if y.len() != 4 || m.len() != 2 || d.len() != 2 {
-        return Err(err());
-    }
-    let (y, m, d): (i64, i64, i64) = (
-        y.parse().map_err(|_| err())?,
-        m.parse().map_err(|_| err())?,
-        d.parse().map_err(|_| err())?,
-    );
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let month_days = [
-        31,
-        if leap { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    if !(1..=12).contains(&m) || d < 1 || d > month_days[(m - 1) as usize] {
-        return Err(err());
-    }
-    Ok(days_from_civil(y, m, d) * DAY as i64)
+    let date =
+        Date::parse(text.trim(), format_description!("[year]-[month]-[day]")).map_err(|_| err())?;
+    Ok(date.midnight().assume_utc().unix_timestamp())
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// Seconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ` (proleptic Gregorian, UTC).
+pub fn utc(secs: i64) -> String {
+    match OffsetDateTime::from_unix_timestamp(secs) {
+        Ok(t) => t
+            .to_offset(UtcOffset::UTC)
+            .format(format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+            ))
+            .unwrap_or_else(|_| secs.to_string()),
+        // Beyond the years `time` represents: show the number rather than hide it.
+        Err(_) => secs.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -146,6 +125,14 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn timestamps_render_as_utc() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(utc(1_764_079_199), "2025-11-25T13:59:59Z");
+        assert_eq!(utc(-1), "1969-12-31T23:59:59Z");
     }
 
     #[test]

@@ -6,11 +6,13 @@ use std::io::Write;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::json;
 
-use crate::commands::cli::Place;
+use super::cli::Place;
+use super::dates::utc;
 use host_runner::plugin::wit::{
-    Account, AdvisedType, ByteRange, ShareState, ShareType, ShareWrites, TestOperator, TestVector,
-    WriteVector,
+    Account, AdvisedType, ByteRange, ShareWrites, TestOperator, TestVector, WriteVector,
 };
+use host_runner::report::{share_state_name, share_type_name};
+use host_runner::CallError;
 
 fn hex(text: &str, what: &str) -> Result<Vec<u8>> {
     hex::decode(text.trim()).map_err(|e| anyhow!("{what} {text:?} is not hex: {e}"))
@@ -28,7 +30,7 @@ pub fn mutable_write(
     expect: Option<&str>,
     new_length: Option<u64>,
 ) -> Result<()> {
-    let si = crate::parse_si(si)?;
+    let si = super::parse_si(si)?;
     let write_enabler = hex(write_enabler, "write enabler")?;
     if write_enabler.len() != 32 {
         bail!(
@@ -60,14 +62,15 @@ pub fn mutable_write(
         }],
         new_length,
     }];
-    let mut host = crate::start(place)?;
-    let result = host.read_test_write(
-        &Account::Anonymous,
-        si.as_bytes(),
-        &write_enabler,
-        &writes,
-        &[],
-    )?;
+    let result = super::start(place)?.run(move |host| {
+        host.read_test_write(
+            &Account::Anonymous,
+            si.as_bytes(),
+            &write_enabler,
+            &writes,
+            &[],
+        )
+    })??;
     if result.success {
         println!(
             "wrote {} bytes at offset {offset} of mutable share {si}/{shnum}",
@@ -87,49 +90,51 @@ pub fn mutable_read(
     offset: u64,
     length: Option<u64>,
 ) -> Result<()> {
-    let si = crate::parse_si(si)?;
-    let mut host = crate::start(place)?;
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let mut pos = offset;
-    let end = length.map(|l| offset.saturating_add(l));
-    loop {
-        let want = end.map_or(crate::PIECE, |e| e.saturating_sub(pos).min(crate::PIECE));
-        if want == 0 {
-            break;
+    let si = super::parse_si(si)?;
+    super::start(place)?.run(move |host| {
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        let mut pos = offset;
+        let end = length.map(|l| offset.saturating_add(l));
+        loop {
+            let want = end.map_or(super::PIECE, |e| e.saturating_sub(pos).min(super::PIECE));
+            if want == 0 {
+                break;
+            }
+            let reads = host.mutable_read(
+                si.as_bytes(),
+                &[shnum],
+                &[ByteRange {
+                    offset: pos,
+                    length: want,
+                }],
+            )?;
+            let Some(share) = reads.into_iter().find(|r| r.share_number == shnum) else {
+                bail!("no mutable share {si}/{shnum}");
+            };
+            let piece = share.data.into_iter().next().unwrap_or_default();
+            out.write_all(&piece).context("writing to stdout")?;
+            if (piece.len() as u64) < want {
+                break;
+            }
+            pos += piece.len() as u64;
         }
-        let reads = host.mutable_read(
-            si.as_bytes(),
-            &[shnum],
-            &[ByteRange {
-                offset: pos,
-                length: want,
-            }],
-        )?;
-        let Some(share) = reads.into_iter().find(|r| r.share_number == shnum) else {
-            bail!("no mutable share {si}/{shnum}");
-        };
-        let piece = share.data.into_iter().next().unwrap_or_default();
-        out.write_all(&piece).context("writing to stdout")?;
-        if (piece.len() as u64) < want {
-            break;
-        }
-        pos += piece.len() as u64;
-    }
-    out.flush().context("writing to stdout")?;
-    Ok(())
+        out.flush().context("writing to stdout")
+    })?
 }
 
 /// `advisories`: every corruption report, oldest first.
 pub fn advisories(place: &Place, as_json: bool) -> Result<()> {
-    let mut host = crate::start(place)?;
-    let mut all = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = host.list_advisories(after, 1000)?;
-        let Some(last) = page.last() else { break };
-        after = last.id;
-        all.extend(page);
-    }
+    let all = super::start(place)?.run(|host| {
+        let mut all = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = host.list_advisories(after, 1000)?;
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            all.extend(page);
+        }
+        Ok::<_, CallError>(all)
+    })??;
     let kind = |t: AdvisedType| match t {
         AdvisedType::Immutable => "immutable",
         AdvisedType::Mutable => "mutable",
@@ -139,7 +144,7 @@ pub fn advisories(place: &Place, as_json: bool) -> Result<()> {
             .iter()
             .map(|a| {
                 json!({
-                    "id": a.id, "type": kind(a.share_type), "si": crate::si_text(&a.storage_index),
+                    "id": a.id, "type": kind(a.share_type), "si": super::si_text(&a.storage_index),
                     "shnum": a.share_number, "account": a.account_id, "reason": a.reason, "reported": a.reported,
                 })
             })
@@ -150,9 +155,9 @@ pub fn advisories(place: &Place, as_json: bool) -> Result<()> {
     for a in &all {
         println!(
             "{}  {:<9} {}/{}  account {}  {}",
-            crate::utc(a.reported),
+            utc(a.reported),
             kind(a.share_type),
-            crate::si_text(&a.storage_index),
+            super::si_text(&a.storage_index),
             a.share_number,
             a.account_id,
             a.reason
@@ -164,23 +169,11 @@ pub fn advisories(place: &Place, as_json: bool) -> Result<()> {
 
 /// `stats`: counts by state and type, uploads in flight, latencies.
 pub fn stats(place: &Place, as_json: bool) -> Result<()> {
-    let mut host = crate::start(place)?;
-    let s = host.get_stats()?;
-    let caps = host.get_capabilities()?;
-    let state = |s: ShareState| match s {
-        ShareState::Coming => "coming",
-        ShareState::Stable => "stable",
-        ShareState::Going => "going",
-    };
-    let kind = |t: ShareType| match t {
-        ShareType::Immutable => "immutable",
-        ShareType::Mutable => "mutable",
-        ShareType::Corrupted => "corrupted",
-        ShareType::Unknown => "unknown",
-    };
+    let (s, caps) = super::start(place)?
+        .run(|host| Ok::<_, CallError>((host.get_stats()?, host.get_capabilities()?)))??;
     if as_json {
         let v = json!({
-            "shares": s.shares.iter().map(|c| json!({"state": state(c.state), "type": kind(c.share_type), "shares": c.shares, "bytes": c.bytes})).collect::<Vec<_>>(),
+            "shares": s.shares.iter().map(|c| json!({"state": share_state_name(c.state), "type": share_type_name(c.share_type), "shares": c.shares, "bytes": c.bytes})).collect::<Vec<_>>(),
             "uploads_in_flight": s.uploads_in_flight,
             "allocated_in_flight": s.allocated_in_flight,
             "available_space": caps.available_space,
@@ -194,8 +187,8 @@ pub fn stats(place: &Place, as_json: bool) -> Result<()> {
     for c in &s.shares {
         println!(
             "{:<7} {:<10} {:>8} shares {:>14} bytes",
-            state(c.state),
-            kind(c.share_type),
+            share_state_name(c.state),
+            share_type_name(c.share_type),
             c.shares,
             c.bytes
         );

@@ -1,10 +1,107 @@
-//! The command line's subcommands (binary-only): flag definitions in `cli.rs`,
-//! durations and dates in `expiry.rs`, the server and account commands in
-//! `serve.rs`, the crawler in `crawl.rs`, the operator's views of mutable
-//! shares, advisories and statistics in `inspect.rs`.
+//! The command line's subcommands (binary-only), one file per family:
+//! flags in `cli.rs`; `put`/`read`/`shares`/`leases` in `shares.rs`; `demo`;
+//! the crawler in `crawl.rs`; mutable shares, advisories and statistics in
+//! `inspect.rs`; `serve` and `client-config` in `serve.rs`; `accounts`;
+//! `usage`; `swap`. Durations and dates are parsed and shown by `dates.rs`;
+//! `local_http.rs` talks to a running server's loopback endpoints.
 
+pub mod accounts;
 pub mod cli;
 pub mod crawl;
-pub mod expiry;
+pub mod dates;
+pub mod demo;
 pub mod inspect;
+pub mod local_http;
 pub mod serve;
+pub mod shares;
+pub mod swap;
+pub mod usage;
+
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context, Result};
+
+use cli::Place;
+use host_runner::service::{Service, ServiceThread};
+use host_runner::{DirStore, HostConfig, PluginHost, StorageIndex};
+
+/// Share data moves between a file and the plugin in pieces of this size.
+pub const PIECE: u64 = 1 << 20;
+
+/// The plugin configuration `place` describes (its state dir, maybe another component).
+pub fn host_config(place: &Place) -> Result<HostConfig> {
+    let mut config = HostConfig::new(&place.state);
+    if let Some(path) = &place.plugin {
+        config.wasm = fs::read(path)
+            .with_context(|| format!("reading plugin {}", path.display()))?
+            .into();
+    }
+    Ok(config)
+}
+
+/// The plugin started here, reached (like the server reaches it) only
+/// through its service thread; dropping it shuts the plugin down cleanly.
+pub struct LocalPlugin {
+    service: Option<Service>,
+    thread: Option<ServiceThread>,
+}
+
+impl LocalPlugin {
+    /// Runs `f` on the plugin's thread and waits for its answer.
+    pub fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut PluginHost) -> T + Send + 'static,
+    ) -> Result<T> {
+        let service = self
+            .service
+            .as_ref()
+            .expect("the service runs until dropped");
+        service.call_blocking(f).map_err(|gone| anyhow!(gone))
+    }
+}
+
+impl Drop for LocalPlugin {
+    fn drop(&mut self) {
+        // The thread ends (shutting the plugin down) once the last handle is gone.
+        drop(self.service.take());
+        if let Some(thread) = self.thread.take() {
+            thread.join();
+        }
+    }
+}
+
+/// Starts the plugin over `place`, saying on stderr whether it was compiled or cached.
+pub fn start(place: &Place) -> Result<LocalPlugin> {
+    start_with(host_config(place)?, &place.storage)
+}
+
+/// Starts the plugin with `config` over the storage directory `storage`.
+pub fn start_with(config: HostConfig, storage: &Path) -> Result<LocalPlugin> {
+    let store = DirStore::open(storage)
+        .with_context(|| format!("opening storage {}", storage.display()))?;
+    let (service, thread) = Service::start(config, Arc::new(store))?;
+    let plugin = LocalPlugin {
+        service: Some(service),
+        thread: Some(thread),
+    };
+    let outcome = plugin.run(|host| host.compile_outcome().to_string())?;
+    eprintln!("plugin: {outcome}");
+    Ok(plugin)
+}
+
+/// A storage index as the operator typed it.
+pub fn parse_si(text: &str) -> Result<StorageIndex> {
+    text.parse()
+        .map_err(|e| anyhow!("invalid storage index {text:?}: {e}"))
+}
+
+/// A storage index the plugin reported, as text.
+pub fn si_text(bytes: &[u8]) -> String {
+    match <[u8; 16]>::try_from(bytes) {
+        Ok(si) => StorageIndex(si).to_string(),
+        // Not a storage index the plugin should hold; show it rather than hide it.
+        Err(_) => format!("0x{}", hex::encode(bytes)),
+    }
+}

@@ -1,53 +1,47 @@
-//! The `serve`, `client-config`, `accounts` and `usage` commands, as library
-//! functions (the binary's `main.rs` only parses flags and calls these).
+//! `serve` and `client-config`: run the storage server until a signal, and
+//! print the configuration a Tahoe client needs to use it.
 
-use std::fmt;
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use anyhow::{anyhow, Result};
 
-use host_runner::server::identity::{self, AccountError, Identity, IdentityError};
-use host_runner::server::{ServeError, ServeOptions, Server};
-use host_runner::HostConfig;
-use host_runner::{DirStore, PluginHost};
+use super::cli::ServeArgs;
+use super::crawl::crawler_config;
+use super::dates::parse_duration;
+use super::host_config;
+use host_runner::server::admin::require_loopback;
+use host_runner::server::identity::{self, Identity};
+use host_runner::server::{ServeOptions, Server};
+use host_runner::service::CrawlerPacing;
 
-/// A command failed; the text says why.
-#[derive(Debug)]
-pub struct CommandError(pub String);
-
-impl fmt::Display for CommandError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+/// `serve`: flags into [`ServeOptions`], then run until a signal.
+pub fn serve(args: ServeArgs) -> Result<()> {
+    let mut config = host_config(&args.place)?;
+    config.crawler = crawler_config(&args.crawler)?;
+    config.max_mutable_size = args.max_mutable_size;
+    let mut opts = ServeOptions::new(&args.place.storage, &args.place.state);
+    opts.host = config;
+    opts.listen = args.listen;
+    opts.status = (args.status != "off").then_some(args.status);
+    if let Some(admin) = &args.admin {
+        require_loopback(admin).map_err(|e| anyhow!(e))?;
     }
-}
-
-impl std::error::Error for CommandError {}
-
-impl From<ServeError> for CommandError {
-    fn from(e: ServeError) -> Self {
-        CommandError(e.to_string())
-    }
-}
-
-impl From<IdentityError> for CommandError {
-    fn from(e: IdentityError) -> Self {
-        CommandError(e.to_string())
-    }
-}
-
-impl From<AccountError> for CommandError {
-    fn from(e: AccountError) -> Self {
-        CommandError(e.to_string())
-    }
+    opts.admin = args.admin;
+    opts.crawler = (args.crawler_cpu_percent > 0.0).then(|| CrawlerPacing {
+        cpu_percent: args.crawler_cpu_percent.min(100.0),
+        ..Default::default()
+    });
+    opts.upload_idle_timeout = Duration::from_secs(parse_duration(&args.upload_idle_timeout)?);
+    opts.connection_idle_timeout =
+        Duration::from_secs(parse_duration(&args.connection_idle_timeout)?);
+    run(opts)
 }
 
 /// `serve`: starts the server, prints the NURL alone on the first line of stdout,
 /// then the `servers.yaml` document, then runs until SIGINT/SIGTERM.
-pub fn serve(opts: ServeOptions) -> Result<(), CommandError> {
+fn run(opts: ServeOptions) -> Result<()> {
     let server = Server::start(opts)?;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{}", server.nurl);
@@ -72,11 +66,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), CommandError> {
 
 /// `client-config`: the NURL and `servers.yaml` document for the anonymous
 /// account or a named one, at the address `serve` last listened on.
-pub fn client_config(
-    state: &Path,
-    account: Option<&str>,
-    listen: Option<&str>,
-) -> Result<String, CommandError> {
+pub fn client_config(state: &Path, account: Option<&str>, listen: Option<&str>) -> Result<String> {
     let id = Identity::load_or_create(state)?;
     let swissnum = match account {
         None => id.swissnum.clone(),
@@ -85,9 +75,9 @@ pub fn client_config(
             let a = accounts
                 .iter()
                 .find(|a| a.name == name)
-                .ok_or_else(|| CommandError(format!("no account is named {name:?}")))?;
+                .ok_or_else(|| anyhow!("no account is named {name:?}"))?;
             if a.revoked {
-                return Err(CommandError(format!("account {name:?} is revoked")));
+                return Err(anyhow!("account {name:?} is revoked"));
             }
             a.swissnum.clone()
         }
@@ -95,170 +85,9 @@ pub fn client_config(
     let listen = match listen {
         Some(l) => l.to_owned(),
         None => id.last_listen()?.ok_or_else(|| {
-            CommandError(
-                "the server has not listened yet: run `serve` once, or pass --listen HOST:PORT"
-                    .into(),
-            )
+            anyhow!("the server has not listened yet: run `serve` once, or pass --listen HOST:PORT")
         })?,
     };
     let nurl = id.nurl(&listen, &swissnum);
     Ok(format!("{nurl}\n{}", id.servers_yaml(&nurl)))
-}
-
-/// `accounts add NAME`: mints a swissnum; returns the account's client configuration.
-pub fn accounts_add(
-    state: &Path,
-    name: &str,
-    listen: Option<&str>,
-) -> Result<String, CommandError> {
-    let id = Identity::load_or_create(state)?;
-    identity::add_account(&id.accounts_path(), name)?;
-    match client_config(state, Some(name), listen) {
-        Ok(config) => Ok(config),
-        Err(_) => Ok(format!(
-            "account {name:?} added; run `client-config --account {name}` once the server has listened\n"
-        )),
-    }
-}
-
-/// `accounts revoke NAME`.
-pub fn accounts_revoke(state: &Path, name: &str) -> Result<(), CommandError> {
-    let id = Identity::load_or_create(state)?;
-    identity::revoke_account(&id.accounts_path(), name)?;
-    Ok(())
-}
-
-/// `accounts list`: one line per account, or JSON.
-pub fn accounts_list(state: &Path, as_json: bool) -> Result<String, CommandError> {
-    let id = Identity::load_or_create(state)?;
-    let accounts = identity::list_accounts(&id.accounts_path())?;
-    if as_json {
-        let v: Vec<Value> = accounts
-            .iter()
-            .map(|a| json!({"name": a.name, "created": a.created, "revoked": a.revoked}))
-            .collect();
-        return Ok(serde_json::to_string_pretty(&v).expect("serialisable") + "\n");
-    }
-    let mut out = format!("{:<32}  {:<8}  {}\n", "NAME", "STATE", "CREATED");
-    out.push_str(&format!(
-        "{:<32}  {:<8}  {}\n",
-        "(anonymous)", "active", "-"
-    ));
-    for a in &accounts {
-        out.push_str(&format!(
-            "{:<32}  {:<8}  {}\n",
-            a.name,
-            if a.revoked { "revoked" } else { "active" },
-            a.created
-        ));
-    }
-    Ok(out)
-}
-
-/// One account's usage, as `usage` reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UsageLine {
-    /// Account id (0 anonymous, 1 starter).
-    pub account_id: u64,
-    /// Display name.
-    pub name: String,
-    /// Leased shares.
-    pub shares: u64,
-    /// Their bytes.
-    pub bytes: u64,
-    /// Distinct storage indexes.
-    pub sharesets: u64,
-}
-
-fn display_name(id: u64, name: &str) -> String {
-    match id {
-        0 => "(anonymous)".into(),
-        1 => "(starter)".into(),
-        _ => name.into(),
-    }
-}
-
-/// GET over plain HTTP/1.0 to a loopback status page.
-fn http_get(addr: &str, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    s.read_to_string(&mut response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    let status = head.lines().next()?.split_whitespace().nth(1)?;
-    (status == "200").then(|| body.to_owned())
-}
-
-/// Usage per account: from the running server's status page if one is up
-/// (the database belongs to it), else from the plugin started here.
-pub fn usage(config: HostConfig, storage: &Path) -> Result<Vec<UsageLine>, CommandError> {
-    let id = Identity::load_or_create(&config.state_dir)?;
-    if let Some(addr) = id.status_addr()? {
-        if let Some(body) = http_get(&addr, "/status.json") {
-            let v: Value = serde_json::from_str(&body)
-                .map_err(|e| CommandError(format!("status page {addr}: {e}")))?;
-            let lines = v["usage_by_account"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|u| UsageLine {
-                            account_id: u["account_id"].as_u64().unwrap_or(0),
-                            name: u["name"].as_str().unwrap_or("").to_owned(),
-                            shares: u["usage"]["shares"].as_u64().unwrap_or(0),
-                            bytes: u["usage"]["bytes"].as_u64().unwrap_or(0),
-                            sharesets: u["usage"]["sharesets"].as_u64().unwrap_or(0),
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            return Ok(lines);
-        }
-    }
-    let store = DirStore::open(storage)
-        .map_err(|e| CommandError(format!("opening storage {}: {e}", storage.display())))?;
-    let mut host =
-        PluginHost::start(config, Arc::new(store)).map_err(|e| CommandError(e.to_string()))?;
-    let by_account = host
-        .usage_by_account()
-        .map_err(|e| CommandError(e.to_string()))?;
-    Ok(by_account
-        .into_iter()
-        .map(|a| UsageLine {
-            name: display_name(a.account_id, &a.name),
-            account_id: a.account_id,
-            shares: a.usage.shares,
-            bytes: a.usage.bytes,
-            sharesets: a.usage.sharesets,
-        })
-        .collect())
-}
-
-/// Renders usage lines as a table or JSON.
-pub fn render_usage(lines: &[UsageLine], as_json: bool) -> String {
-    if as_json {
-        let v: Vec<Value> = lines
-            .iter()
-            .map(|l| {
-                json!({"account_id": l.account_id, "name": l.name, "shares": l.shares,
-                       "bytes": l.bytes, "sharesets": l.sharesets})
-            })
-            .collect();
-        return serde_json::to_string_pretty(&v).expect("serialisable") + "\n";
-    }
-    let mut out = format!(
-        "{:<32}  {:>10}  {:>14}  {:>9}\n",
-        "ACCOUNT", "SHARES", "BYTES", "SHARESETS"
-    );
-    for l in lines {
-        out.push_str(&format!(
-            "{:<32}  {:>10}  {:>14}  {:>9}\n",
-            l.name, l.shares, l.bytes, l.sharesets
-        ));
-    }
-    out
 }

@@ -1,4 +1,4 @@
-//! The admin endpoint (plain HTTP, loopback only) and its client: hot swap.
+//! The admin endpoint (plain HTTP, loopback only): hot swap.
 //!
 //! - `POST /swap`, body = the new component's bytes: prepares it (compile,
 //!   version check, link) on a blocking thread, off the request path, then posts
@@ -7,13 +7,10 @@
 //!   before anything stopped; `409` when the swap failed and was rolled back.
 //! - `GET /version`: the running plugin's version and interface version.
 //!
-//! `host-runner swap --admin HOST:PORT PLUGIN.wasm` is [`request_swap`].
+//! `host-runner swap --admin HOST:PORT PLUGIN.wasm` is its client.
 
-use std::fmt;
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -154,71 +151,4 @@ fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
         http::HeaderValue::from_static("application/json"),
     );
     response
-}
-
-/// Why `swap` did not report a new version serving.
-#[derive(Debug)]
-pub enum SwapRequestError {
-    /// The admin endpoint could not be reached or answered nonsense.
-    Transport(String),
-    /// The server refused the component or rolled the swap back; the text says why.
-    Failed {
-        /// HTTP status (422 refused, 409 rolled back).
-        status: u16,
-        /// The server's reason.
-        reason: String,
-    },
-}
-
-impl fmt::Display for SwapRequestError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SwapRequestError::Transport(why) => write!(f, "admin endpoint: {why}"),
-            SwapRequestError::Failed {
-                status: 422,
-                reason,
-            } => write!(f, "swap refused: {reason}"),
-            SwapRequestError::Failed { reason, .. } => write!(f, "swap rolled back: {reason}"),
-        }
-    }
-}
-
-impl std::error::Error for SwapRequestError {}
-
-/// Posts `wasm` to `POST /swap` at `addr` and waits for the outcome (the JSON report).
-pub fn request_swap(addr: &str, wasm: &[u8]) -> Result<serde_json::Value, SwapRequestError> {
-    let transport = |e: io::Error| SwapRequestError::Transport(format!("{addr}: {e}"));
-    let mut stream = TcpStream::connect(addr).map_err(transport)?;
-    // Compiling a large component can take a while; a swap that hangs should not.
-    stream
-        .set_read_timeout(Some(Duration::from_secs(600)))
-        .map_err(transport)?;
-    write!(
-        stream,
-        "POST /swap HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/wasm\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        wasm.len()
-    )
-    .map_err(transport)?;
-    stream.write_all(wasm).map_err(transport)?;
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).map_err(transport)?;
-    let text = String::from_utf8_lossy(&answer);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| SwapRequestError::Transport("an answer without headers".into()))?;
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| SwapRequestError::Transport(format!("a bad status line: {head:?}")))?;
-    let value: serde_json::Value = serde_json::from_str(body.trim()).map_err(|e| {
-        SwapRequestError::Transport(format!("status {status}, body not JSON ({e}): {body:?}"))
-    })?;
-    if status == 200 {
-        Ok(value)
-    } else {
-        let reason = value["error"].as_str().unwrap_or(body).to_owned();
-        Err(SwapRequestError::Failed { status, reason })
-    }
 }

@@ -20,6 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::plugin::wit::Account;
 
@@ -85,14 +86,6 @@ pub fn authorization_value(swissnum: &str) -> String {
         "Tahoe-LAFS {}",
         base64::engine::general_purpose::STANDARD.encode(swissnum.as_bytes())
     )
-}
-
-/// Equality that takes the same time wherever the inputs differ (lengths aside).
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), IdentityError> {
@@ -264,45 +257,10 @@ fn load_or_create_cert(dir: &Path) -> Result<(Vec<u8>, Vec<u8>), IdentityError> 
     Ok((cert.der().to_vec(), key.serialize_der()))
 }
 
-/// One DER TLV at the start of `input`: (tag, contents, total length).
-fn der_tlv(input: &[u8]) -> Option<(u8, &[u8], usize)> {
-    let tag = *input.first()?;
-    let first = *input.get(1)? as usize;
-    let (len, header) = if first < 0x80 {
-        (first, 2)
-    } else {
-        let n = first & 0x7f;
-        if n == 0 || n > 4 {
-            return None;
-        }
-        let mut len = 0usize;
-        for i in 0..n {
-            len = (len << 8) | *input.get(2 + i)? as usize;
-        }
-        (len, 2 + n)
-    };
-    let end = header.checked_add(len)?;
-    Some((tag, input.get(header..end)?, end))
-}
-
 /// The DER SubjectPublicKeyInfo (whole TLV) of an X.509 certificate.
 pub fn spki_of_certificate(cert_der: &[u8]) -> Option<&[u8]> {
-    let (0x30, cert, _) = der_tlv(cert_der)? else {
-        return None;
-    };
-    let (0x30, tbs, _) = der_tlv(cert)? else {
-        return None;
-    };
-    let mut rest = tbs;
-    // [0] version (optional), serial, signature, issuer, validity, subject, then SPKI.
-    if rest.first() == Some(&0xa0) {
-        rest = &rest[der_tlv(rest)?.2..];
-    }
-    for _ in 0..5 {
-        rest = &rest[der_tlv(rest)?.2..];
-    }
-    let (tag, _, len) = der_tlv(rest)?;
-    (tag == 0x30).then(|| &rest[..len])
+    let (_, cert) = x509_parser::parse_x509_certificate(cert_der).ok()?;
+    Some(cert.tbs_certificate.subject_pki.raw)
 }
 
 /// One named account as stored.
@@ -450,7 +408,7 @@ impl Credentials {
     pub fn authorize(&self, header: &[u8]) -> Option<Account> {
         let mut found = None;
         for (value, account) in &self.entries {
-            if constant_time_eq(value, header) && found.is_none() {
+            if bool::from(value.ct_eq(header)) && found.is_none() {
                 found = Some(account.clone());
             }
         }

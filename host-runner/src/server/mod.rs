@@ -1,10 +1,331 @@
 //! The storage server: Tahoe's HTTPS storage protocol ([`gbs`]), the TLS
 //! identity and accounts it serves under, the operator's status page and the
 //! admin endpoint, all reaching the plugin through [`crate::service`].
+//!
+//! This file is the process's composition root: [`Server::start`] opens the
+//! backend, starts the service thread, binds the listeners and spawns the
+//! background tasks (version cache, account reload, idle upload reaper,
+//! crawler).
 
 pub mod admin;
+mod connection;
 pub mod gbs;
 pub mod identity;
 pub mod status;
+pub mod tls;
 
-pub use gbs::{ServeError, ServeOptions, Server};
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::backend::{DirStore, ObjectStore};
+use crate::plugin::swap::Preparer;
+use crate::plugin::{HostConfig, HostError};
+use crate::service::{CrawlerPacing, CrawlerThread, Service, ServiceThread};
+pub use connection::DEFAULT_CONNECTION_IDLE_TIMEOUT;
+use connection::{accept_loop, plain_http_loop};
+use gbs::uploads::DEFAULT_UPLOAD_IDLE_TIMEOUT;
+use gbs::Gbs;
+use identity::{Identity, IdentityError};
+
+/// How often the version reply's space figures are refreshed.
+const VERSION_REFRESH: Duration = Duration::from_secs(10);
+
+/// Everything `serve` needs.
+#[derive(Clone)]
+pub struct ServeOptions {
+    /// Plugin configuration (state directory, limits, crawler policy).
+    pub host: HostConfig,
+    /// Backend root directory.
+    pub storage: PathBuf,
+    /// `HOST:PORT` to listen on; `None`: the address remembered from the last
+    /// run, or `127.0.0.1:0` the first time.
+    pub listen: Option<String>,
+    /// Status page address; `None`: off.
+    pub status: Option<String>,
+    /// Admin address; `None`: off.
+    pub admin: Option<String>,
+    /// Crawler pacing; `None`: no background crawler.
+    pub crawler: Option<CrawlerPacing>,
+    /// An upload idle this long is aborted.
+    pub upload_idle_timeout: Duration,
+    /// A connection idle this long is closed.
+    pub connection_idle_timeout: Duration,
+}
+
+impl ServeOptions {
+    /// Defaults for a server over `storage` keeping state in `state`.
+    pub fn new(storage: impl Into<PathBuf>, state: impl Into<PathBuf>) -> ServeOptions {
+        ServeOptions {
+            host: HostConfig::new(state.into()),
+            storage: storage.into(),
+            listen: None,
+            status: Some("127.0.0.1:0".into()),
+            admin: None,
+            crawler: Some(CrawlerPacing::default()),
+            upload_idle_timeout: DEFAULT_UPLOAD_IDLE_TIMEOUT,
+            connection_idle_timeout: DEFAULT_CONNECTION_IDLE_TIMEOUT,
+        }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug)]
+pub enum ServeError {
+    /// Identity, certificate or accounts under `<state>/host/`.
+    Identity(IdentityError),
+    /// The plugin did not start.
+    Host(HostError),
+    /// The storage directory could not be opened.
+    Storage(String),
+    /// A listener could not be bound.
+    Listen(String, io::Error),
+    /// TLS configuration was refused.
+    Tls(String),
+    /// The async runtime could not be built.
+    Runtime(io::Error),
+}
+
+impl fmt::Display for ServeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServeError::Identity(e) => write!(f, "server identity: {e}"),
+            ServeError::Host(e) => e.fmt(f),
+            ServeError::Storage(e) => write!(f, "storage: {e}"),
+            ServeError::Listen(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
+            ServeError::Tls(e) => write!(f, "TLS: {e}"),
+            ServeError::Runtime(e) => write!(f, "async runtime: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServeError {}
+
+impl From<IdentityError> for ServeError {
+    fn from(e: IdentityError) -> Self {
+        ServeError::Identity(e)
+    }
+}
+
+/// How a `HOST:PORT` listen address appears in a URL (IPv6 in brackets;
+/// an unspecified address as loopback).
+fn url_authority(addr: &SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) if a.ip().is_unspecified() => format!("127.0.0.1:{}", a.port()),
+        SocketAddr::V4(a) => a.to_string(),
+        SocketAddr::V6(a) if a.ip().is_unspecified() => format!("[::1]:{}", a.port()),
+        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+    }
+}
+
+async fn bind(addr: &str) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServeError::Listen(addr.to_owned(), e))
+}
+
+/// A running server.
+pub struct Server {
+    runtime: Option<tokio::runtime::Runtime>,
+    stop: watch::Sender<bool>,
+    gbs: Option<Arc<Gbs>>,
+    crawler: Option<CrawlerThread>,
+    service_thread: Option<ServiceThread>,
+    /// Where GBS listens.
+    pub addr: SocketAddr,
+    /// The anonymous account's NURL.
+    pub nurl: String,
+    /// The status page's address, if on.
+    pub status_addr: Option<SocketAddr>,
+    /// The admin listener's address, if on.
+    pub admin_addr: Option<SocketAddr>,
+    /// The server's identity.
+    pub identity: Identity,
+}
+
+impl Server {
+    /// Starts the plugin, the listeners and the background tasks.
+    pub fn start(opts: ServeOptions) -> Result<Server, ServeError> {
+        let identity = Identity::load_or_create(&opts.host.state_dir)?;
+        let tls = tls::tls_config(&identity).map_err(|e| ServeError::Tls(e.to_string()))?;
+        let store = DirStore::open(&opts.storage)
+            .map_err(|e| ServeError::Storage(format!("{}: {e}", opts.storage.display())))?;
+        let backend: Arc<dyn ObjectStore> = Arc::new(store);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .enable_all()
+            .thread_name("gbs")
+            .build()
+            .map_err(ServeError::Runtime)?;
+        let listen = match &opts.listen {
+            Some(l) => l.clone(),
+            None => identity
+                .last_listen()?
+                .unwrap_or_else(|| "127.0.0.1:0".into()),
+        };
+        // Bind before the (slow) plugin start, so a busy port fails fast.
+        let listener = runtime.block_on(bind(&listen))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| ServeError::Listen(listen.clone(), e))?;
+        let status_listener = match &opts.status {
+            Some(a) => Some(runtime.block_on(bind(a))?),
+            None => None,
+        };
+        let admin_listener = match &opts.admin {
+            Some(a) => Some(runtime.block_on(bind(a))?),
+            None => None,
+        };
+        let max_mutable = opts.host.max_mutable_size;
+        let (service, service_thread) =
+            Service::start(opts.host.clone(), backend).map_err(ServeError::Host)?;
+        let gbs = Arc::new(Gbs::new(service.clone(), identity.clone(), max_mutable));
+        if let Err(e) = runtime.block_on(gbs.refresh_version()) {
+            eprintln!("serve: no capabilities from the plugin yet: {e}");
+        }
+        let authority = url_authority(&addr);
+        identity.remember_listen(&authority)?;
+        let nurl = identity.nurl(&authority, &identity.swissnum);
+        let (stop, stop_rx) = watch::channel(false);
+
+        runtime.spawn(accept_loop(
+            gbs.clone(),
+            listener,
+            tls,
+            opts.connection_idle_timeout,
+            stop_rx.clone(),
+        ));
+        {
+            let gbs = gbs.clone();
+            let upload_idle = opts.upload_idle_timeout;
+            let mut stop = stop_rx.clone();
+            runtime.spawn(async move {
+                let mut version = tokio::time::interval(VERSION_REFRESH);
+                let mut accounts = tokio::time::interval(Duration::from_secs(1));
+                let reap_every =
+                    (upload_idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
+                let mut reap = tokio::time::interval(reap_every);
+                loop {
+                    tokio::select! {
+                        _ = version.tick() => { let _ = gbs.refresh_version().await; }
+                        _ = accounts.tick() => gbs.reload_accounts_if_changed(),
+                        _ = reap.tick() => gbs.reap_idle_uploads(upload_idle).await,
+                        _ = stop.changed() => return,
+                    }
+                }
+            });
+        }
+        let status_addr = match status_listener {
+            Some(l) => {
+                let a = l.local_addr().ok();
+                let gbs = gbs.clone();
+                runtime.spawn(plain_http_loop(
+                    l,
+                    move |req| status::handle(gbs.clone(), req),
+                    stop_rx.clone(),
+                ));
+                a
+            }
+            None => None,
+        };
+        if let Some(a) = status_addr {
+            identity.set_status_addr(Some(&a.to_string()))?;
+        } else {
+            identity.set_status_addr(None)?;
+        }
+        let admin_addr = match admin_listener {
+            Some(l) => {
+                let a = l.local_addr().ok();
+                // Hot swap: prepares off the request path, swaps on the service thread.
+                let admin = Arc::new(admin::Admin::new(
+                    service.clone(),
+                    Preparer::new(opts.host.cache_dir(), opts.host.sandbox.clone()),
+                ));
+                runtime.spawn(plain_http_loop(
+                    l,
+                    move |req| admin::handle(admin.clone(), req),
+                    stop_rx.clone(),
+                ));
+                a
+            }
+            None => None,
+        };
+        let crawler = opts.crawler.map(|p| CrawlerThread::spawn(service, p));
+        Ok(Server {
+            runtime: Some(runtime),
+            stop,
+            gbs: Some(gbs),
+            crawler,
+            service_thread: Some(service_thread),
+            addr,
+            nurl,
+            status_addr,
+            admin_addr,
+            identity,
+        })
+    }
+
+    /// The protocol state (for tests and the status page).
+    pub fn gbs(&self) -> &Arc<Gbs> {
+        self.gbs.as_ref().expect("the server is running")
+    }
+
+    /// The `servers.yaml` document for the anonymous NURL.
+    pub fn servers_yaml(&self) -> String {
+        self.identity.servers_yaml(&self.nurl)
+    }
+
+    /// Blocks until SIGINT or SIGTERM.
+    pub fn wait_for_signal(&self) {
+        if let Some(rt) = &self.runtime {
+            rt.block_on(async {
+                #[cfg(unix)]
+                {
+                    use tokio::signal::unix::{signal, SignalKind};
+                    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                #[cfg(not(unix))]
+                let _ = tokio::signal::ctrl_c().await;
+            });
+        }
+    }
+
+    /// Stops listening, stops the crawler, and shuts the plugin down cleanly.
+    pub fn shutdown(mut self) {
+        self.stop_all();
+    }
+
+    fn stop_all(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(c) = self.crawler.take() {
+            c.stop();
+        }
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(5));
+        }
+        let _ = self.identity.set_status_addr(None);
+        // The handlers' service handles went with the runtime; ours goes now.
+        self.gbs = None;
+        if let Some(t) = self.service_thread.take() {
+            t.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.runtime.is_some() {
+            self.stop_all();
+        }
+    }
+}

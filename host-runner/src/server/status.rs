@@ -10,11 +10,12 @@ use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{json, Value};
 
-use super::gbs::{call_error, respond, text, Body, Gbs};
+use super::gbs::reply::{call_error, respond, text, Body};
+use super::gbs::Gbs;
 use crate::plugin::wit::{
-    AccountUsage, AgeBin, Capabilities, Counts, CrawlerStatus, CycleReport, ExpirationPolicy,
-    LeaseInfo, ShareState, ShareType, Stats, Tally, Usage,
+    AccountUsage, AgeBin, Capabilities, CrawlerStatus, LeaseInfo, Stats, Usage,
 };
+use crate::report::{cycle_json, lease_ages_json, share_state_name, share_type_name};
 use crate::si::StorageIndex;
 
 /// Everything the page shows, gathered in one plugin call.
@@ -48,7 +49,7 @@ pub async fn handle(gbs: Arc<Gbs>, req: Request<Incoming>) -> http::Response<Bod
     }
     let snapshot = gbs
         .service()
-        .call(|h| -> Result<Snapshot, crate::CallError> {
+        .call(|h| -> Result<Snapshot, crate::plugin::CallError> {
             Ok(Snapshot {
                 capabilities: h.get_capabilities()?,
                 stats: h.get_stats()?,
@@ -93,75 +94,8 @@ fn lease_json(l: &LeaseInfo) -> Value {
     })
 }
 
-fn counts_json(c: &Counts) -> Value {
-    json!({"shares": c.shares, "sharesets": c.sharesets, "bytes": c.bytes})
-}
-
-fn tally_json(t: &Tally) -> Value {
-    json!({
-        "total": counts_json(&t.total),
-        "immutable": counts_json(&t.immutable),
-        "mutable": counts_json(&t.mutable),
-        "corrupted": counts_json(&t.corrupted),
-    })
-}
-
-fn policy_json(p: &ExpirationPolicy) -> Value {
-    match p {
-        ExpirationPolicy::Disabled => json!({"mode": "disabled"}),
-        ExpirationPolicy::Age(o) => json!({"mode": "age", "override_seconds": o}),
-        ExpirationPolicy::CutoffDate(d) => json!({"mode": "cutoff-date", "cutoff": d}),
-    }
-}
-
-fn ages_json(bins: &[AgeBin]) -> Value {
-    Value::Array(
-        bins.iter()
-            .map(|b| json!({"days": b.days, "leases": b.leases}))
-            .collect(),
-    )
-}
-
-fn cycle_json(r: &CycleReport) -> Value {
-    json!({
-        "cycle": r.cycle,
-        "started": r.started,
-        "finished": r.finished,
-        "policy": policy_json(&r.policy),
-        "prefixes_done": r.prefixes_done,
-        "progress_percent": f64::from(r.prefixes_done) * 100.0 / 1024.0,
-        "examined": tally_json(&r.examined),
-        "recovered": tally_json(&r.recovered),
-        "added": r.added,
-        "disappeared": r.disappeared,
-        "leases_expired": r.leases_expired,
-        "lease_ages": ages_json(&r.lease_ages),
-        "corrupt_shares": r.corrupt_shares.iter().map(|s| json!({"si": s.storage_index, "shnum": s.share_number})).collect::<Vec<_>>(),
-        "prefixes_failed": r.prefixes_failed.iter().map(|p| json!({"prefix": p.prefix, "reason": p.reason})).collect::<Vec<_>>(),
-        "remaining_examined": r.remaining_examined.as_ref().map(tally_json),
-        "cycle_examined": r.cycle_examined.as_ref().map(tally_json),
-    })
-}
-
 fn usage_json(u: &Usage) -> Value {
     json!({"shares": u.shares, "bytes": u.bytes, "sharesets": u.sharesets})
-}
-
-fn state_name(s: ShareState) -> &'static str {
-    match s {
-        ShareState::Coming => "coming",
-        ShareState::Stable => "stable",
-        ShareState::Going => "going",
-    }
-}
-
-fn type_name(t: ShareType) -> &'static str {
-    match t {
-        ShareType::Immutable => "immutable",
-        ShareType::Mutable => "mutable",
-        ShareType::Corrupted => "corrupted",
-        ShareType::Unknown => "unknown",
-    }
 }
 
 /// The lease-age histogram to draw: the running cycle's, else the last finished one's.
@@ -199,8 +133,8 @@ fn status_json(gbs: &Gbs, s: &Snapshot) -> Value {
             "max_mutable_share": s.capabilities.max_mutable_size,
         },
         "shares": s.stats.shares.iter().map(|sc| json!({
-            "state": state_name(sc.state),
-            "type": type_name(sc.share_type),
+            "state": share_state_name(sc.state),
+            "type": share_type_name(sc.share_type),
             "shares": sc.shares,
             "bytes": sc.bytes,
         })).collect::<Vec<_>>(),
@@ -219,7 +153,7 @@ fn status_json(gbs: &Gbs, s: &Snapshot) -> Value {
             "current": s.crawler.current.as_ref().map(cycle_json),
             "history": s.crawler.history.iter().map(cycle_json).collect::<Vec<_>>(),
             "next_cycle_at": s.crawler.next_cycle_at,
-            "lease_age_histogram": ages_json(histogram(&s.crawler)),
+            "lease_age_histogram": lease_ages_json(histogram(&s.crawler)),
         },
     })
 }
@@ -287,8 +221,8 @@ fn html(data: &Value, s: &Snapshot) -> String {
     for sc in &s.stats.shares {
         out.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            state_name(sc.state),
-            type_name(sc.share_type),
+            share_state_name(sc.state),
+            share_type_name(sc.share_type),
             sc.shares,
             sc.bytes
         ));

@@ -9,7 +9,9 @@
 //! implementation; `types` (no functions) gets an empty instance under its
 //! 0.1 name in [`add_to_linker`].
 
-use super::latest;
+// The newest bindings, named directly (not through `bindings::latest`) so
+// this module imports a sibling, never its parent.
+use super::since_v0_2 as latest;
 use super::version::InterfaceVersion;
 use crate::plugin::imports::backend::BackendView;
 
@@ -17,7 +19,7 @@ wasmtime::component::bindgen!({
     path: "../wit/since_v0.1",
     world: "plugin",
     with: {
-        "leasedb:plugin/types": super::latest::leasedb::plugin::types,
+        "leasedb:plugin/types": super::since_v0_2::leasedb::plugin::types,
     },
     additional_derives: [PartialEq, Eq],
 });

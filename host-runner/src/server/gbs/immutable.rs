@@ -4,11 +4,10 @@ use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
+use super::reply::{cbor, cbor_body, empty, plugin, text, Body, Call, Reply};
+use super::share_read::{read_pieces, share_data_reply, wanted};
+use super::uploads::{Progress, UploadRefusal};
 use super::wire::{self, AllocateRequest, SecretKind};
-use super::{
-    cbor, cbor_body, empty, plugin, read_pieces, share_data_reply, text, wanted, Call, Reply,
-};
-use crate::server::gbs::uploads::{Progress, UploadRefusal};
 use crate::si::StorageIndex;
 
 /// Allocate bodies are small (Python: 8 KiB).
@@ -143,7 +142,7 @@ async fn stream(
     first: u64,
     end: u64,
     mut body: Incoming,
-) -> Result<(), http::Response<super::Body>> {
+) -> Result<(), http::Response<Body>> {
     let uploads = call.gbs.uploads();
     let mut at = first;
     let mut buf: Vec<u8> = Vec::with_capacity(PIECE.min((end - first) as usize));
@@ -195,7 +194,7 @@ async fn flush(
     n: u32,
     at: u64,
     piece: Vec<u8>,
-) -> Result<u64, http::Response<super::Body>> {
+) -> Result<u64, http::Response<Body>> {
     let len = piece.len() as u64;
     plugin(call.gbs, move |h| h.write(si.as_bytes(), n, at, &piece)).await?;
     call.gbs.uploads().written(&si, n, at, at + len);

@@ -4,8 +4,8 @@
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
 
+use super::reply::{cbor_body, empty, plugin, text, Call, Reply};
 use super::wire::CorruptRequest;
-use super::{cbor_body, empty, plugin, text, Call, Reply};
 use crate::plugin::wit::AdvisedType;
 use crate::si::StorageIndex;
 

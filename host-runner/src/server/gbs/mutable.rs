@@ -3,8 +3,9 @@
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
 
+use super::reply::{cbor, cbor_body, plugin, text, Call, Reply};
+use super::share_read::{read_pieces, share_data_reply, wanted};
 use super::wire::{self, ReadTestWriteRequest, SecretKind};
-use super::{cbor, cbor_body, plugin, read_pieces, share_data_reply, text, wanted, Call, Reply};
 use crate::plugin::wit::{ByteRange, ShareWrites, TestOperator, TestVector, WriteVector};
 use crate::si::StorageIndex;
 
@@ -99,7 +100,7 @@ pub(super) async fn read(
                 .into_iter()
                 .find(|r| r.share_number == n)
                 .and_then(|r| r.data.into_iter().next())
-                .ok_or(crate::CallError::Plugin(
+                .ok_or(crate::plugin::CallError::Plugin(
                     crate::plugin::wit::PluginError::NotFound,
                 ))
         })

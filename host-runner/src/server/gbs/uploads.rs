@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::server::identity::constant_time_eq;
 use crate::si::StorageIndex;
+use subtle::ConstantTimeEq;
 
 /// Tahoe's own server gives up on an upload after 30 minutes without a write.
 pub const DEFAULT_UPLOAD_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
@@ -198,7 +198,7 @@ impl Uploads {
             .uploads
             .get(&(*si, shnum))
             .ok_or(UploadRefusal::NoUpload)?;
-        if !constant_time_eq(&upload.secret, secret) {
+        if !bool::from(upload.secret.ct_eq(secret)) {
             return Err(UploadRefusal::WrongSecret);
         }
         if upload.finishing {
@@ -260,7 +260,7 @@ impl Uploads {
             .uploads
             .get_mut(&(*si, shnum))
             .ok_or(UploadRefusal::NoUpload)?;
-        if !constant_time_eq(&upload.secret, secret) {
+        if !bool::from(upload.secret.ct_eq(secret)) {
             return Err(UploadRefusal::WrongSecret);
         }
         if upload.finishing {

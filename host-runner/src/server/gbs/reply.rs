@@ -1,0 +1,158 @@
+//! Building replies: bodies, plain and CBOR answers, the HTTP status of a
+//! failed plugin call, and reading a bounded request body.
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+
+use super::state::Gbs;
+use super::wire::{self, Secrets};
+use crate::plugin::wit::{Account, BackendFailure, PluginError};
+use crate::plugin::{CallError, PluginHost};
+use crate::service::ServiceGone;
+
+/// A response body: always complete in memory.
+pub type Body = Full<Bytes>;
+
+/// Oversized bodies up to this size are read and dropped before the 413.
+const DRAIN_LIMIT: u64 = 64 << 20;
+
+/// One authorised request's context.
+pub(crate) struct Call<'a> {
+    pub(super) gbs: &'a Gbs,
+    pub(super) account: Account,
+    pub(super) secrets: Secrets,
+}
+
+/// An endpoint's result: the error arm is an early reply.
+pub(crate) type Reply = Result<Response<Body>, Response<Body>>;
+
+/// A response with `body` and `content_type`.
+pub fn respond(
+    status: StatusCode,
+    content_type: Option<&str>,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
+    let mut resp = Response::new(Full::new(body.into()));
+    *resp.status_mut() = status;
+    if let Some(ct) = content_type {
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_str(ct).expect("valid"),
+        );
+    }
+    resp
+}
+
+/// A CBOR reply.
+pub fn cbor(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    respond(status, Some(wire::CBOR), body)
+}
+
+/// A short text reply (errors).
+pub fn text(status: StatusCode, message: impl Into<String>) -> Response<Body> {
+    respond(status, Some("text/plain; charset=utf-8"), message.into())
+}
+
+/// An empty reply.
+pub fn empty(status: StatusCode) -> Response<Body> {
+    respond(status, None, Bytes::new())
+}
+
+/// The HTTP answer to a failed plugin call.
+pub fn call_error(e: CallError) -> Response<Body> {
+    let status = match &e {
+        CallError::Plugin(p) => match p {
+            PluginError::BadInput(_) => StatusCode::BAD_REQUEST,
+            PluginError::NotFound | PluginError::NoUpload => StatusCode::NOT_FOUND,
+            PluginError::Conflict(_) => StatusCode::CONFLICT,
+            PluginError::BadWriteEnabler(_) => StatusCode::UNAUTHORIZED,
+            PluginError::ShareBusy(_) | PluginError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            PluginError::Backend(BackendFailure::Transient(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            PluginError::Backend(BackendFailure::Permanent(_))
+            | PluginError::Corrupted(_)
+            | PluginError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        },
+        CallError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        CallError::Trapped(_) | CallError::Deadline | CallError::MemoryExhausted => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    };
+    if status.is_server_error() {
+        eprintln!("serve: {e}");
+    }
+    text(status, e.to_string())
+}
+
+/// Runs `f` on the plugin as one operation (it may share a group commit with
+/// other requests'; it is answered after that commit) and maps a dead service to 503.
+pub(crate) async fn plugin<T: Send + 'static>(
+    gbs: &Gbs,
+    f: impl FnOnce(&mut PluginHost) -> Result<T, CallError> + Send + 'static,
+) -> Result<T, Response<Body>> {
+    match gbs.service.operation(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(call_error(e)),
+        Err(ServiceGone) => Err(text(StatusCode::SERVICE_UNAVAILABLE, "plugin unavailable")),
+    }
+}
+
+/// Reads a whole request body of at most `limit` bytes (413 beyond it).
+pub(crate) async fn read_body(
+    body: Incoming,
+    headers: &http::HeaderMap,
+    limit: u64,
+) -> Result<Bytes, Response<Body>> {
+    if let Some(len) = headers.get(http::header::CONTENT_LENGTH) {
+        let len: u64 = len
+            .to_str()
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| text(StatusCode::BAD_REQUEST, "bad Content-Length"))?;
+        if len > limit {
+            // Read (and drop) a moderate body first, so the client gets to see the
+            // 413 instead of a connection reset in the middle of its upload.
+            if len <= DRAIN_LIMIT {
+                let mut body = body;
+                while let Some(Ok(_)) = body.frame().await {}
+            }
+            return Err(text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body over {limit} bytes"),
+            ));
+        }
+    }
+    match Limited::new(body, limit as usize).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body over {limit} bytes"),
+        )),
+        Err(e) => Err(text(
+            StatusCode::BAD_REQUEST,
+            format!("reading the body: {e}"),
+        )),
+    }
+}
+
+/// Checks the content type (415) and reads and decodes a CBOR body (413, 400).
+pub(crate) async fn cbor_body<T: for<'de> serde::Deserialize<'de>>(
+    req: Request<Incoming>,
+    limit: u64,
+) -> Result<T, Response<Body>> {
+    let (parts, body) = req.into_parts();
+    if !wire::is_cbor_content_type(
+        parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .map(|v| v.as_bytes()),
+    ) {
+        return Err(text(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expected application/cbor",
+        ));
+    }
+    let bytes = read_body(body, &parts.headers, limit).await?;
+    wire::decode(&bytes).map_err(|e| text(StatusCode::BAD_REQUEST, format!("bad CBOR: {}", e.0)))
+}
