@@ -1,0 +1,14 @@
+//! host-runner's integration tests, one binary (as wasmtime does): a module
+//! per area, the shared `Fixture` in `fixture.rs`, the processes and HTTPS
+//! client of the server tests in `tahoe/`.
+
+mod cli;
+mod fixture;
+mod gbs_protocol;
+mod group_commit;
+mod plugin_host;
+mod release;
+mod swap;
+mod swap_cli;
+mod tahoe;
+mod tahoe_client;

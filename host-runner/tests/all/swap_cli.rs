@@ -1,0 +1,79 @@
+//! `host-runner swap` against a running `serve --admin`: the operator's way
+//! to upgrade the plugin live, and to learn why a swap was rolled back.
+
+use crate::tahoe::harness::{free_port, host_runner, http_get, run_bounded, Serve};
+use std::time::Duration;
+
+use crate::release::RELEASE_1B5D437;
+
+#[test]
+fn swap_command_upgrades_a_running_server_and_explains_a_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = format!("127.0.0.1:{}", free_port());
+    // The server runs the release users run, and is upgraded from it.
+    let server = Serve::start_with(
+        &dir.path().join("s"),
+        None,
+        &["--admin", &admin, "--plugin", RELEASE_1B5D437],
+    );
+    let version = || http_get(&admin, "/version").expect("the admin endpoint answers");
+    assert!(!version().contains("+next"), "{}", version());
+
+    let ok = run_bounded(
+        host_runner().args([
+            "swap",
+            "--admin",
+            &admin,
+            leasedb_plugin_fixtures::PLUGIN_SCHEMA_V2_WASM,
+        ]),
+        Duration::from_secs(120),
+    );
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        stdout.contains("+next"),
+        "the new version is named: {stdout}"
+    );
+
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"\0asm but not really a component").unwrap();
+    let refused = run_bounded(
+        host_runner().args(["swap", "--admin", &admin]).arg(&junk),
+        Duration::from_secs(120),
+    );
+    assert!(
+        !refused.status.success(),
+        "a component that is not a plugin is refused"
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(
+        stderr.trim().lines().count(),
+        1,
+        "one line saying why: {stderr}"
+    );
+
+    // A downgrade across the schema change is refused too.
+    let down = run_bounded(
+        host_runner().args([
+            "swap",
+            "--admin",
+            &admin,
+            leasedb_plugin_artifacts::PLUGIN_WASM,
+        ]),
+        Duration::from_secs(120),
+    );
+    assert!(!down.status.success());
+    assert!(
+        String::from_utf8_lossy(&down.stderr).contains("schema"),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+
+    // Still serving, on the version swapped in.
+    assert!(version().contains("+next"), "{}", version());
+    assert!(server.status_json()["server"]["uptime_seconds"].is_u64());
+}
