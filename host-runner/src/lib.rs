@@ -11,6 +11,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod conformance;
 pub mod native;
 pub mod plugin;
 pub mod server;
