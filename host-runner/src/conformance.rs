@@ -10,19 +10,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use conformance_tests::wit::{
-    Account, AccountUsage, AdvisedType, Advisory, Allocation, BackendError as VBackendError,
-    ByteRange, Capabilities, CrawlerConfig, CrawlerStatus, InitReport, LeaseInfo, PluginInfo,
-    ReadTestWriteResult, ShareInfo, ShareReads, ShareWrites, SliceOutcome, Stats, Usage,
-};
+use conformance_tests::wit::InitReport;
 use conformance_tests::{
-    BackendOp, CallError, Component, Harness, Host, Operations, Options, BACKEND_CAPACITY,
-    START_TIME,
+    BackendOp, Component, Harness, Host, Options, BACKEND_CAPACITY, START_TIME,
 };
 use sha2::{Digest, Sha256};
 
-use crate::backend::{ListPage, Operation};
-use crate::plugin::bindings::vocabulary::Convert;
+use crate::backend::ListPage;
 use crate::plugin::engine::{load_component, wasm_engine};
 use crate::CompileOutcome;
 use crate::{
@@ -119,9 +113,9 @@ impl Bundled {
 static WARM: Mutex<Option<HashSet<String>>> = Mutex::new(None);
 
 impl Harness for Bundled {
-    type Host = Running;
+    type Host = PluginHost;
 
-    fn start(&self, options: &Options) -> Result<Running, String> {
+    fn start(&self, options: &Options) -> Result<PluginHost, String> {
         let wasm = self.wasm_of(options.component);
         let mut config = HostConfig::new(self.state_dir());
         let hash = hex::encode(Sha256::digest(&wasm));
@@ -140,7 +134,7 @@ impl Harness for Bundled {
             config.max_immutable_size = max;
         }
         if let Some(crawler) = options.crawler {
-            config.crawler = crawler.convert();
+            config.crawler = crawler;
         }
         *self.backend.deadline.lock().unwrap() = config.sandbox.call_deadline;
 
@@ -149,9 +143,7 @@ impl Harness for Bundled {
         if !first {
             drop(warm);
             self.seed_cache(&hash, &config.cache_dir());
-            return PluginHost::start(config, self.backend.clone())
-                .map(Running)
-                .map_err(|e| e.to_string());
+            return PluginHost::start(config, self.backend.clone()).map_err(|e| e.to_string());
         }
         self.seed_cache(&hash, &config.cache_dir());
         let host = PluginHost::start(config, self.backend.clone()).map_err(|e| e.to_string())?;
@@ -159,7 +151,7 @@ impl Harness for Bundled {
             self.share_compiled(path);
         }
         warm.as_mut().unwrap().insert(hash);
-        Ok(Running(host))
+        Ok(host)
     }
 
     fn component_imports(&self, component: Component) -> Vec<String> {
@@ -189,14 +181,8 @@ impl Harness for Bundled {
         self.memory.keys()
     }
 
-    fn fail(&self, op: BackendOp, key_prefix: &str, error: VBackendError) {
-        let error = match error {
-            VBackendError::NotFound => BackendError::NotFound,
-            VBackendError::Transient(m) => BackendError::Transient(m),
-            VBackendError::Permanent(m) => BackendError::Permanent(m),
-            VBackendError::InvalidKey(m) => BackendError::InvalidKey(m),
-        };
-        self.faulty.fail(operation(op), key_prefix, error);
+    fn fail(&self, op: BackendOp, key_prefix: &str, error: BackendError) {
+        self.faulty.fail(op, key_prefix, error);
     }
 
     fn clear_faults(&self) {
@@ -204,7 +190,7 @@ impl Harness for Bundled {
     }
 
     fn calls(&self, op: BackendOp) -> u64 {
-        self.faulty.calls(operation(op))
+        self.faulty.calls(op)
     }
 
     fn crash_during(&self, op: BackendOp, key_prefix: &str) {
@@ -233,17 +219,6 @@ impl Harness for Bundled {
                 Err(e) => panic!("removing {name}: {e}"),
             }
         }
-    }
-}
-
-fn operation(op: BackendOp) -> Operation {
-    match op {
-        BackendOp::List => Operation::List,
-        BackendOp::Read => Operation::Read,
-        BackendOp::Write => Operation::Write,
-        BackendOp::Delete => Operation::Delete,
-        BackendOp::Size => Operation::Size,
-        BackendOp::AvailableSpace => Operation::AvailableSpace,
     }
 }
 
@@ -305,170 +280,8 @@ impl ObjectStore for CrashSwitch {
     }
 }
 
-/// A started `PluginHost`.
-pub struct Running(PluginHost);
-
-fn call_error(e: crate::CallError) -> CallError {
-    match e {
-        crate::CallError::Plugin(error) => CallError::Plugin(error.convert()),
-        crate::CallError::Trapped(why) => CallError::Trapped(why),
-        crate::CallError::Deadline => CallError::Deadline,
-        crate::CallError::MemoryExhausted => CallError::MemoryExhausted,
-        crate::CallError::Unavailable(why) => CallError::Unavailable(why),
-    }
-}
-
-/// The answer in the vocabulary's types.
-fn done<G: Convert<V>, V>(result: Result<G, crate::CallError>) -> Result<V, CallError> {
-    result.map(Convert::convert).map_err(call_error)
-}
-
-impl Host for Running {
+impl Host for PluginHost {
     fn init_report(&self) -> InitReport {
-        self.0.init_report().clone().convert()
-    }
-}
-
-impl Operations for Running {
-    type Error = CallError;
-
-    fn allocate(
-        &mut self,
-        session: u64,
-        account: &Account,
-        si: &[u8],
-        share_numbers: &[u32],
-        allocated_size: u64,
-    ) -> Result<Allocation, CallError> {
-        let account = account.clone().convert();
-        done(
-            self.0
-                .allocate(session, &account, si, share_numbers, allocated_size),
-        )
-    }
-    fn write(
-        &mut self,
-        si: &[u8],
-        share_number: u32,
-        offset: u64,
-        data: &[u8],
-    ) -> Result<(), CallError> {
-        done(self.0.write(si, share_number, offset, data))
-    }
-    fn close(&mut self, si: &[u8], share_number: u32) -> Result<(), CallError> {
-        done(self.0.close(si, share_number))
-    }
-    fn abort(&mut self, si: &[u8], share_number: u32) -> Result<(), CallError> {
-        done(self.0.abort(si, share_number))
-    }
-    fn list_shares(&mut self, si: &[u8]) -> Result<Vec<u32>, CallError> {
-        done(self.0.list_shares(si))
-    }
-    fn read(
-        &mut self,
-        si: &[u8],
-        share_number: u32,
-        offset: u64,
-        length: u64,
-    ) -> Result<Vec<u8>, CallError> {
-        self.0
-            .read(si, share_number, offset, length)
-            .map_err(call_error)
-    }
-    fn add_lease(&mut self, account: &Account, si: &[u8]) -> Result<u32, CallError> {
-        done(self.0.add_lease(&account.clone().convert(), si))
-    }
-    fn list_leases(&mut self, si: &[u8]) -> Result<Vec<LeaseInfo>, CallError> {
-        done(self.0.list_leases(si))
-    }
-    fn list_all_shares(
-        &mut self,
-        after: Option<(&[u8], u32)>,
-        limit: u32,
-    ) -> Result<Vec<ShareInfo>, CallError> {
-        done(self.0.list_all_shares(after, limit))
-    }
-    fn read_test_write(
-        &mut self,
-        account: &Account,
-        si: &[u8],
-        write_enabler: &[u8],
-        writes: &[ShareWrites],
-        read_vector: &[ByteRange],
-    ) -> Result<ReadTestWriteResult, CallError> {
-        let writes: Vec<_> = writes.to_vec().convert();
-        let reads: Vec<_> = read_vector.to_vec().convert();
-        done(self.0.read_test_write(
-            &account.clone().convert(),
-            si,
-            write_enabler,
-            &writes,
-            &reads,
-        ))
-    }
-    fn mutable_read(
-        &mut self,
-        si: &[u8],
-        share_numbers: &[u32],
-        read_vector: &[ByteRange],
-    ) -> Result<Vec<ShareReads>, CallError> {
-        let reads: Vec<_> = read_vector.to_vec().convert();
-        done(self.0.mutable_read(si, share_numbers, &reads))
-    }
-    fn get_capabilities(&mut self) -> Result<Capabilities, CallError> {
-        done(self.0.get_capabilities())
-    }
-    fn advise_corrupt(
-        &mut self,
-        account: &Account,
-        share_type: AdvisedType,
-        si: &[u8],
-        share_number: u32,
-        reason: &str,
-    ) -> Result<(), CallError> {
-        done(self.0.advise_corrupt(
-            &account.clone().convert(),
-            share_type.convert(),
-            si,
-            share_number,
-            reason,
-        ))
-    }
-    fn list_advisories(&mut self, after: i64, limit: u32) -> Result<Vec<Advisory>, CallError> {
-        done(self.0.list_advisories(after, limit))
-    }
-    fn get_usage(&mut self, account: Option<&Account>) -> Result<Usage, CallError> {
-        let account = account.cloned().convert();
-        done(self.0.get_usage(account.as_ref()))
-    }
-    fn usage_by_account(&mut self) -> Result<Vec<AccountUsage>, CallError> {
-        done(self.0.usage_by_account())
-    }
-    fn get_stats(&mut self) -> Result<Stats, CallError> {
-        done(self.0.get_stats())
-    }
-    fn session_opened(&mut self, session: u64) -> Result<(), CallError> {
-        self.0.session_opened(session).map_err(call_error)
-    }
-    fn session_closed(&mut self, session: u64) -> Result<u32, CallError> {
-        done(self.0.session_closed(session))
-    }
-    fn crawler_configure(&mut self, config: CrawlerConfig) -> Result<(), CallError> {
-        self.0
-            .crawler_configure(config.convert())
-            .map_err(call_error)
-    }
-    fn crawler_run_slice(
-        &mut self,
-        budget: Duration,
-        force: bool,
-    ) -> Result<SliceOutcome, CallError> {
-        done(self.0.crawler_run_slice(budget, force))
-    }
-    fn crawler_status(&mut self) -> Result<CrawlerStatus, CallError> {
-        done(self.0.crawler_status())
-    }
-    fn info(&mut self) -> Result<PluginInfo, CallError> {
-        done(self.0.info())
+        PluginHost::init_report(self).clone()
     }
 }

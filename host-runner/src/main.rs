@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use commands::cli::{AccountsCommand, Cli, Command, Place, ServeArgs};
 use commands::serve as gbs;
 use host_runner::plugin::wit::{Account, LeaseInfo, ShareInfo, ShareState, ShareType};
+use host_runner::Operations;
 use host_runner::{DirStore, HostConfig, PluginHost, StorageIndex};
 
 /// Share data moves between the file and the plugin in pieces of this size.

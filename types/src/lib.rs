@@ -25,4 +25,4 @@ mod storage_index;
 
 pub use call_error::CallError;
 pub use operations::Operations;
-pub use storage_index::{base32, ShareNumber, SiParseError, StorageIndex, TEXT_LEN};
+pub use storage_index::{base32, base32_decode, ShareNumber, SiParseError, StorageIndex, TEXT_LEN};

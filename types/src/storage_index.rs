@@ -25,6 +25,12 @@ pub fn base32(bytes: &[u8]) -> String {
     BASE32.encode(bytes)
 }
 
+/// The bytes of lowercase unpadded base32 text; `None` if it is not that
+/// (a character outside `a-z2-7`, an impossible length, non-zero trailing bits).
+pub fn base32_decode(text: &str) -> Option<Vec<u8>> {
+    BASE32.decode(text.as_bytes()).ok()
+}
+
 /// A 16-byte storage index.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
@@ -126,6 +132,9 @@ mod tests {
         assert_eq!(base32(b"f"), "my");
         assert_eq!(base32(b"foobar"), "mzxw6ytboi");
         assert_eq!(base32(&[0u8; 20]).len(), 32);
+        assert_eq!(base32_decode("mzxw6ytboi").as_deref(), Some(&b"foobar"[..]));
+        assert_eq!(base32_decode("MZXW6YTBOI"), None, "lowercase only");
+        assert_eq!(base32_decode("mzxw6ytbo1"), None);
     }
 
     #[test]

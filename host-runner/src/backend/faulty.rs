@@ -4,31 +4,12 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{BackendError, ListPage, ObjectStore};
-
-/// A backend method, for choosing what fails and for counting calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Operation {
-    /// `list`
-    List,
-    /// `read`
-    Read,
-    /// `write`
-    Write,
-    /// `delete`
-    Delete,
-    /// `size`
-    Size,
-    /// `available_space`
-    AvailableSpace,
-}
+use super::{BackendError, ListPage, ObjectStore, Operation};
 
 const OPERATIONS: usize = 6;
 
-impl Operation {
-    fn index(self) -> usize {
-        self as usize
-    }
+fn index(operation: Operation) -> usize {
+    operation as usize
 }
 
 struct Fault {
@@ -81,7 +62,7 @@ impl FaultyStore {
 
     /// How many times `operation` was called (failed calls included).
     pub fn calls(&self, operation: Operation) -> u64 {
-        self.calls[operation.index()].load(Ordering::SeqCst)
+        self.calls[index(operation)].load(Ordering::SeqCst)
     }
 
     /// Sets every call count back to zero.
@@ -114,7 +95,7 @@ impl FaultyStore {
 
     /// Counts the call, then returns the error of the first matching fault, if any.
     fn check(&self, operation: Operation, key: &str) -> Result<(), BackendError> {
-        self.calls[operation.index()].fetch_add(1, Ordering::SeqCst);
+        self.calls[index(operation)].fetch_add(1, Ordering::SeqCst);
         let mut faults = self.faults();
         let hit = faults.iter_mut().position(|fault| {
             fault.operation == operation

@@ -11,6 +11,7 @@ use crate::commands::expiry::{parse_date, parse_duration};
 use host_runner::plugin::wit::{
     Counts, CrawlerConfig, CycleReport, ExpirationPolicy, SliceOutcome, Tally,
 };
+use host_runner::Operations;
 use host_runner::PluginHost;
 
 /// Each slice's time budget when crawling in the foreground.

@@ -11,6 +11,7 @@ use host_runner::plugin::wit::{
     Account, AdvisedType, ByteRange, ShareState, ShareType, ShareWrites, TestOperator, TestVector,
     WriteVector,
 };
+use host_runner::Operations;
 
 fn hex(text: &str, what: &str) -> Result<Vec<u8>> {
     hex::decode(text.trim()).map_err(|e| anyhow!("{what} {text:?} is not hex: {e}"))

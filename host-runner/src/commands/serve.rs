@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use host_runner::server::identity::{self, AccountError, Identity, IdentityError};
 use host_runner::server::{ServeError, ServeOptions, Server};
 use host_runner::HostConfig;
+use host_runner::Operations;
 use host_runner::{DirStore, PluginHost};
 
 /// A command failed; the text says why.

@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 use wasmtime::Store;
 
 use crate::backend::MemoryStore;
+use crate::plugin::bindings::vocabulary::convert;
 use crate::plugin::engine::{load_component, wasm_engine, CompileOutcome};
 use crate::plugin::sandbox::SandboxPolicy;
 use crate::plugin::wit::PluginInfo;
@@ -44,6 +45,7 @@ use crate::plugin::{
     arm, classify, link, on_version, CallError, HostError, HostState, Instance, InterfaceVersion,
     PluginHost, PluginPre, VersionError,
 };
+use crate::Operations;
 
 /// Deaths in a row that are restarted at once; later ones back off.
 pub const IMMEDIATE_RESTARTS: u32 = 3;
@@ -463,7 +465,7 @@ impl PluginHost {
         let answer = on_version!(&instance.plugin, p => p.leasedb_plugin_lifecycle().call_handover(&mut instance.store));
         match answer {
             Ok(Ok(blob)) => Ok(blob),
-            Ok(Err(refused)) => Err(SwapError::Handover(CallError::Plugin(refused))),
+            Ok(Err(refused)) => Err(SwapError::Handover(CallError::Plugin(convert(refused)))),
             Err(error) => {
                 let failure = classify(&instance.store, error);
                 self.instance = None;
@@ -597,7 +599,8 @@ fn first_calls(
     version: InterfaceVersion,
 ) -> Result<(PluginInfo, u64), String> {
     arm(&mut instance.store, sandbox);
-    let info = on_version!(&instance.plugin, p => p.leasedb_plugin_lifecycle().call_info(&mut instance.store))
+    let info: PluginInfo = on_version!(&instance.plugin, p => p.leasedb_plugin_lifecycle().call_info(&mut instance.store))
+        .map(convert)
         .map_err(|e| format!("info: {}", classify(&instance.store, e)))?;
     if info.interface_version.parse::<InterfaceVersion>() != Ok(version) {
         return Err(format!(
@@ -608,7 +611,7 @@ fn first_calls(
     arm(&mut instance.store, sandbox);
     let stats = on_version!(&instance.plugin, p => p.leasedb_plugin_accounting().call_get_stats(&mut instance.store))
         .map_err(|e| format!("get-stats: {}", classify(&instance.store, e)))?
-        .map_err(|e| format!("get-stats: {}", CallError::Plugin(e)))?;
+        .map_err(|e| format!("get-stats: {}", CallError::Plugin(convert(e))))?;
     Ok((info, stats.uploads_in_flight))
 }
 

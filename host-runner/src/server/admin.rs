@@ -9,6 +9,7 @@
 //!
 //! `host-runner swap --admin HOST:PORT PLUGIN.wasm` is [`request_swap`].
 
+use crate::Operations;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};

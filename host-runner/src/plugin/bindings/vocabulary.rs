@@ -11,6 +11,11 @@ use super::latest::exports::leasedb::plugin::{
 };
 use super::latest::leasedb::plugin::{backend as g_backend, types as g_types};
 
+/// `a` as the same value in the other set of types.
+pub fn convert<A: Convert<B>, B>(a: A) -> B {
+    a.convert()
+}
+
 /// A WIT value in one set of Rust types becoming the same value in another.
 pub trait Convert<T> {
     /// The same value, in `T`.

@@ -1,5 +1,6 @@
 //! Immutable shares (GBS.md §3.3–§3.7): allocate, PATCH, abort, list, read.
 
+use crate::Operations;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -9,7 +10,7 @@ use super::{
     cbor, cbor_body, empty, plugin, read_pieces, share_data_reply, text, wanted, Call, Reply,
 };
 use crate::server::gbs::uploads::{Progress, UploadRefusal};
-use crate::si::StorageIndex;
+use crate::StorageIndex;
 
 /// Allocate bodies are small (Python: 8 KiB).
 const ALLOCATE_LIMIT: u64 = 8 << 10;

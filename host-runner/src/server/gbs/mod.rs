@@ -19,6 +19,7 @@ mod mutable;
 pub mod uploads;
 pub mod wire;
 
+use crate::Operations;
 use std::convert::Infallible;
 use std::fmt;
 use std::io;
@@ -46,7 +47,7 @@ use crate::plugin::{CallError, HostConfig, HostError};
 use crate::server::gbs::uploads::{Uploads, DEFAULT_UPLOAD_IDLE_TIMEOUT};
 use crate::server::identity::{list_accounts, Credentials, Identity, IdentityError};
 use crate::service::{CrawlerPacing, CrawlerThread, Service, ServiceGone, ServiceThread};
-use crate::si::StorageIndex;
+use crate::StorageIndex;
 use wire::{SecretKind, Secrets};
 
 /// A response body: always complete in memory.

@@ -1,12 +1,13 @@
 //! Mutable shares (GBS.md §3.9–§3.11): read-test-write, list, read.
 
+use crate::Operations;
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
 
 use super::wire::{self, ReadTestWriteRequest, SecretKind};
 use super::{cbor, cbor_body, plugin, read_pieces, share_data_reply, text, wanted, Call, Reply};
 use crate::plugin::wit::{ByteRange, ShareWrites, TestOperator, TestVector, WriteVector};
-use crate::si::StorageIndex;
+use crate::StorageIndex;
 
 /// POST /storage/v1/mutable/:si/read-test-write.
 pub(super) async fn read_test_write(

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::server::identity::constant_time_eq;
-use crate::si::StorageIndex;
+use crate::StorageIndex;
 
 /// Tahoe's own server gives up on an upload after 30 minutes without a write.
 pub const DEFAULT_UPLOAD_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
