@@ -2,7 +2,7 @@
 # Runs the shared conformance cases against one host through its adapter
 # process (conformance-tests/ADAPTER.md), installing what that host needs:
 #
-#   scripts/conformance.sh --host wasmtime|python|node [--list] [--filter TEXT] [PLUGIN.wasm]
+#   scripts/conformance.sh --host wasmtime|python|node [--list] [--filter TEXT] [--jobs N] [PLUGIN.wasm]
 #
 # wasmtime: this repo's host (host-runner's conformance-adapter);
 # python:   hosts/python on the `wasmtime` package from PyPI, in a venv under target/;
@@ -13,16 +13,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-    echo "usage: $0 --host wasmtime|python|node [--list] [--filter TEXT] [PLUGIN.wasm]" >&2
+    echo "usage: $0 --host wasmtime|python|node [--list] [--filter TEXT] [--jobs N] [PLUGIN.wasm]" >&2
     exit 2
 }
 
-host="" list="" filter="" component=""
+host="" list="" filter="" component="" jobs=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --host) [ $# -ge 2 ] || usage; host="$2"; shift 2 ;;
         --list) list=1; shift ;;
         --filter) [ $# -ge 2 ] || usage; filter="$2"; shift 2 ;;
+        --jobs) [ $# -ge 2 ] || usage; jobs="$2"; shift 2 ;;
         -h|--help) usage ;;
         -*) usage ;;
         *) [ -z "$component" ] || usage; component="$1"; shift ;;
@@ -79,4 +80,4 @@ case "$host" in
         ;;
 esac
 
-exec "$target/debug/conformance" "${runner_args[@]}" -- "${adapter[@]}"
+exec "$target/debug/conformance" --jobs "$jobs" "${runner_args[@]}" -- "${adapter[@]}"

@@ -2,10 +2,12 @@
 //! process (`ADAPTER.md`): a fresh adapter per case, one line per case, and
 //! `N passed, N failed` at the end.
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -29,6 +31,9 @@ struct Args {
     /// Longest wait for one answer of the adapter, in seconds.
     #[arg(long, default_value_t = 300)]
     timeout: u64,
+    /// Cases run at the same time, each with its own adapter.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
     /// Runs only the cases whose name contains this.
     filter: Option<String>,
     /// The adapter's command line (after `--`).
@@ -36,8 +41,10 @@ struct Args {
     adapter: Vec<String>,
 }
 
-/// The message of the latest panic, kept instead of printed.
-static PANIC: Mutex<Option<String>> = Mutex::new(None);
+thread_local! {
+    /// The message of this thread's latest panic, kept instead of printed.
+    static PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+}
 
 /// One case: its name (`file::case`, the same for every host) and how to run it.
 struct Case<H> {
@@ -60,6 +67,32 @@ fn cases<H: Harness>() -> Vec<Case<H>> {
     }
     conformance_tests::foreach_case!(push);
     list
+}
+
+/// Runs one case with a fresh adapter; its report line (and, on failure, the adapter's stderr).
+fn run(case: &Case<AdapterHarness>, adapter: &AdapterCommand) -> String {
+    let harness = match AdapterHarness::spawn(adapter) {
+        Ok(harness) => harness,
+        Err(e) => {
+            return format!(
+                "FAILED {}: cannot start the adapter {:?}: {e}",
+                case.name, adapter.command
+            )
+        }
+    };
+    match panic::catch_unwind(AssertUnwindSafe(|| (case.run)(&harness))) {
+        Ok(()) => format!("ok {}", case.name),
+        Err(_) => {
+            let why = PANIC.with(|p| p.borrow_mut().take()).unwrap_or_default();
+            let mut report = format!("FAILED {}: {why}", case.name);
+            let stderr = harness.stderr();
+            let lines: Vec<&str> = stderr.lines().collect();
+            for line in &lines[lines.len().saturating_sub(30)..] {
+                report.push_str(&format!("\n    | {line}"));
+            }
+            report
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -109,40 +142,28 @@ fn main() -> ExitCode {
             .location()
             .map(|l| format!(" ({l})"))
             .unwrap_or_default();
-        *PANIC.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{message}{at}"));
+        PANIC.with(|p| *p.borrow_mut() = Some(format!("{message}{at}")));
     }));
 
-    let (mut passed, mut failed) = (0, 0);
-    for case in &cases {
-        let harness = match AdapterHarness::spawn(&adapter) {
-            Ok(harness) => harness,
-            Err(e) => {
-                println!(
-                    "FAILED {}: cannot start the adapter {:?}: {e}",
-                    case.name, adapter.command
-                );
-                failed += 1;
-                continue;
-            }
-        };
-        let outcome = panic::catch_unwind(AssertUnwindSafe(|| (case.run)(&harness)));
-        match outcome {
-            Ok(()) => {
-                println!("ok {}", case.name);
-                passed += 1;
-            }
-            Err(_) => {
-                let why = PANIC.lock().unwrap_or_else(|p| p.into_inner()).take();
-                println!("FAILED {}: {}", case.name, why.unwrap_or_default());
-                let stderr = harness.stderr();
-                let lines: Vec<&str> = stderr.lines().collect();
-                for line in &lines[lines.len().saturating_sub(30)..] {
-                    println!("    | {line}");
+    let next = AtomicUsize::new(0);
+    let failed = AtomicUsize::new(0);
+    let out = Mutex::new(());
+    std::thread::scope(|scope| {
+        for _ in 0..args.jobs.max(1) {
+            scope.spawn(|| {
+                while let Some(case) = cases.get(next.fetch_add(1, Ordering::SeqCst)) {
+                    let report = run(case, &adapter);
+                    if report.starts_with("FAILED") {
+                        failed.fetch_add(1, Ordering::SeqCst);
+                    }
+                    let _one_at_a_time = out.lock().unwrap_or_else(|p| p.into_inner());
+                    println!("{report}");
                 }
-                failed += 1;
-            }
+            });
         }
-    }
+    });
+    let failed = failed.into_inner();
+    let passed = cases.len() - failed;
     println!("{passed} passed, {failed} failed");
     if failed == 0 {
         ExitCode::SUCCESS
