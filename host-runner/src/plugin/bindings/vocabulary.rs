@@ -1,7 +1,7 @@
 //! Between the generated bindings of the latest interface and the shared
-//! vocabulary (`leasedb-types`): the one place the host converts WIT values,
-//! field by field, in both directions, written as a table of each type's
-//! fields and cases.
+//! vocabulary (`leasedb-types`): the one place the host converts WIT values
+//! to and from the vocabulary, field by field, in both directions, written as
+//! a table of each type's fields and cases.
 
 use leasedb_types::{backend as v_backend, plugin as v};
 
@@ -11,45 +11,7 @@ use super::latest::exports::leasedb::plugin::{
 };
 use super::latest::leasedb::plugin::{backend as g_backend, types as g_types};
 
-/// `a` as the same value in the other set of types.
-pub fn convert<A: Convert<B>, B>(a: A) -> B {
-    a.convert()
-}
-
-/// A WIT value in one set of Rust types becoming the same value in another.
-pub trait Convert<T> {
-    /// The same value, in `T`.
-    fn convert(self) -> T;
-}
-
-macro_rules! unchanged {
-    ($($t:ty),*) => {
-        $(impl Convert<$t> for $t {
-            fn convert(self) -> $t {
-                self
-            }
-        })*
-    };
-}
-unchanged!((), bool, u8, u32, u64, i64, String);
-
-impl<A: Convert<B>, B> Convert<Vec<B>> for Vec<A> {
-    fn convert(self) -> Vec<B> {
-        self.into_iter().map(Convert::convert).collect()
-    }
-}
-
-impl<A: Convert<B>, B> Convert<Option<B>> for Option<A> {
-    fn convert(self) -> Option<B> {
-        self.map(Convert::convert)
-    }
-}
-
-impl<A: Convert<C>, B: Convert<D>, C, D> Convert<(C, D)> for (A, B) {
-    fn convert(self) -> (C, D) {
-        (self.0.convert(), self.1.convert())
-    }
-}
+pub use super::convert::{convert, Convert};
 
 /// Records: `generated => vocabulary { field, … }`, converted both ways.
 macro_rules! records {
