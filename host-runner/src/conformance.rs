@@ -1,6 +1,6 @@
 //! The wasmtime host as a conformance [`Harness`]: one fresh server per case,
-//! a `MemoryStore` behind a `FaultyStore` (faults, call counts) behind a crash
-//! switch, a temporary state directory, and an `AdjustableClock` fixed at
+//! a `MemoryStore` behind a `FaultyStore` (faults, crashes, call counts), a
+//! temporary state directory, and an `AdjustableClock` fixed at
 //! `START_TIME`. The in-process run of the cases (`tests/all/conformance.rs`)
 //! and the `conformance-adapter` binary (the protocol of
 //! `conformance-tests/ADAPTER.md`) both use this one implementation.
@@ -16,7 +16,6 @@ use conformance_tests::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::backend::ListPage;
 use crate::plugin::engine::{load_component, wasm_engine};
 use crate::CompileOutcome;
 use crate::{
@@ -37,7 +36,8 @@ pub struct Bundled {
     dir: tempfile::TempDir,
     memory: Arc<MemoryStore>,
     faulty: Arc<FaultyStore>,
-    backend: Arc<CrashSwitch>,
+    /// The call deadline of the latest start: a crash outlasts it.
+    deadline: Mutex<Duration>,
     clock: AdjustableClock,
     components: Components,
     shared_cache: PathBuf,
@@ -49,16 +49,11 @@ impl Bundled {
     pub fn new(components: Components, shared_cache: PathBuf) -> Self {
         let memory = Arc::new(MemoryStore::with_capacity(BACKEND_CAPACITY));
         let faulty = Arc::new(FaultyStore::new(memory.clone()));
-        let backend = Arc::new(CrashSwitch {
-            inner: faulty.clone(),
-            armed: Mutex::new(None),
-            deadline: Mutex::new(Duration::from_secs(10)),
-        });
         Bundled {
             dir: tempfile::tempdir().expect("a temporary directory"),
             memory,
             faulty,
-            backend,
+            deadline: Mutex::new(Duration::from_secs(10)),
             clock: AdjustableClock::fixed_at(START_TIME as u64),
             components,
             shared_cache,
@@ -136,17 +131,17 @@ impl Harness for Bundled {
         if let Some(crawler) = options.crawler {
             config.crawler = crawler;
         }
-        *self.backend.deadline.lock().unwrap() = config.sandbox.call_deadline;
+        *self.deadline.lock().unwrap() = config.sandbox.call_deadline;
 
         let mut warm = WARM.lock().unwrap_or_else(|p| p.into_inner());
         let first = !warm.get_or_insert_with(HashSet::new).contains(&hash);
         if !first {
             drop(warm);
             self.seed_cache(&hash, &config.cache_dir());
-            return PluginHost::start(config, self.backend.clone()).map_err(|e| e.to_string());
+            return PluginHost::start(config, self.faulty.clone()).map_err(|e| e.to_string());
         }
         self.seed_cache(&hash, &config.cache_dir());
-        let host = PluginHost::start(config, self.backend.clone()).map_err(|e| e.to_string())?;
+        let host = PluginHost::start(config, self.faulty.clone()).map_err(|e| e.to_string())?;
         if let CompileOutcome::Compiled(path) = host.compile_outcome() {
             self.share_compiled(path);
         }
@@ -194,7 +189,9 @@ impl Harness for Bundled {
     }
 
     fn crash_during(&self, op: BackendOp, key_prefix: &str) {
-        *self.backend.armed.lock().unwrap() = Some((op, key_prefix.to_owned()));
+        // Epoch ticks may run slow, never fast: twice the deadline is past it for sure.
+        let stall = *self.deadline.lock().unwrap() * 2 + Duration::from_millis(200);
+        self.faulty.crash_during(op, key_prefix, stall * 0);
     }
 
     fn now(&self) -> i64 {
@@ -219,64 +216,6 @@ impl Harness for Bundled {
                 Err(e) => panic!("removing {name}: {e}"),
             }
         }
-    }
-}
-
-/// Passes calls through, except one armed call: that one does nothing, outlives
-/// the call deadline (so the host kills the instance in it) and fails.
-struct CrashSwitch {
-    inner: Arc<FaultyStore>,
-    armed: Mutex<Option<(BackendOp, String)>>,
-    deadline: Mutex<Duration>,
-}
-
-impl CrashSwitch {
-    fn check(&self, op: BackendOp, key: &str) -> Result<(), BackendError> {
-        let mut armed = self.armed.lock().unwrap();
-        let hit = armed
-            .as_ref()
-            .is_some_and(|(o, prefix)| *o == op && key.starts_with(prefix.as_str()));
-        if !hit {
-            return Ok(());
-        }
-        *armed = None;
-        drop(armed);
-        // Epoch ticks may run slow, never fast: twice the deadline is past it for sure.
-        let deadline = *self.deadline.lock().unwrap();
-        std::thread::sleep(deadline * 2 + Duration::from_millis(200));
-        Err(BackendError::Permanent("the server crashed here".into()))
-    }
-}
-
-impl ObjectStore for CrashSwitch {
-    fn list(
-        &self,
-        prefix: &str,
-        start_after: Option<&str>,
-        limit: u32,
-    ) -> Result<ListPage, BackendError> {
-        self.check(BackendOp::List, prefix)?;
-        self.inner.list(prefix, start_after, limit)
-    }
-    fn read(&self, key: &str, offset: u64, length: u64) -> Result<Vec<u8>, BackendError> {
-        self.check(BackendOp::Read, key)?;
-        self.inner.read(key, offset, length)
-    }
-    fn write(&self, key: &str, data: &[u8]) -> Result<(), BackendError> {
-        self.check(BackendOp::Write, key)?;
-        self.inner.write(key, data)
-    }
-    fn delete(&self, key: &str) -> Result<(), BackendError> {
-        self.check(BackendOp::Delete, key)?;
-        self.inner.delete(key)
-    }
-    fn size(&self, key: &str) -> Result<u64, BackendError> {
-        self.check(BackendOp::Size, key)?;
-        self.inner.size(key)
-    }
-    fn available_space(&self) -> Result<u64, BackendError> {
-        self.check(BackendOp::AvailableSpace, "")?;
-        self.inner.available_space()
     }
 }
 

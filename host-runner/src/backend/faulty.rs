@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use super::{BackendError, ListPage, ObjectStore, Operation};
 
@@ -18,6 +19,8 @@ struct Fault {
     error: BackendError,
     /// `None`: fails until cleared.
     remaining: Option<u32>,
+    /// How long a failing call hangs before it fails.
+    stall: Duration,
 }
 
 /// Wraps a store; calls whose key starts with a registered prefix fail with the chosen error.
@@ -55,6 +58,19 @@ impl FaultyStore {
         self.push(operation, key_prefix, error, Some(times));
     }
 
+    /// The next `operation` on a key starting with `key_prefix` does nothing,
+    /// hangs for `stall` and fails: with a stall past the call deadline the
+    /// host kills the instance inside it, as if the server crashed there.
+    pub fn crash_during(&self, operation: Operation, key_prefix: &str, stall: Duration) {
+        self.faults().push(Fault {
+            operation,
+            key_prefix: key_prefix.to_owned(),
+            error: BackendError::Permanent("the server crashed here".into()),
+            remaining: Some(1),
+            stall,
+        });
+    }
+
     /// Removes every fault; calls pass through again.
     pub fn clear(&self) {
         self.faults().clear();
@@ -84,6 +100,7 @@ impl FaultyStore {
             key_prefix: key_prefix.to_owned(),
             error,
             remaining,
+            stall: Duration::ZERO,
         });
     }
 
@@ -108,10 +125,12 @@ impl FaultyStore {
         if let Some(remaining) = &mut fault.remaining {
             *remaining -= 1;
         }
-        let error = fault.error.clone();
+        let (error, stall) = (fault.error.clone(), fault.stall);
         if fault.remaining == Some(0) {
             faults.remove(hit);
         }
+        drop(faults);
+        std::thread::sleep(stall);
         Err(error)
     }
 }
