@@ -191,7 +191,7 @@ impl Harness for Bundled {
     fn crash_during(&self, op: BackendOp, key_prefix: &str) {
         // Epoch ticks may run slow, never fast: twice the deadline is past it for sure.
         let stall = *self.deadline.lock().unwrap() * 2 + Duration::from_millis(200);
-        self.faulty.crash_during(op, key_prefix, stall * 0);
+        self.faulty.crash_during(op, key_prefix, stall);
     }
 
     fn now(&self) -> i64 {

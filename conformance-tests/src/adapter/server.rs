@@ -81,27 +81,46 @@ fn handle<H: Harness>(
             ok(())
         }
         Request::ComponentImports { component } => ok(h.component_imports(component)),
-        Request::PutObject { key, data } => ok(h.put_object(&key, &data)),
+        Request::PutObject { key, data } => {
+            h.put_object(&key, &data);
+            ok(())
+        }
         Request::Object { key } => ok(h.object(&key).map(Bytes)),
-        Request::DeleteObject { key } => ok(h.delete_object(&key)),
+        Request::DeleteObject { key } => {
+            h.delete_object(&key);
+            ok(())
+        }
         Request::ObjectKeys {} => ok(h.object_keys()),
         Request::Fail {
             op,
             key_prefix,
             error,
-        } => ok(h.fail(op, &key_prefix, error)),
-        Request::ClearFaults {} => ok(h.clear_faults()),
+        } => {
+            h.fail(op, &key_prefix, error);
+            ok(())
+        }
+        Request::ClearFaults {} => {
+            h.clear_faults();
+            ok(())
+        }
         Request::Calls { op } => ok(h.calls(op)),
-        Request::CrashDuring { op, key_prefix } => ok(h.crash_during(op, &key_prefix)),
+        Request::CrashDuring { op, key_prefix } => {
+            h.crash_during(op, &key_prefix);
+            ok(())
+        }
         Request::Now {} => ok(h.now()),
-        Request::SetNow { secs } => ok(h.set_now(secs)),
+        Request::SetNow { secs } => {
+            h.set_now(secs);
+            ok(())
+        }
         Request::RemoveDatabase {} => {
             if running.is_some() {
                 return Err(adapter_error(
                     "remove-database while an instance runs".into(),
                 ));
             }
-            ok(h.remove_database())
+            h.remove_database();
+            ok(())
         }
         Request::Call { func, params } => match running {
             Some(host) => call(host, &func, params),
