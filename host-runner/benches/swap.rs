@@ -7,6 +7,7 @@
 //! Swaps alternate between the product and the `test-faults` build (same
 //! interface and schema, different component), prepared off the service thread.
 
+use host_runner::Operations;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;

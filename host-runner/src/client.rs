@@ -20,7 +20,7 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use crate::server::gbs::wire::{self, SecretKind};
 use crate::server::identity::{authorization_value, spki_hash, spki_of_certificate};
-use crate::si::StorageIndex;
+use crate::StorageIndex;
 
 /// The parts of a NURL `pb://<spki-hash>@<host:port>/<swissnum>#v=1`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,17 +11,16 @@
 
 pub mod backend;
 pub mod client;
-pub mod native;
+pub mod conformance;
 pub mod plugin;
 pub mod report;
 pub mod server;
 pub mod service;
-pub mod si;
 
 pub use backend::{BackendError, DirStore, FaultyStore, MemoryStore, ObjectStore};
+pub use leasedb_types::StorageIndex;
 pub use plugin::clock::AdjustableClock;
 pub use plugin::engine::CompileOutcome;
 pub use plugin::sandbox::SandboxPolicy;
 pub use plugin::swap::{PreparedPlugin, Preparer, SwapError, SwapReport};
-pub use plugin::{CallError, HostConfig, HostError, PluginHost};
-pub use si::StorageIndex;
+pub use plugin::{CallError, HostConfig, HostError, Operations, PluginHost};

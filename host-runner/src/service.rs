@@ -34,6 +34,7 @@ use tokio::sync::oneshot;
 use crate::backend::ObjectStore;
 use crate::plugin::wit::SliceOutcome;
 use crate::plugin::{CallError, HostConfig, HostError, PluginHost};
+use crate::Operations;
 
 /// Most operations in one group commit.
 pub const MAX_BATCH_OPS: usize = 256;

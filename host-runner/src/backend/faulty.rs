@@ -3,32 +3,14 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
-use super::{BackendError, ListPage, ObjectStore};
-
-/// A backend method, for choosing what fails and for counting calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Operation {
-    /// `list`
-    List,
-    /// `read`
-    Read,
-    /// `write`
-    Write,
-    /// `delete`
-    Delete,
-    /// `size`
-    Size,
-    /// `available_space`
-    AvailableSpace,
-}
+use super::{BackendError, ListPage, ObjectStore, Operation};
 
 const OPERATIONS: usize = 6;
 
-impl Operation {
-    fn index(self) -> usize {
-        self as usize
-    }
+fn index(operation: Operation) -> usize {
+    operation as usize
 }
 
 struct Fault {
@@ -37,6 +19,8 @@ struct Fault {
     error: BackendError,
     /// `None`: fails until cleared.
     remaining: Option<u32>,
+    /// How long a failing call hangs before it fails.
+    stall: Duration,
 }
 
 /// Wraps a store; calls whose key starts with a registered prefix fail with the chosen error.
@@ -74,6 +58,19 @@ impl FaultyStore {
         self.push(operation, key_prefix, error, Some(times));
     }
 
+    /// The next `operation` on a key starting with `key_prefix` does nothing,
+    /// hangs for `stall` and fails: with a stall past the call deadline the
+    /// host kills the instance inside it, as if the server crashed there.
+    pub fn crash_during(&self, operation: Operation, key_prefix: &str, stall: Duration) {
+        self.faults().push(Fault {
+            operation,
+            key_prefix: key_prefix.to_owned(),
+            error: BackendError::Permanent("the server crashed here".into()),
+            remaining: Some(1),
+            stall,
+        });
+    }
+
     /// Removes every fault; calls pass through again.
     pub fn clear(&self) {
         self.faults().clear();
@@ -81,7 +78,7 @@ impl FaultyStore {
 
     /// How many times `operation` was called (failed calls included).
     pub fn calls(&self, operation: Operation) -> u64 {
-        self.calls[operation.index()].load(Ordering::SeqCst)
+        self.calls[index(operation)].load(Ordering::SeqCst)
     }
 
     /// Sets every call count back to zero.
@@ -103,6 +100,7 @@ impl FaultyStore {
             key_prefix: key_prefix.to_owned(),
             error,
             remaining,
+            stall: Duration::ZERO,
         });
     }
 
@@ -114,7 +112,7 @@ impl FaultyStore {
 
     /// Counts the call, then returns the error of the first matching fault, if any.
     fn check(&self, operation: Operation, key: &str) -> Result<(), BackendError> {
-        self.calls[operation.index()].fetch_add(1, Ordering::SeqCst);
+        self.calls[index(operation)].fetch_add(1, Ordering::SeqCst);
         let mut faults = self.faults();
         let hit = faults.iter_mut().position(|fault| {
             fault.operation == operation
@@ -127,10 +125,12 @@ impl FaultyStore {
         if let Some(remaining) = &mut fault.remaining {
             *remaining -= 1;
         }
-        let error = fault.error.clone();
+        let (error, stall) = (fault.error.clone(), fault.stall);
         if fault.remaining == Some(0) {
             faults.remove(hit);
         }
+        drop(faults);
+        std::thread::sleep(stall);
         Err(error)
     }
 }

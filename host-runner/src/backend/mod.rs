@@ -8,56 +8,16 @@ mod faulty;
 mod key;
 mod memory;
 
-use std::fmt;
-
 pub use dir::DirStore;
-pub use faulty::{FaultyStore, Operation};
+pub use faulty::FaultyStore;
 pub use key::{validate_key, validate_prefix, MAX_KEY_LEN, MAX_SEGMENT_LEN};
+/// A backend function, for injecting faults and counting calls.
+pub use leasedb_types::backend::Operation;
 pub use memory::MemoryStore;
 
-/// One object in a listing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectEntry {
-    /// The object's full key.
-    pub key: String,
-    /// Its size in bytes.
-    pub size: u64,
-}
-
-/// One page of a listing, in ascending byte order of keys.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ListPage {
-    /// At most `limit` entries.
-    pub entries: Vec<ObjectEntry>,
-    /// Pass as `start_after` to get the next page; `None` when this was the last.
-    pub next: Option<String>,
-}
-
-/// Why a backend call failed; mirrors the WIT `backend-error` variant.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BackendError {
-    /// No object under that key.
-    NotFound,
-    /// A failure that may go away if retried.
-    Transient(String),
-    /// A failure retrying will not fix.
-    Permanent(String),
-    /// The key is not acceptable to this backend; the text names the key and the reason.
-    InvalidKey(String),
-}
-
-impl fmt::Display for BackendError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BackendError::NotFound => write!(f, "no object under that key"),
-            BackendError::Transient(why) => write!(f, "temporary backend failure: {why}"),
-            BackendError::Permanent(why) => write!(f, "backend failure: {why}"),
-            BackendError::InvalidKey(why) => write!(f, "invalid key: {why}"),
-        }
-    }
-}
-
-impl std::error::Error for BackendError {}
+/// A listing's entries and pages, and how a backend call fails: the shared
+/// vocabulary's, which the WIT `backend` interface's values convert to.
+pub use leasedb_types::backend::{BackendError, ListPage, ObjectEntry};
 
 /// Object storage as the plugin sees it. Implementations must be safe to share
 /// between threads: one store backs every instance the host (re)starts.

@@ -1,5 +1,6 @@
 //! `crawl` and `crawler-status`: run the accounting crawler now, and show where it is.
 
+use host_runner::Operations;
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 

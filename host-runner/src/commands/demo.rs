@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
+use host_runner::Operations;
 use super::cli::Place;
 use super::shares::{print_leases, put, read};
 use super::start;

@@ -1,6 +1,7 @@
 //! Mutable shares from the command line (for scripting and debugging), and
 //! the operator's views: corruption advisories and statistics.
 
+use host_runner::Operations;
 use std::io::Write;
 
 use anyhow::{anyhow, bail, Context, Result};

@@ -1,6 +1,7 @@
 //! `put`, `read`, `shares` and `leases`: storing and reading immutable
 //! shares and listing what the plugin holds, as the anonymous account.
 
+use host_runner::Operations;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;

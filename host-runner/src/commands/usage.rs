@@ -1,6 +1,7 @@
 //! `usage`: what each account leases, from the running server's status page
 //! when one is up (the database belongs to it), else from a plugin started here.
 
+use host_runner::Operations;
 use std::path::Path;
 use std::time::Duration;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::error::HostError;
 use super::node_id::NodeId;
 use super::sandbox::SandboxPolicy;
-use super::wit::{self, CrawlerConfig, ExpirationPolicy};
+use super::wit::{CrawlerConfig, ExpirationPolicy};
 
 /// Default preferred chunk size of new shares (SPEC §3).
 pub const DEFAULT_CHUNK_SIZE: u32 = 512 << 10;
@@ -82,12 +82,12 @@ impl HostConfig {
     }
 
     /// The settings `init` receives; loads or creates the node id unless one is set.
-    pub(crate) fn plugin_config(&self) -> Result<wit::Config, HostError> {
+    pub(crate) fn plugin_config(&self) -> Result<super::g::Config, HostError> {
         let node_id = match self.node_id {
             Some(id) => id,
             None => NodeId::load_or_create(&self.state_dir)?,
         };
-        Ok(wit::Config {
+        Ok(super::g::Config {
             chunk_size: self.chunk_size,
             lease_duration: self.lease_duration.as_secs(),
             max_immutable_size: self.max_immutable_size,

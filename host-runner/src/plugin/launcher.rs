@@ -9,11 +9,12 @@ use wasmtime::component::Component;
 use wasmtime::{Store, Trap};
 
 use super::bindings::version::InterfaceVersion;
+use super::bindings::vocabulary::convert;
 use super::bindings::{on_version, LinkError, Plugin, PluginPre};
 use super::error::{CallError, HostError};
 use super::sandbox::SandboxPolicy;
 use super::state::HostState;
-use super::wit::{self, CrawlerConfig, InitReport};
+use super::wit::{CrawlerConfig, InitReport};
 use crate::backend::ObjectStore;
 
 /// A live instance: its store and the handles to its exports.
@@ -58,7 +59,7 @@ pub(crate) struct Launcher {
     pub(crate) plugin_dir: PathBuf,
     /// Where compiled components are cached (a swap compiles into it too).
     pub(crate) cache_dir: PathBuf,
-    pub(crate) plugin_config: wit::Config,
+    pub(crate) plugin_config: super::g::Config,
     pub(crate) crawler: CrawlerConfig,
     pub(crate) backend: Arc<dyn ObjectStore>,
     pub(crate) pre: PluginPre,
@@ -85,16 +86,16 @@ impl Launcher {
         let report = match on_version!(&*plugin, p => p.leasedb_plugin_lifecycle()
                 .call_init(&mut *store, &config, handover); config)
         {
-            Ok(Ok(report)) => report,
-            Ok(Err(refused)) => return Err(HostError::Init(CallError::Plugin(refused))),
+            Ok(Ok(report)) => convert(report),
+            Ok(Err(refused)) => return Err(HostError::Init(CallError::Plugin(convert(refused)))),
             Err(error) => return Err(HostError::Init(classify(store, error))),
         };
         arm(store, &self.sandbox);
-        let crawler = self.crawler;
+        let crawler: super::g::CrawlerConfig = convert(self.crawler);
         match on_version!(&*plugin, p => p.leasedb_plugin_crawler().call_configure(&mut *store, crawler); crawler)
         {
             Ok(Ok(())) => {}
-            Ok(Err(refused)) => return Err(HostError::Init(CallError::Plugin(refused))),
+            Ok(Err(refused)) => return Err(HostError::Init(CallError::Plugin(convert(refused)))),
             Err(error) => return Err(HostError::Init(classify(store, error))),
         }
         Ok((instance, report))

@@ -47,11 +47,21 @@ use engine::{load_component, wasm_engine, CompileOutcome};
 use launcher::{link, Launcher};
 use supervisor::Supervisor;
 use swap::{PreparedPlugin, Preparer, SwapError, SwapReport};
+use bindings::vocabulary::convert;
+pub use leasedb_types::Operations;
 use wit::{
     Account, AccountUsage, AdvisedType, Advisory, Allocation, ByteRange, Capabilities,
     CrawlerConfig, CrawlerStatus, InitReport, LeaseInfo, PluginInfo, ReadTestWriteResult,
     ShareInfo, ShareReads, ShareWrites, SliceOutcome, Stats, Usage,
 };
+
+/// The generated bindings' own types, where a call passes one in.
+mod g {
+    pub use super::bindings::latest::exports::leasedb::plugin::{
+        accounting::AdvisedType, crawler::CrawlerConfig, lifecycle::Config, mutable::ShareWrites,
+    };
+    pub use super::bindings::latest::leasedb::plugin::types::{Account, ByteRange, Error};
+}
 
 /// The plugin, sandboxed, serving one call at a time.
 pub struct PluginHost {
@@ -157,272 +167,6 @@ impl PluginHost {
         self.supervisor.swap_to(new)
     }
 
-    /// Starts uploads of `share_numbers` of `si` for `session`.
-    pub fn allocate(
-        &mut self,
-        session: u64,
-        account: &Account,
-        si: &[u8],
-        share_numbers: &[u32],
-        allocated_size: u64,
-    ) -> Result<Allocation, CallError> {
-        let si = si.to_vec();
-        self.call_fallible(|p, s| {
-            on_version!(p, p => {
-                p.leasedb_plugin_storage().call_allocate(
-                    s,
-                    session,
-                    account,
-                    &si,
-                    share_numbers,
-                    allocated_size,
-                )
-            })
-        })
-    }
-
-    /// Writes share data at `offset` of an upload in progress.
-    pub fn write(
-        &mut self,
-        si: &[u8],
-        share_number: u32,
-        offset: u64,
-        data: &[u8],
-    ) -> Result<(), CallError> {
-        let si = si.to_vec();
-        self.call_fallible(|p, s| {
-            on_version!(p, p => {
-                p.leasedb_plugin_storage()
-                    .call_write(s, &si, share_number, offset, data)
-            })
-        })
-    }
-
-    /// Finishes an upload: the share becomes STABLE with the uploader's lease.
-    pub fn close(&mut self, si: &[u8], share_number: u32) -> Result<(), CallError> {
-        let si = si.to_vec();
-        self.call_fallible(
-            |p, s| on_version!(p, p => p.leasedb_plugin_storage().call_close(s, &si, share_number)),
-        )
-    }
-
-    /// Abandons an upload; its row and objects are removed.
-    pub fn abort(&mut self, si: &[u8], share_number: u32) -> Result<(), CallError> {
-        let si = si.to_vec();
-        self.call_fallible(
-            |p, s| on_version!(p, p => p.leasedb_plugin_storage().call_abort(s, &si, share_number)),
-        )
-    }
-
-    /// Share numbers of the valid, complete shares of `si`.
-    pub fn list_shares(&mut self, si: &[u8]) -> Result<Vec<u32>, CallError> {
-        let si = si.to_vec();
-        self.call_fallible(
-            |p, s| on_version!(p, p => p.leasedb_plugin_storage().call_list_shares(s, &si)),
-        )
-    }
-
-    /// Up to `length` bytes of share data from `offset`; truncated at the end.
-    pub fn read(
-        &mut self,
-        si: &[u8],
-        share_number: u32,
-        offset: u64,
-        length: u64,
-    ) -> Result<Vec<u8>, CallError> {
-        let si = si.to_vec();
-        self.call_fallible(|p, s| {
-            on_version!(p, p => {
-                p.leasedb_plugin_storage()
-                    .call_read(s, &si, share_number, offset, length)
-            })
-        })
-    }
-
-    /// Adds or renews `account`'s lease on every share of `si`; returns how many shares.
-    pub fn add_lease(&mut self, account: &Account, si: &[u8]) -> Result<u32, CallError> {
-        let si = si.to_vec();
-        self.call_fallible(
-            |p, s| on_version!(p, p => p.leasedb_plugin_storage().call_add_lease(s, account, &si)),
-        )
-    }
-
-    /// Every lease on the shares of `si`.
-    pub fn list_leases(&mut self, si: &[u8]) -> Result<Vec<LeaseInfo>, CallError> {
-        let si = si.to_vec();
-        self.call_fallible(
-            |p, s| on_version!(p, p => p.leasedb_plugin_storage().call_list_leases(s, &si)),
-        )
-    }
-
-    /// Up to `limit` shares in (storage index, share number) order, after `after`.
-    pub fn list_all_shares(
-        &mut self,
-        after: Option<(&[u8], u32)>,
-        limit: u32,
-    ) -> Result<Vec<ShareInfo>, CallError> {
-        let after = after.map(|(si, shnum)| (si.to_vec(), shnum));
-        self.call_fallible(|p, s| {
-            on_version!(p, p => {
-                p.leasedb_plugin_storage().call_list_all_shares(
-                    s,
-                    after.as_ref().map(|(si, shnum)| (si, *shnum)),
-                    limit,
-                )
-            })
-        })
-    }
-
-    /// Mutable read-test-write on one SI: checks the write enabler, reads, tests, and
-    /// applies the writes if every test holds.
-    #[allow(
-        clippy::redundant_slicing,
-        reason = "the slice is converted for an 0.1 plugin and passed as is to the latest"
-    )]
-    pub fn read_test_write(
-        &mut self,
-        account: &Account,
-        si: &[u8],
-        write_enabler: &[u8],
-        writes: &[ShareWrites],
-        read_vector: &[ByteRange],
-    ) -> Result<ReadTestWriteResult, CallError> {
-        let si = si.to_vec();
-        self.call_fallible(|p, s| {
-            on_version!(p, p => {
-            p.leasedb_plugin_mutable().call_read_test_write(
-                s,
-                account,
-                &si,
-                write_enabler,
-                &writes[..],
-                read_vector,
-            )
-        }; writes)
-        })
-    }
-
-    /// Mutable reads over `share_numbers` (empty: every valid mutable share of `si`).
-    pub fn mutable_read(
-        &mut self,
-        si: &[u8],
-        share_numbers: &[u32],
-        read_vector: &[ByteRange],
-    ) -> Result<Vec<ShareReads>, CallError> {
-        let si = si.to_vec();
-        self.call_fallible(|p, s| {
-            on_version!(p, p => {
-                p.leasedb_plugin_mutable()
-                    .call_read(s, &si, share_numbers, read_vector)
-            })
-        })
-    }
-
-    /// Limits and free space, as advertised to clients.
-    pub fn get_capabilities(&mut self) -> Result<Capabilities, CallError> {
-        self.call_fallible(
-            |p, s| on_version!(p, p => p.leasedb_plugin_accounting().call_get_capabilities(s)),
-        )
-    }
-
-    /// Records a client's report that a share is corrupt; nothing else changes.
-    pub fn advise_corrupt(
-        &mut self,
-        account: &Account,
-        share_type: AdvisedType,
-        si: &[u8],
-        share_number: u32,
-        reason: &str,
-    ) -> Result<(), CallError> {
-        let si = si.to_vec();
-        self.call_fallible(|p, s| {
-            on_version!(p, p => {
-            p.leasedb_plugin_accounting().call_advise_corrupt(
-                s,
-                account,
-                share_type,
-                &si,
-                share_number,
-                reason,
-            )
-        }; share_type)
-        })
-    }
-
-    /// Corruption reports with id greater than `after`, oldest first.
-    pub fn list_advisories(&mut self, after: i64, limit: u32) -> Result<Vec<Advisory>, CallError> {
-        self.call_fallible(|p, s| {
-            on_version!(p, p => {
-                p.leasedb_plugin_accounting()
-                    .call_list_advisories(s, after, limit)
-            })
-        })
-    }
-
-    /// What `account` leases; `None`: what any account leases.
-    pub fn get_usage(&mut self, account: Option<&Account>) -> Result<Usage, CallError> {
-        let account = account.cloned();
-        self.call_fallible(|p, s| {
-            on_version!(p, p => {
-                p.leasedb_plugin_accounting()
-                    .call_get_usage(s, account.as_ref())
-            })
-        })
-    }
-
-    /// Usage of every account holding a lease.
-    pub fn usage_by_account(&mut self) -> Result<Vec<AccountUsage>, CallError> {
-        self.call_fallible(
-            |p, s| on_version!(p, p => p.leasedb_plugin_accounting().call_usage_by_account(s)),
-        )
-    }
-
-    /// Share counts by state and type, in-flight uploads, latencies.
-    pub fn get_stats(&mut self) -> Result<Stats, CallError> {
-        self.call_fallible(
-            |p, s| on_version!(p, p => p.leasedb_plugin_accounting().call_get_stats(s)),
-        )
-    }
-
-    /// Tells the plugin a client session began.
-    pub fn session_opened(&mut self, session: u64) -> Result<(), CallError> {
-        self.call(|p, s| on_version!(p, p => p.leasedb_plugin_lifecycle().call_session_opened(s, session)))
-    }
-
-    /// Tells the plugin a session ended; returns how many uploads were aborted.
-    pub fn session_closed(&mut self, session: u64) -> Result<u32, CallError> {
-        self.call(|p, s| on_version!(p, p => p.leasedb_plugin_lifecycle().call_session_closed(s, session)))
-    }
-
-    /// Processes whole crawler prefixes for about `budget` (at least one);
-    /// `force` starts a new cycle without waiting for the minimum cycle time.
-    pub fn crawler_run_slice(
-        &mut self,
-        budget: Duration,
-        force: bool,
-    ) -> Result<SliceOutcome, CallError> {
-        let ms = budget.as_millis().min(u32::MAX as u128) as u32;
-        self.call_fallible(
-            |p, s| on_version!(p, p => p.leasedb_plugin_crawler().call_run_slice(s, ms, force)),
-        )
-    }
-
-    /// The crawler's current cycle and history.
-    pub fn crawler_status(&mut self) -> Result<CrawlerStatus, CallError> {
-        self.call_fallible(|p, s| on_version!(p, p => p.leasedb_plugin_crawler().call_status(s)))
-    }
-
-    /// Changes the crawler's policy; kept for instances started after a fault too.
-    pub fn crawler_configure(&mut self, config: CrawlerConfig) -> Result<(), CallError> {
-        self.supervisor.launcher.crawler = config;
-        self.call_fallible(|p, s| on_version!(p, p => p.leasedb_plugin_crawler().call_configure(s, config); config))
-    }
-
-    /// The plugin's version and interface version.
-    pub fn info(&mut self) -> Result<PluginInfo, CallError> {
-        self.call(|p, s| on_version!(p, p => p.leasedb_plugin_lifecycle().call_info(s)))
-    }
-
     /// Opens a group commit: the operations called until [`commit_batch`]
     /// share one durable commit, and none of them may be reported as done
     /// before it returns. Each operation still fails (and rolls back) alone,
@@ -482,12 +226,15 @@ impl PluginHost {
         self.call(|p, s| on_version!(p, p => p.leasedb_plugin_lifecycle().call_shutdown(s)))
     }
 
-    /// A call whose WIT result is `result<T, error>`.
-    fn call_fallible<T>(
+    /// A call whose WIT result is `result<T, error>`, answered in the vocabulary's types.
+    fn call_fallible<G: bindings::vocabulary::Convert<V>, V>(
         &mut self,
-        f: impl FnOnce(&Plugin, &mut Store<HostState>) -> wasmtime::Result<Result<T, wit::PluginError>>,
-    ) -> Result<T, CallError> {
-        self.call(f)?.map_err(CallError::Plugin)
+        f: impl FnOnce(&Plugin, &mut Store<HostState>) -> wasmtime::Result<Result<G, g::Error>>,
+    ) -> Result<V, CallError> {
+        match self.call(f)? {
+            Ok(answer) => Ok(convert(answer)),
+            Err(refused) => Err(CallError::Plugin(convert(refused))),
+        }
     }
 
     /// Runs one export under the deadline and memory cap; replaces the instance if it dies.
@@ -503,6 +250,291 @@ impl PluginHost {
             }
         }
         answer
+    }
+}
+
+/// Every export, converting between the shared vocabulary and the generated
+/// bindings (`bindings::vocabulary`) on the way in and out.
+impl Operations for PluginHost {
+    type Error = CallError;
+
+    /// Starts uploads of `share_numbers` of `si` for `session`.
+    fn allocate(
+        &mut self,
+        session: u64,
+        account: &Account,
+        si: &[u8],
+        share_numbers: &[u32],
+        allocated_size: u64,
+    ) -> Result<Allocation, CallError> {
+        let si = si.to_vec();
+        let account: g::Account = convert(account.clone());
+        self.call_fallible(|p, s| {
+            on_version!(p, p => {
+                p.leasedb_plugin_storage().call_allocate(
+                    s,
+                    session,
+                    &account,
+                    &si,
+                    share_numbers,
+                    allocated_size,
+                )
+            })
+        })
+    }
+
+    /// Writes share data at `offset` of an upload in progress.
+    fn write(
+        &mut self,
+        si: &[u8],
+        share_number: u32,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<(), CallError> {
+        let si = si.to_vec();
+        self.call_fallible(|p, s| {
+            on_version!(p, p => {
+                p.leasedb_plugin_storage()
+                    .call_write(s, &si, share_number, offset, data)
+            })
+        })
+    }
+
+    /// Finishes an upload: the share becomes STABLE with the uploader's lease.
+    fn close(&mut self, si: &[u8], share_number: u32) -> Result<(), CallError> {
+        let si = si.to_vec();
+        self.call_fallible(
+            |p, s| on_version!(p, p => p.leasedb_plugin_storage().call_close(s, &si, share_number)),
+        )
+    }
+
+    /// Abandons an upload; its row and objects are removed.
+    fn abort(&mut self, si: &[u8], share_number: u32) -> Result<(), CallError> {
+        let si = si.to_vec();
+        self.call_fallible(
+            |p, s| on_version!(p, p => p.leasedb_plugin_storage().call_abort(s, &si, share_number)),
+        )
+    }
+
+    /// Share numbers of the valid, complete shares of `si`.
+    fn list_shares(&mut self, si: &[u8]) -> Result<Vec<u32>, CallError> {
+        let si = si.to_vec();
+        self.call_fallible(
+            |p, s| on_version!(p, p => p.leasedb_plugin_storage().call_list_shares(s, &si)),
+        )
+    }
+
+    /// Up to `length` bytes of share data from `offset`; truncated at the end.
+    fn read(
+        &mut self,
+        si: &[u8],
+        share_number: u32,
+        offset: u64,
+        length: u64,
+    ) -> Result<Vec<u8>, CallError> {
+        let si = si.to_vec();
+        // Share data is passed through as is, not converted byte by byte.
+        self.call(|p, s| {
+            on_version!(p, p => {
+                p.leasedb_plugin_storage()
+                    .call_read(s, &si, share_number, offset, length)
+            })
+        })?
+        .map_err(|e| CallError::Plugin(convert(e)))
+    }
+
+    /// Adds or renews `account`'s lease on every share of `si`; returns how many shares.
+    fn add_lease(&mut self, account: &Account, si: &[u8]) -> Result<u32, CallError> {
+        let si = si.to_vec();
+        let account: g::Account = convert(account.clone());
+        self.call_fallible(
+            |p, s| on_version!(p, p => p.leasedb_plugin_storage().call_add_lease(s, &account, &si)),
+        )
+    }
+
+    /// Every lease on the shares of `si`.
+    fn list_leases(&mut self, si: &[u8]) -> Result<Vec<LeaseInfo>, CallError> {
+        let si = si.to_vec();
+        self.call_fallible(
+            |p, s| on_version!(p, p => p.leasedb_plugin_storage().call_list_leases(s, &si)),
+        )
+    }
+
+    /// Up to `limit` shares in (storage index, share number) order, after `after`.
+    fn list_all_shares(
+        &mut self,
+        after: Option<(&[u8], u32)>,
+        limit: u32,
+    ) -> Result<Vec<ShareInfo>, CallError> {
+        let after = after.map(|(si, shnum)| (si.to_vec(), shnum));
+        self.call_fallible(|p, s| {
+            on_version!(p, p => {
+                p.leasedb_plugin_storage().call_list_all_shares(
+                    s,
+                    after.as_ref().map(|(si, shnum)| (si, *shnum)),
+                    limit,
+                )
+            })
+        })
+    }
+
+    /// Mutable read-test-write on one SI: checks the write enabler, reads, tests, and
+    /// applies the writes if every test holds.
+    #[allow(
+        clippy::redundant_slicing,
+        reason = "the slice is converted for an 0.1 plugin and passed as is to the latest"
+    )]
+    fn read_test_write(
+        &mut self,
+        account: &Account,
+        si: &[u8],
+        write_enabler: &[u8],
+        writes: &[ShareWrites],
+        read_vector: &[ByteRange],
+    ) -> Result<ReadTestWriteResult, CallError> {
+        let si = si.to_vec();
+        let account: g::Account = convert(account.clone());
+        let writes: Vec<g::ShareWrites> = convert(writes.to_vec());
+        let writes = &writes[..];
+        let read_vector: Vec<g::ByteRange> = convert(read_vector.to_vec());
+        self.call_fallible(|p, s| {
+            on_version!(p, p => {
+            p.leasedb_plugin_mutable().call_read_test_write(
+                s,
+                &account,
+                &si,
+                write_enabler,
+                &writes[..],
+                &read_vector[..],
+            )
+        }; writes)
+        })
+    }
+
+    /// Mutable reads over `share_numbers` (empty: every valid mutable share of `si`).
+    fn mutable_read(
+        &mut self,
+        si: &[u8],
+        share_numbers: &[u32],
+        read_vector: &[ByteRange],
+    ) -> Result<Vec<ShareReads>, CallError> {
+        let si = si.to_vec();
+        let read_vector: Vec<g::ByteRange> = convert(read_vector.to_vec());
+        self.call_fallible(|p, s| {
+            on_version!(p, p => {
+                p.leasedb_plugin_mutable()
+                    .call_read(s, &si, share_numbers, &read_vector)
+            })
+        })
+    }
+
+    /// Limits and free space, as advertised to clients.
+    fn get_capabilities(&mut self) -> Result<Capabilities, CallError> {
+        self.call_fallible(
+            |p, s| on_version!(p, p => p.leasedb_plugin_accounting().call_get_capabilities(s)),
+        )
+    }
+
+    /// Records a client's report that a share is corrupt; nothing else changes.
+    fn advise_corrupt(
+        &mut self,
+        account: &Account,
+        share_type: AdvisedType,
+        si: &[u8],
+        share_number: u32,
+        reason: &str,
+    ) -> Result<(), CallError> {
+        let si = si.to_vec();
+        let account: g::Account = convert(account.clone());
+        let share_type: g::AdvisedType = convert(share_type);
+        self.call_fallible(|p, s| {
+            on_version!(p, p => {
+            p.leasedb_plugin_accounting().call_advise_corrupt(
+                s,
+                &account,
+                share_type,
+                &si,
+                share_number,
+                reason,
+            )
+        }; share_type)
+        })
+    }
+
+    /// Corruption reports with id greater than `after`, oldest first.
+    fn list_advisories(&mut self, after: i64, limit: u32) -> Result<Vec<Advisory>, CallError> {
+        self.call_fallible(|p, s| {
+            on_version!(p, p => {
+                p.leasedb_plugin_accounting()
+                    .call_list_advisories(s, after, limit)
+            })
+        })
+    }
+
+    /// What `account` leases; `None`: what any account leases.
+    fn get_usage(&mut self, account: Option<&Account>) -> Result<Usage, CallError> {
+        let account: Option<g::Account> = convert(account.cloned());
+        self.call_fallible(|p, s| {
+            on_version!(p, p => {
+                p.leasedb_plugin_accounting()
+                    .call_get_usage(s, account.as_ref())
+            })
+        })
+    }
+
+    /// Usage of every account holding a lease.
+    fn usage_by_account(&mut self) -> Result<Vec<AccountUsage>, CallError> {
+        self.call_fallible(
+            |p, s| on_version!(p, p => p.leasedb_plugin_accounting().call_usage_by_account(s)),
+        )
+    }
+
+    /// Share counts by state and type, in-flight uploads, latencies.
+    fn get_stats(&mut self) -> Result<Stats, CallError> {
+        self.call_fallible(
+            |p, s| on_version!(p, p => p.leasedb_plugin_accounting().call_get_stats(s)),
+        )
+    }
+
+    /// Tells the plugin a client session began.
+    fn session_opened(&mut self, session: u64) -> Result<(), CallError> {
+        self.call(|p, s| on_version!(p, p => p.leasedb_plugin_lifecycle().call_session_opened(s, session)))
+    }
+
+    /// Tells the plugin a session ended; returns how many uploads were aborted.
+    fn session_closed(&mut self, session: u64) -> Result<u32, CallError> {
+        self.call(|p, s| on_version!(p, p => p.leasedb_plugin_lifecycle().call_session_closed(s, session)))
+    }
+
+    /// Changes the crawler's policy; kept for instances started after a fault too.
+    fn crawler_configure(&mut self, config: CrawlerConfig) -> Result<(), CallError> {
+        self.supervisor.launcher.crawler = config;
+        let config: g::CrawlerConfig = convert(config);
+        self.call_fallible(|p, s| on_version!(p, p => p.leasedb_plugin_crawler().call_configure(s, config); config))
+    }
+
+    /// Processes whole crawler prefixes for about `budget` (at least one);
+    /// `force` starts a new cycle without waiting for the minimum cycle time.
+    fn crawler_run_slice(
+        &mut self,
+        budget: Duration,
+        force: bool,
+    ) -> Result<SliceOutcome, CallError> {
+        let ms = budget.as_millis().min(u32::MAX as u128) as u32;
+        self.call_fallible(
+            |p, s| on_version!(p, p => p.leasedb_plugin_crawler().call_run_slice(s, ms, force)),
+        )
+    }
+
+    /// The crawler's current cycle and history.
+    fn crawler_status(&mut self) -> Result<CrawlerStatus, CallError> {
+        self.call_fallible(|p, s| on_version!(p, p => p.leasedb_plugin_crawler().call_status(s)))
+    }
+
+    /// The plugin's version and interface version.
+    fn info(&mut self) -> Result<PluginInfo, CallError> {
+        self.call(|p, s| on_version!(p, p => p.leasedb_plugin_lifecycle().call_info(s)))
+            .map(convert)
     }
 }
 

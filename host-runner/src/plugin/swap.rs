@@ -31,6 +31,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::bindings::version::{InterfaceVersion, VersionError};
+use super::bindings::vocabulary::convert;
 use super::bindings::{on_version, PluginPre};
 use super::engine::{load_component, wasm_engine, CompileOutcome};
 use super::error::{CallError, HostError};
@@ -258,6 +259,7 @@ impl Supervisor {
         let old_info = match self.instance {
             Some(_) => self
                 .call(|p, s| on_version!(p, p => p.leasedb_plugin_lifecycle().call_info(s)))
+                .map(convert)
                 .map_err(SwapError::Handover)?,
             None => PluginInfo {
                 version: "(not running)".into(),
@@ -345,7 +347,7 @@ impl Supervisor {
         let answer = on_version!(&instance.plugin, p => p.leasedb_plugin_lifecycle().call_handover(&mut instance.store));
         match answer {
             Ok(Ok(blob)) => Ok(blob),
-            Ok(Err(refused)) => Err(SwapError::Handover(CallError::Plugin(refused))),
+            Ok(Err(refused)) => Err(SwapError::Handover(CallError::Plugin(convert(refused)))),
             Err(error) => {
                 let failure = classify(&instance.store, error);
                 self.instance = None;
@@ -393,7 +395,8 @@ fn first_calls(
     version: InterfaceVersion,
 ) -> Result<(PluginInfo, u64), String> {
     instance.arm(sandbox);
-    let info = on_version!(&instance.plugin, p => p.leasedb_plugin_lifecycle().call_info(&mut instance.store))
+    let info: PluginInfo = on_version!(&instance.plugin, p => p.leasedb_plugin_lifecycle().call_info(&mut instance.store))
+        .map(convert)
         .map_err(|e| format!("info: {}", classify(&instance.store, e)))?;
     if info.interface_version.parse::<InterfaceVersion>() != Ok(version) {
         return Err(format!(
@@ -404,7 +407,7 @@ fn first_calls(
     instance.arm(sandbox);
     let stats = on_version!(&instance.plugin, p => p.leasedb_plugin_accounting().call_get_stats(&mut instance.store))
         .map_err(|e| format!("get-stats: {}", classify(&instance.store, e)))?
-        .map_err(|e| format!("get-stats: {}", CallError::Plugin(e)))?;
+        .map_err(|e| format!("get-stats: {}", CallError::Plugin(convert(e))))?;
     Ok((info, stats.uploads_in_flight))
 }
 

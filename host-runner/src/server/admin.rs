@@ -9,6 +9,7 @@
 //!
 //! `host-runner swap --admin HOST:PORT PLUGIN.wasm` is its client.
 
+use crate::Operations;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 

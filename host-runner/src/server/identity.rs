@@ -24,8 +24,6 @@ use subtle::ConstantTimeEq;
 
 use crate::plugin::wit::Account;
 
-const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
-
 /// Something under `<state>/host/` could not be read, parsed or written.
 #[derive(Debug)]
 pub struct IdentityError {
@@ -50,23 +48,8 @@ fn fail(path: &Path, reason: impl fmt::Display) -> IdentityError {
     }
 }
 
-/// Lowercase RFC 4648 base32 without padding.
-pub fn base32(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 8 / 5 + 1);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for &b in bytes {
-        acc = (acc << 8) | u32::from(b);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(BASE32[((acc >> bits) & 31) as usize] as char);
-        }
-    }
-    if bits > 0 {
-        out.push(BASE32[((acc << (5 - bits)) & 31) as usize] as char);
-    }
-    out
-}
+/// Lowercase RFC 4648 base32 without padding (the shared vocabulary's).
+pub use leasedb_types::base32;
 
 /// `n` random bytes from the operating system.
 pub fn random_bytes(n: usize) -> Vec<u8> {
@@ -111,7 +94,7 @@ fn read_optional(path: &Path) -> Result<Option<String>, IdentityError> {
 fn load_or_create_token(path: &Path) -> Result<String, IdentityError> {
     if let Some(text) = read_optional(path)? {
         let token = text.trim().to_owned();
-        if token.len() != 32 || !token.bytes().all(|c| BASE32.contains(&c)) {
+        if token.len() != 32 || leasedb_types::base32_decode(&token).is_none() {
             return Err(fail(path, "not 32 lowercase base32 characters"));
         }
         return Ok(token);

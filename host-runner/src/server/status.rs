@@ -3,6 +3,7 @@
 //! histogram as inline SVG; `/status.json` is the same data as JSON;
 //! `/leases/<si>` lists the leases of one storage index as JSON.
 
+use crate::Operations;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ use crate::plugin::wit::{
     AccountUsage, AgeBin, Capabilities, CrawlerStatus, LeaseInfo, Stats, Usage,
 };
 use crate::report::{cycle_json, lease_ages_json, share_state_name, share_type_name};
-use crate::si::StorageIndex;
+use crate::StorageIndex;
 
 /// Everything the page shows, gathered in one plugin call.
 struct Snapshot {

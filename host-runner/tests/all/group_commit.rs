@@ -3,6 +3,7 @@
 //! fail one by one; a batch lost with its instance answers every operation
 //! in it with an error.
 
+use host_runner::Operations;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::mpsc;

@@ -2,6 +2,7 @@
 //! compile cache is reused, and a plugin that traps, loops or exhausts memory
 //! costs one call, never the host.
 
+use host_runner::Operations;
 use std::time::{Duration, Instant};
 
 use crate::fixture::{fixture, Fixture};

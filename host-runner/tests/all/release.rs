@@ -3,6 +3,7 @@
 //! upgrade tests start from what users run rather than from today's engine
 //! built against an old interface.
 
+use host_runner::Operations;
 use sha2::{Digest, Sha256};
 
 use crate::fixture::{fixture, wasm};

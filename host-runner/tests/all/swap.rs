@@ -3,6 +3,7 @@
 //! with schema 2, and builds that must be refused or rolled back. Each test is named for the behaviour it protects.
 //! (To move into `conformance-tests` once that suite has a swap harness.)
 
+use host_runner::Operations;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;

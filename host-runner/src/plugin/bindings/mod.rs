@@ -7,9 +7,11 @@
 //! variant in [`PluginPre`] and [`Plugin`], an arm in [`on_version!`], and an
 //! entry in [`SUPPORTED`].
 
+pub(crate) mod convert;
 pub mod since_v0_1;
 pub mod since_v0_2;
 pub mod version;
+pub(crate) mod vocabulary;
 
 pub use since_v0_2 as latest;
 

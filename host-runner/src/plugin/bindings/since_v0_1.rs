@@ -113,52 +113,17 @@ pub fn add_to_linker(
     Ok(())
 }
 
+use super::convert::same;
 /// Converts between a 0.1 value and its latest twin (both directions: answers
 /// are lifted into the latest types, arguments lowered into 0.1's).
-pub trait Convert<T> {
-    /// The same value as a `T`.
-    fn convert(self) -> T;
-}
+pub use super::convert::Convert;
 
-macro_rules! same {
-    ($($t:ty),*) => {$(
-        impl Convert<$t> for $t {
-            fn convert(self) -> $t {
-                self
-            }
-        }
-    )*};
-}
-same!((), u8, u32, u64, i64, bool, String);
+// Shared with 0.1 through `with:`: the same Rust types.
 same!(
     latest::leasedb::plugin::types::Error,
     latest::leasedb::plugin::types::Account,
     latest::leasedb::plugin::types::ByteRange
 );
-
-impl<A: Convert<B>, B> Convert<Vec<B>> for Vec<A> {
-    fn convert(self) -> Vec<B> {
-        self.into_iter().map(Convert::convert).collect()
-    }
-}
-
-impl<A: Convert<B>, B> Convert<Option<B>> for Option<A> {
-    fn convert(self) -> Option<B> {
-        self.map(Convert::convert)
-    }
-}
-
-impl<A: Convert<B>, B, E: Convert<F>, F> Convert<Result<B, F>> for Result<A, E> {
-    fn convert(self) -> Result<B, F> {
-        self.map(Convert::convert).map_err(Convert::convert)
-    }
-}
-
-impl<A: Convert<B>, B, C: Convert<D>, D> Convert<(B, D)> for (A, C) {
-    fn convert(self) -> (B, D) {
-        (self.0.convert(), self.1.convert())
-    }
-}
 
 impl<A: Clone + Convert<B>, B> Convert<Vec<B>> for &[A] {
     fn convert(self) -> Vec<B> {

@@ -3,8 +3,9 @@
 
 use wasmtime::component::HasData;
 
-use crate::backend::{BackendError, ListPage, ObjectEntry, ObjectStore};
+use crate::backend::{BackendError, ObjectStore};
 use crate::plugin::bindings::latest::leasedb::plugin::{backend as wit, types};
+use crate::plugin::bindings::vocabulary::convert;
 use crate::plugin::state::HostState;
 
 /// Most entries one `list` call returns; `next` tells the plugin to ask again.
@@ -42,10 +43,10 @@ impl wit::Host for BackendView<'_> {
         start_after: Option<String>,
         limit: u32,
     ) -> Result<wit::ListPage, wit::BackendError> {
-        let page = self
-            .store
-            .list(&prefix, start_after.as_deref(), limit.min(MAX_LIST_LIMIT))?;
-        Ok(page.into())
+        self.store
+            .list(&prefix, start_after.as_deref(), limit.min(MAX_LIST_LIMIT))
+            .map(convert)
+            .map_err(convert)
     }
 
     fn read(
@@ -57,65 +58,39 @@ impl wit::Host for BackendView<'_> {
         if length > MAX_READ_LENGTH {
             // Plugins may ask for "everything" with a huge length; that is fine while
             // what is actually there fits. Truncating silently would look like the end.
-            let remaining = self.store.size(&key)?.saturating_sub(offset);
+            let remaining = self
+                .store
+                .size(&key)
+                .map_err(convert)?
+                .saturating_sub(offset);
             if remaining > MAX_READ_LENGTH {
-                return Err(BackendError::Permanent(format!(
+                return Err(convert(BackendError::Permanent(format!(
                     "reading {key}: {remaining} bytes requested at once, the host returns at most {MAX_READ_LENGTH} per read"
-                ))
-                .into());
+                ))));
             }
         }
-        Ok(self.store.read(&key, offset, length)?)
+        self.store.read(&key, offset, length).map_err(convert)
     }
 
     fn write(&mut self, key: String, data: Vec<u8>) -> Result<(), wit::BackendError> {
-        Ok(self.store.write(&key, &data)?)
+        self.store.write(&key, &data).map_err(convert)
     }
 
     fn delete(&mut self, key: String) -> Result<(), wit::BackendError> {
-        Ok(self.store.delete(&key)?)
+        self.store.delete(&key).map_err(convert)
     }
 
     fn size(&mut self, key: String) -> Result<u64, wit::BackendError> {
-        Ok(self.store.size(&key)?)
+        self.store.size(&key).map_err(convert)
     }
 
     fn available_space(&mut self) -> Result<u64, wit::BackendError> {
-        Ok(self.store.available_space()?)
+        self.store.available_space().map_err(convert)
     }
 }
 
 /// `types` has no functions; the world still asks for a host of it.
 impl types::Host for BackendView<'_> {}
-
-impl From<BackendError> for wit::BackendError {
-    fn from(error: BackendError) -> Self {
-        match error {
-            BackendError::NotFound => wit::BackendError::NotFound,
-            BackendError::Transient(why) => wit::BackendError::Transient(why),
-            BackendError::Permanent(why) => wit::BackendError::Permanent(why),
-            BackendError::InvalidKey(why) => wit::BackendError::InvalidKey(why),
-        }
-    }
-}
-
-impl From<ListPage> for wit::ListPage {
-    fn from(page: ListPage) -> Self {
-        wit::ListPage {
-            entries: page.entries.into_iter().map(Into::into).collect(),
-            next: page.next,
-        }
-    }
-}
-
-impl From<ObjectEntry> for wit::ObjectEntry {
-    fn from(entry: ObjectEntry) -> Self {
-        wit::ObjectEntry {
-            key: entry.key,
-            size: entry.size,
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,6 @@
 //! Immutable shares (GBS.md §3.3–§3.7): allocate, PATCH, abort, list, read.
 
+use crate::Operations;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -8,7 +9,7 @@ use super::reply::{cbor, cbor_body, empty, plugin, text, Body, Call, Reply};
 use super::share_read::{read_pieces, share_data_reply, wanted};
 use super::uploads::{Progress, UploadRefusal};
 use super::wire::{self, AllocateRequest, SecretKind};
-use crate::si::StorageIndex;
+use crate::StorageIndex;
 
 /// Allocate bodies are small (Python: 8 KiB).
 const ALLOCATE_LIMIT: u64 = 8 << 10;

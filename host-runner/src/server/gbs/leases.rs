@@ -1,13 +1,14 @@
 //! Leases and corruption advisories (GBS.md §3.2, §3.8). Leases are per
 //! account (SPEC §2): the renew and cancel secrets are checked for shape only.
 
+use crate::Operations;
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
 
 use super::reply::{cbor_body, empty, plugin, text, Call, Reply};
 use super::wire::CorruptRequest;
 use crate::plugin::wit::AdvisedType;
-use crate::si::StorageIndex;
+use crate::StorageIndex;
 
 /// Advisory bodies (Python: 32 KiB).
 const CORRUPT_LIMIT: u64 = 32 << 10;

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::si::StorageIndex;
+use crate::StorageIndex;
 use reply::{cbor, text, Body, Call};
 pub use state::{Counters, Gbs};
 use wire::SecretKind;

@@ -1,5 +1,6 @@
 //! Mutable shares (GBS.md §3.9–§3.11): read-test-write, list, read.
 
+use crate::Operations;
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
 
@@ -7,7 +8,7 @@ use super::reply::{cbor, cbor_body, plugin, text, Call, Reply};
 use super::share_read::{read_pieces, share_data_reply, wanted};
 use super::wire::{self, ReadTestWriteRequest, SecretKind};
 use crate::plugin::wit::{ByteRange, ShareWrites, TestOperator, TestVector, WriteVector};
-use crate::si::StorageIndex;
+use crate::StorageIndex;
 
 /// POST /storage/v1/mutable/:si/read-test-write.
 pub(super) async fn read_test_write(

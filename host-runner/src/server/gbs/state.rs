@@ -2,6 +2,7 @@
 //! the accounts it authorises, uploads in flight, the cached version reply,
 //! and the counters the status page shows.
 
+use crate::Operations;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};

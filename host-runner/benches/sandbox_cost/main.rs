@@ -7,16 +7,18 @@
 //! second for each and the native/wasm ratio. `LEASEDB_BENCH_SHARES` sets the
 //! size of the crawler's generated store (default 100000).
 
+mod native;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use host_runner::native::NativeBackend;
 use host_runner::plugin::wit;
-use host_runner::{DirStore, HostConfig, ObjectStore, PluginHost};
+use host_runner::{DirStore, HostConfig, ObjectStore, Operations, PluginHost};
 use leasedb_plugin::crawler::SliceOutcome;
 use leasedb_plugin::mutable_write::{ShareWrites, WriteVector};
 use leasedb_plugin::{Account, Config, LeaseDb};
+use native::NativeBackend;
 
 type Native = LeaseDb<NativeBackend>;
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use leasedb_plugin::backend::{Backend, BackendError as EngineError, ListPage, ObjectEntry};
 
-use crate::backend::{BackendError, ObjectStore};
+use host_runner::backend::{BackendError, ObjectStore};
 
 /// An [`ObjectStore`] seen through the engine's backend trait.
 pub struct NativeBackend(pub Arc<dyn ObjectStore>);

@@ -1,16 +1,40 @@
 //! Storage indexes and their text form: RFC 4648 base32, lowercase, unpadded,
-//! 26 characters for 16 bytes (SPEC §2).
+//! 26 characters for 16 bytes (SPEC §2). The one base32 of the project.
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::LazyLock;
 
-const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+use data_encoding::{DecodeKind, Encoding, Specification};
 
 /// Characters in the text form of a storage index.
 pub const TEXT_LEN: usize = 26;
 
+/// A share number: 0..=255 when valid; wider so that bad input can be named (WIT `share-number`).
+pub type ShareNumber = u32;
+
+/// Tahoe's base32: RFC 4648's alphabet in lowercase, no padding.
+static BASE32: LazyLock<Encoding> = LazyLock::new(|| {
+    let mut spec = Specification::new();
+    spec.symbols.push_str("abcdefghijklmnopqrstuvwxyz234567");
+    spec.encoding().expect("a valid base32 specification")
+});
+
+/// Lowercase unpadded RFC 4648 base32 of any bytes (storage indexes, node ids, swissnums).
+pub fn base32(bytes: &[u8]) -> String {
+    BASE32.encode(bytes)
+}
+
+/// The bytes of lowercase unpadded base32 text; `None` if it is not that
+/// (a character outside `a-z2-7`, an impossible length, non-zero trailing bits).
+pub fn base32_decode(text: &str) -> Option<Vec<u8>> {
+    BASE32.decode(text.as_bytes()).ok()
+}
+
 /// A 16-byte storage index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct StorageIndex(pub [u8; 16]);
 
 impl StorageIndex {
@@ -19,7 +43,12 @@ impl StorageIndex {
         &self.0
     }
 
-    /// The 2-character prefix that names its backend directory.
+    /// Exactly 16 bytes; otherwise how many there were.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, usize> {
+        bytes.try_into().map(StorageIndex).map_err(|_| bytes.len())
+    }
+
+    /// The 2-character prefix that names its backend directory and crawl bucket.
     pub fn prefix(&self) -> String {
         self.to_string()[..2].to_owned()
     }
@@ -72,43 +101,24 @@ impl FromStr for StorageIndex {
         if count != TEXT_LEN {
             return Err(SiParseError::Length(count));
         }
-        // 26 characters carry 130 bits; the last 2 must be zero.
-        let mut acc: u128 = 0;
-        let mut last = 0;
-        for (position, found) in text.chars().enumerate() {
-            let value = ALPHABET
-                .iter()
-                .position(|&c| c as char == found)
-                .ok_or(SiParseError::Character { position, found })?
-                as u128;
-            if position + 1 < TEXT_LEN {
-                acc = (acc << 5) | value;
-            } else {
-                last = value;
-            }
+        // Byte positions are character positions only while the text is ASCII.
+        if let Some((position, found)) = text.chars().enumerate().find(|(_, c)| !c.is_ascii()) {
+            return Err(SiParseError::Character { position, found });
         }
-        if last & 0b11 != 0 {
-            return Err(SiParseError::TrailingBits);
-        }
-        Ok(StorageIndex(((acc << 3) | (last >> 2)).to_be_bytes()))
+        let bytes = BASE32.decode(text.as_bytes()).map_err(|e| match e.kind {
+            DecodeKind::Trailing => SiParseError::TrailingBits,
+            _ => SiParseError::Character {
+                position: e.position,
+                found: text.as_bytes()[e.position] as char,
+            },
+        })?;
+        StorageIndex::from_bytes(&bytes).map_err(|_| SiParseError::Length(count))
     }
 }
 
 impl fmt::Display for StorageIndex {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let bits = u128::from_be_bytes(self.0);
-        let mut text = String::with_capacity(TEXT_LEN);
-        for i in 0..TEXT_LEN {
-            // Character i covers bits [5i, 5i+5) of the 130-bit zero-padded value.
-            let shift = 130 - 5 * (i + 1);
-            let value = if shift >= 2 {
-                (bits >> (shift - 2)) & 31
-            } else {
-                (bits << 2) & 31
-            };
-            text.push(ALPHABET[value as usize] as char);
-        }
-        f.write_str(&text)
+        f.write_str(&base32(&self.0))
     }
 }
 
@@ -117,8 +127,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn base32_matches_rfc4648_lowercased() {
+        assert_eq!(base32(b""), "");
+        assert_eq!(base32(b"f"), "my");
+        assert_eq!(base32(b"foobar"), "mzxw6ytboi");
+        assert_eq!(base32(&[0u8; 20]).len(), 32);
+        assert_eq!(base32_decode("mzxw6ytboi").as_deref(), Some(&b"foobar"[..]));
+        assert_eq!(base32_decode("MZXW6YTBOI"), None, "lowercase only");
+        assert_eq!(base32_decode("mzxw6ytbo1"), None);
+    }
+
+    #[test]
     fn round_trips_and_matches_rfc4648() {
-        // RFC 4648 base32 of "abcdefghijklmnop", lowercased and unpadded.
         let si = StorageIndex(*b"abcdefghijklmnop");
         assert_eq!(si.to_string(), "mfrggzdfmztwq2lknnwg23tpoa");
         assert_eq!("mfrggzdfmztwq2lknnwg23tpoa".parse::<StorageIndex>(), Ok(si));
@@ -148,7 +168,17 @@ mod tests {
         );
         assert!(matches!(
             "mfrggzdfmztwq2lknnwg23tp1a".parse::<StorageIndex>(),
-            Err(SiParseError::Character { found: '1', .. })
+            Err(SiParseError::Character {
+                found: '1',
+                position: 24
+            })
+        ));
+        assert!(matches!(
+            "mfrggzdfmztwq2lknnwg23tpéa".parse::<StorageIndex>(),
+            Err(SiParseError::Character {
+                found: 'é',
+                position: 24
+            })
         ));
         assert_eq!(
             "mfrggzdfmztwq2lknnwg23tpob".parse::<StorageIndex>(),

@@ -1,0 +1,226 @@
+//! The wasmtime host as a conformance [`Harness`]: one fresh server per case,
+//! a `MemoryStore` behind a `FaultyStore` (faults, crashes, call counts), a
+//! temporary state directory, and an `AdjustableClock` fixed at
+//! `START_TIME`. The in-process run of the cases (`tests/all/conformance.rs`)
+//! and the `conformance-adapter` binary (the protocol of
+//! `conformance-tests/ADAPTER.md`) both use this one implementation.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use conformance_tests::wit::InitReport;
+use conformance_tests::{
+    BackendOp, Component, Harness, Host, Options, BACKEND_CAPACITY, START_TIME,
+};
+use sha2::{Digest, Sha256};
+
+use crate::plugin::engine::{load_component, wasm_engine};
+use crate::CompileOutcome;
+use crate::{
+    AdjustableClock, BackendError, FaultyStore, HostConfig, MemoryStore, ObjectStore, PluginHost,
+};
+
+/// The component files a harness runs.
+#[derive(Debug, Clone)]
+pub struct Components {
+    /// The plugin as shipped.
+    pub shipped: PathBuf,
+    /// The test-faults build.
+    pub test_faults: PathBuf,
+}
+
+/// One fresh server for one case.
+pub struct Bundled {
+    dir: tempfile::TempDir,
+    memory: Arc<MemoryStore>,
+    faulty: Arc<FaultyStore>,
+    /// The call deadline of the latest start: a crash outlasts it.
+    deadline: Mutex<Duration>,
+    clock: AdjustableClock,
+    components: Components,
+    shared_cache: PathBuf,
+}
+
+impl Bundled {
+    /// A server running `components`; compiled components are kept in
+    /// `shared_cache` for every later server, so only the first start compiles.
+    pub fn new(components: Components, shared_cache: PathBuf) -> Self {
+        let memory = Arc::new(MemoryStore::with_capacity(BACKEND_CAPACITY));
+        let faulty = Arc::new(FaultyStore::new(memory.clone()));
+        Bundled {
+            dir: tempfile::tempdir().expect("a temporary directory"),
+            memory,
+            faulty,
+            deadline: Mutex::new(Duration::from_secs(10)),
+            clock: AdjustableClock::fixed_at(START_TIME as u64),
+            components,
+            shared_cache,
+        }
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn wasm_of(&self, component: Component) -> Vec<u8> {
+        let path = match component {
+            Component::Shipped => &self.components.shipped,
+            Component::TestFaults => &self.components.test_faults,
+        };
+        std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+    }
+
+    /// Copies the shared cache's compilations of `wasm_hash` into `cache_dir`.
+    fn seed_cache(&self, wasm_hash: &str, cache_dir: &Path) {
+        let Ok(entries) = std::fs::read_dir(&self.shared_cache) else {
+            return;
+        };
+        std::fs::create_dir_all(cache_dir).expect("cache directory");
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if name.to_string_lossy().starts_with(wasm_hash)
+                && name.to_string_lossy().ends_with(".cwasm")
+            {
+                // A copy, not a link: the host owns its cache directory and may rewrite it.
+                let _ = std::fs::copy(entry.path(), cache_dir.join(&name));
+            }
+        }
+    }
+
+    fn share_compiled(&self, path: &Path) {
+        let _ = std::fs::create_dir_all(&self.shared_cache);
+        let name = path.file_name().expect("a file name");
+        let temp = self.shared_cache.join(format!(
+            "{}.tmp-{}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        if std::fs::copy(path, &temp).is_ok() {
+            let _ = std::fs::rename(&temp, self.shared_cache.join(name));
+        }
+    }
+}
+
+/// Components whose compilation is in the shared cache; holding the lock while
+/// the first start compiles keeps parallel cases from compiling it again.
+static WARM: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+
+impl Harness for Bundled {
+    type Host = PluginHost;
+
+    fn start(&self, options: &Options) -> Result<PluginHost, String> {
+        let wasm = self.wasm_of(options.component);
+        let mut config = HostConfig::new(self.state_dir());
+        let hash = hex::encode(Sha256::digest(&wasm));
+        config.wasm = wasm.into();
+        config.sandbox.clock = self.clock.clone();
+        if let Some(chunk_size) = options.chunk_size {
+            config.chunk_size = chunk_size;
+        }
+        if let Some(deadline) = options.call_deadline {
+            config.sandbox.call_deadline = deadline;
+        }
+        if let Some(cap) = options.memory_cap {
+            config.sandbox.memory_cap = cap;
+        }
+        if let Some(max) = options.max_immutable_size {
+            config.max_immutable_size = max;
+        }
+        if let Some(crawler) = options.crawler {
+            config.crawler = crawler;
+        }
+        *self.deadline.lock().unwrap() = config.sandbox.call_deadline;
+
+        let mut warm = WARM.lock().unwrap_or_else(|p| p.into_inner());
+        let first = !warm.get_or_insert_with(HashSet::new).contains(&hash);
+        if !first {
+            drop(warm);
+            self.seed_cache(&hash, &config.cache_dir());
+            return PluginHost::start(config, self.faulty.clone()).map_err(|e| e.to_string());
+        }
+        self.seed_cache(&hash, &config.cache_dir());
+        let host = PluginHost::start(config, self.faulty.clone()).map_err(|e| e.to_string())?;
+        if let CompileOutcome::Compiled(path) = host.compile_outcome() {
+            self.share_compiled(path);
+        }
+        warm.as_mut().unwrap().insert(hash);
+        Ok(host)
+    }
+
+    fn component_imports(&self, component: Component) -> Vec<String> {
+        let engine = wasm_engine().expect("the engine");
+        let (compiled, _) = load_component(engine, &self.wasm_of(component), &self.shared_cache)
+            .expect("the component compiles");
+        compiled
+            .component_type()
+            .imports(engine)
+            .map(|(name, _)| name.to_owned())
+            .collect()
+    }
+
+    fn put_object(&self, key: &str, data: &[u8]) {
+        self.memory.write(key, data).expect("storing an object");
+    }
+
+    fn object(&self, key: &str) -> Option<Vec<u8>> {
+        self.memory.read(key, 0, u64::MAX).ok()
+    }
+
+    fn delete_object(&self, key: &str) {
+        self.memory.delete(key).expect("deleting an object");
+    }
+
+    fn object_keys(&self) -> Vec<String> {
+        self.memory.keys()
+    }
+
+    fn fail(&self, op: BackendOp, key_prefix: &str, error: BackendError) {
+        self.faulty.fail(op, key_prefix, error);
+    }
+
+    fn clear_faults(&self) {
+        self.faulty.clear();
+    }
+
+    fn calls(&self, op: BackendOp) -> u64 {
+        self.faulty.calls(op)
+    }
+
+    fn crash_during(&self, op: BackendOp, key_prefix: &str) {
+        // Epoch ticks may run slow, never fast: twice the deadline is past it for sure.
+        let stall = *self.deadline.lock().unwrap() * 2 + Duration::from_millis(200);
+        self.faulty.crash_during(op, key_prefix, stall);
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now().as_secs() as i64
+    }
+
+    fn set_now(&self, secs: i64) {
+        self.clock.set(secs as u64);
+    }
+
+    fn remove_database(&self) {
+        let dir = self.state_dir().join("plugin");
+        for name in [
+            "leasedb.sqlite3",
+            "leasedb.sqlite3-wal",
+            "leasedb.sqlite3-shm",
+            "leasedb.sqlite3-journal",
+        ] {
+            match std::fs::remove_file(dir.join(name)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => panic!("removing {name}: {e}"),
+            }
+        }
+    }
+}
+
+impl Host for PluginHost {
+    fn init_report(&self) -> InitReport {
+        PluginHost::init_report(self).clone()
+    }
+}
