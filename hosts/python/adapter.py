@@ -36,7 +36,7 @@ from leasedb_host import (  # noqa: E402
     Unavailable,
 )
 from leasedb_host.backend import page_of, validate_key  # noqa: E402
-from leasedb_host.host import EXPORTS, classes, load_component, split_result  # noqa: E402
+from leasedb_host.host import EXPORTS, classes, func_type, load_component  # noqa: E402
 
 BACKEND_CAPACITY = 1 << 30
 START_TIME = 1_700_000_000
@@ -254,6 +254,7 @@ class Server:
         self.backend = TestBackend(self.memory)
         self.clock = START_TIME
         self.plugin: Optional[Plugin] = None
+        self.current: Optional[wc.Component] = None
 
     def component(self, which: str) -> wc.Component:
         if which not in self.component_paths:
@@ -281,9 +282,13 @@ class Server:
     def op_start(self, options: Dict[str, Any]) -> Any:
         self.stop()
         o = lambda name, default: default if options.get(name) is None else options[name]  # noqa: E731
+        component = self.component(o("component", "shipped"))
         crawler = options.get("crawler")
+        if crawler is not None:
+            crawler = from_json(self._types("crawler-configure", component)[0], crawler)
+        self.current = component
         plugin = Plugin(
-            self.component(o("component", "shipped")),
+            component,
             self.state_dir,
             self.backend,
             chunk_size=o("chunk-size", 512 << 10),
@@ -293,25 +298,13 @@ class Server:
             call_deadline=o("call-deadline-ms", 10_000) / 1000,
             clock=lambda: self.clock,
             engine=self.engine,
+            crawler=crawler,
         )
         self.plugin = plugin
-        if crawler is not None:
-            # The defaults were applied by the launch; the case's settings stick for restarts too.
-            func_ty = self._param_types("crawler-configure")[0]
-            plugin._crawler = from_json(func_ty, crawler)
-            plugin.call("crawler-configure", plugin._crawler)
-        return self._report()
+        return to_json(func_type(self.engine, component, "init").result.ok, plugin.init_report)
 
-    def _report(self) -> Any:
-        plugin = self.running()
-        init_ty = plugin._func("init").type(plugin._store).result
-        return to_json(init_ty.ok, plugin.init_report)
-
-    def _param_types(self, func: str) -> List[Any]:
-        plugin = self.running()
-        if plugin._instance is None:
-            plugin.call("info")  # revive, to read the types
-        return [ty for _, ty in plugin._func(func).type(plugin._store).params]
+    def _types(self, func: str, component: wc.Component) -> List[Any]:
+        return [ty for _, ty in func_type(self.engine, component, func).params]
 
     def op_stop(self) -> Any:
         self.stop()
@@ -363,13 +356,12 @@ class Server:
         plugin = self.running()
         if func not in EXPORTS or func in ("init", "handover", "shutdown"):
             raise AdapterError(f"unknown function {func!r}")
-        types = self._param_types(func)
+        ty = func_type(self.engine, self.current, func)
+        types = [t for _, t in ty.params]
         if len(types) != len(params):
             raise AdapterError(f"{func} takes {len(types)} parameters, got {len(params)}")
-        args = [from_json(ty, p) for ty, p in zip(types, params)]
-        if func == "crawler-configure":
-            plugin._crawler = args[0]  # kept for instances started after a fault
-        result_ty = plugin._func(func).type(plugin._store).result
+        args = [from_json(t, p) for t, p in zip(types, params)]
+        result_ty = ty.result
         value = plugin.call(func, *args)
         if result_ty is None:
             return None
@@ -434,15 +426,8 @@ def main() -> None:
 
 def plugin_error_json(server: Server, request: Dict[str, Any], e: PluginError) -> Any:
     """The error as JSON, typed by the err type of the function that failed."""
-    func = (request.get("args") or {}).get("func") if request.get("op") == "call" else "crawler-configure"
-    plugin = server.plugin
-    result_ty = None
-    if plugin is not None and plugin._store is not None:
-        result_ty = plugin._func(func).type(plugin._store).result
-    if result_ty is None:
-        # The instance is gone (it refused to start): any plugin call has the same error type.
-        return {"tag": e.tag} if e.payload is None else {"tag": e.tag, "val": str(e.payload)}
-    return to_json(result_ty.err, e.value)
+    func = (request.get("args") or {}).get("func", "allocate")
+    return to_json(func_type(server.engine, server.current, func).result.err, e.value)
 
 
 if __name__ == "__main__":

@@ -144,7 +144,7 @@ class Plugin:
             max_mutable_size=max_mutable_size,
             node_id=node_id if node_id is not None else _load_or_create_node_id(self.state_dir),
         )
-        self._crawler = crawler_config(crawler or DEFAULT_CRAWLER)
+        self._crawler = crawler if isinstance(crawler, wc.Record) else crawler_config(crawler or DEFAULT_CRAWLER)
         if engine is None:
             config = wasmtime.Config()
             config.epoch_interruption = True
@@ -257,6 +257,8 @@ class Plugin:
             if self._instance is None:
                 self.restarts += 1
                 self._launch()
+            if name == "crawler-configure" and params:
+                self._crawler = params[0]  # kept for instances started after a fault
             return self._invoke(name, *params)
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
@@ -322,6 +324,13 @@ class Plugin:
             self._stderr(bytes(data))
         except Exception:
             pass
+
+
+def func_type(engine: wasmtime.Engine, component: wc.Component, name: str) -> wc.FuncType:
+    """The WIT type of export `name` (see `EXPORTS`), read from the component."""
+    iface, wit = EXPORTS[name]
+    instance = component.type.exports(engine)[iface].ty
+    return instance.exports(engine)[wit].ty
 
 
 def load_component(engine: wasmtime.Engine, path: str, cache_dir: str) -> wc.Component:
