@@ -38,5 +38,4 @@ pub mod list {
         let lists = Vec::<Bytes>::deserialize(deserializer)?;
         Ok(lists.into_iter().map(|b| b.0).collect())
     }
-
 }

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use crate::plugin::{
     Account, AccountUsage, AdvisedType, Advisory, Allocation, ByteRange, Capabilities,
-    CrawlerConfig, CrawlerStatus, LeaseInfo, PluginInfo, ReadTestWriteResult, SessionId,
-    ShareInfo, ShareReads, ShareWrites, SliceOutcome, Stats, Usage,
+    CrawlerConfig, CrawlerStatus, LeaseInfo, PluginInfo, ReadTestWriteResult, SessionId, ShareInfo,
+    ShareReads, ShareWrites, SliceOutcome, Stats, Usage,
 };
 use crate::ShareNumber;
 
@@ -15,7 +15,10 @@ use crate::ShareNumber;
 /// of `lifecycle`); start-up, hot swap, group commit and shutdown belong to
 /// the host. Storage indexes are raw bytes, as the WIT takes them, so that bad
 /// input can be passed on and refused by the plugin.
-#[allow(missing_docs, reason = "each method is the WIT function of the same name")]
+#[allow(
+    missing_docs,
+    reason = "each method is the WIT function of the same name"
+)]
 pub trait Operations {
     /// How a call fails: the plugin's error, and whatever the host adds.
     type Error;

@@ -159,11 +159,17 @@ mod tests {
         );
         assert!(matches!(
             "mfrggzdfmztwq2lknnwg23tp1a".parse::<StorageIndex>(),
-            Err(SiParseError::Character { found: '1', position: 24 })
+            Err(SiParseError::Character {
+                found: '1',
+                position: 24
+            })
         ));
         assert!(matches!(
             "mfrggzdfmztwq2lknnwg23tpéa".parse::<StorageIndex>(),
-            Err(SiParseError::Character { found: 'é', position: 24 })
+            Err(SiParseError::Character {
+                found: 'é',
+                position: 24
+            })
         ));
         assert_eq!(
             "mfrggzdfmztwq2lknnwg23tpob".parse::<StorageIndex>(),
