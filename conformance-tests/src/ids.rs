@@ -1,26 +1,10 @@
 //! Storage indexes and backend keys as SPEC §2–3 define them, computed here
-//! independently of the plugin so the cases check its key scheme.
+//! independently of the plugin's key code so the cases check its key scheme
+//! (the base32 is the shared vocabulary's).
+
+pub use leasedb_types::base32;
 
 const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
-
-/// RFC 4648 base32, lowercase, unpadded.
-pub fn base32(bytes: &[u8]) -> String {
-    let mut out = String::new();
-    let (mut bits, mut n) = (0u32, 0);
-    for &b in bytes {
-        bits = (bits << 8) | b as u32;
-        n += 8;
-        while n >= 5 {
-            n -= 5;
-            out.push(ALPHABET[((bits >> n) & 31) as usize] as char);
-        }
-        bits &= (1 << n) - 1;
-    }
-    if n > 0 {
-        out.push(ALPHABET[((bits << (5 - n)) & 31) as usize] as char);
-    }
-    out
-}
 
 /// A storage index made from `seed` (distinct seeds, distinct indexes).
 pub fn si(seed: u8) -> [u8; 16] {

@@ -1,30 +1,35 @@
 //! The conformance suite: what any leasedb host + plugin pair must do (SPEC.md),
-//! written once against the [`Harness`] trait and run here against the bundled
-//! `host-runner` (`tests/all/main.rs`).
+//! written once against the [`Harness`] and [`Host`] traits, in the shared
+//! vocabulary of `leasedb-types`. Nothing here knows a particular host:
+//! `host-runner` runs the cases in process (its `tests/all/conformance.rs`),
+//! and the `conformance` runner runs them against any host through an adapter
+//! process ([`adapter`], `ADAPTER.md`).
 //!
 //! A case is a `pub fn name<H: Harness>(h: &H)` in one of the files of
 //! [`cases`], declared inside that file's `declare_cases!` block; the block also emits a
 //! `foreach_<file>_case!` macro, and [`foreach_case!`] calls every one of them,
 //! so a runner that expands `foreach_case!` has a test for every case by
-//! construction.
+//! construction (the `conformance` runner's list is made so).
 //!
-//! Cases talk to the plugin only through WIT-typed operations (the [`wit`]
-//! types are the WIT's own), reach the backend only through the harness's raw
-//! object hooks, and never time anything.
+//! Cases talk to the plugin only through its operations ([`Operations`]),
+//! reach the backend only through the harness's raw object hooks, and never
+//! time anything.
 
 #![warn(missing_docs)]
 
 use std::time::Duration;
 
-pub use host_runner::plugin::wit;
-pub use host_runner::CallError;
+use serde::{Deserialize, Serialize};
 
-use wit::{
-    Account, AccountUsage, AdvisedType, Advisory, Allocation, ByteRange, Capabilities,
-    CrawlerConfig, CrawlerStatus, InitReport, LeaseInfo, PluginInfo, ReadTestWriteResult,
-    ShareInfo, ShareReads, ShareWrites, SliceOutcome, Stats, Usage, WitBackendError,
-};
+/// A backend function, for injecting faults and counting calls.
+pub use leasedb_types::backend::Operation as BackendOp;
+/// The plugin's WIT types, as plain Rust.
+pub use leasedb_types::plugin as wit;
+pub use leasedb_types::{CallError, Operations};
 
+use wit::{BackendError, CrawlerConfig, InitReport};
+
+pub mod adapter;
 pub mod cases;
 pub mod client;
 pub mod containers;
@@ -37,7 +42,8 @@ pub const START_TIME: i64 = 1_700_000_000;
 pub const BACKEND_CAPACITY: u64 = 1 << 30;
 
 /// Which build of the plugin component a host runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Component {
     /// The plugin as shipped.
     Shipped,
@@ -86,23 +92,6 @@ impl Options {
     }
 }
 
-/// A backend function, for injecting faults and counting calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum BackendOp {
-    /// `list-objects`
-    List,
-    /// `read`
-    Read,
-    /// `write`
-    Write,
-    /// `delete`
-    Delete,
-    /// `size`
-    Size,
-    /// `available-space`
-    AvailableSpace,
-}
-
 /// What a host must provide to run the cases: one server's worth of backend
 /// storage and private state, a clock the cases move, and hooks into the
 /// backend. A value is one fresh server; the runner makes one per case.
@@ -133,7 +122,7 @@ pub trait Harness {
 
     /// From now on, `op` on keys starting with `key_prefix` fails with `error` (a listing
     /// fails when its prefix and `key_prefix` overlap), until [`Harness::clear_faults`].
-    fn fail(&self, op: BackendOp, key_prefix: &str, error: WitBackendError);
+    fn fail(&self, op: BackendOp, key_prefix: &str, error: BackendError);
     /// Removes every fault; backend calls succeed again.
     fn clear_faults(&self);
     /// How many times the plugin called `op` since the harness was made.
@@ -153,83 +142,10 @@ pub trait Harness {
     fn remove_database(&self);
 }
 
-/// A running host: one method per WIT export of the plugin, as the host
-/// exposes it. A call either returns the plugin's answer, its typed error
-/// ([`CallError::Plugin`]), or says the instance died or was unavailable.
-#[allow(
-    missing_docs,
-    reason = "each method is the WIT function of the same name"
-)]
-pub trait Host {
-    fn allocate(
-        &mut self,
-        session: u64,
-        account: &Account,
-        si: &[u8],
-        share_numbers: &[u32],
-        allocated_size: u64,
-    ) -> Result<Allocation, CallError>;
-    fn write(
-        &mut self,
-        si: &[u8],
-        share_number: u32,
-        offset: u64,
-        data: &[u8],
-    ) -> Result<(), CallError>;
-    fn close(&mut self, si: &[u8], share_number: u32) -> Result<(), CallError>;
-    fn abort(&mut self, si: &[u8], share_number: u32) -> Result<(), CallError>;
-    fn list_shares(&mut self, si: &[u8]) -> Result<Vec<u32>, CallError>;
-    fn read(
-        &mut self,
-        si: &[u8],
-        share_number: u32,
-        offset: u64,
-        length: u64,
-    ) -> Result<Vec<u8>, CallError>;
-    fn add_lease(&mut self, account: &Account, si: &[u8]) -> Result<u32, CallError>;
-    fn list_leases(&mut self, si: &[u8]) -> Result<Vec<LeaseInfo>, CallError>;
-    fn list_all_shares(
-        &mut self,
-        after: Option<(&[u8], u32)>,
-        limit: u32,
-    ) -> Result<Vec<ShareInfo>, CallError>;
-    fn read_test_write(
-        &mut self,
-        account: &Account,
-        si: &[u8],
-        write_enabler: &[u8],
-        writes: &[ShareWrites],
-        read_vector: &[ByteRange],
-    ) -> Result<ReadTestWriteResult, CallError>;
-    fn mutable_read(
-        &mut self,
-        si: &[u8],
-        share_numbers: &[u32],
-        read_vector: &[ByteRange],
-    ) -> Result<Vec<ShareReads>, CallError>;
-    fn get_capabilities(&mut self) -> Result<Capabilities, CallError>;
-    fn advise_corrupt(
-        &mut self,
-        account: &Account,
-        share_type: AdvisedType,
-        si: &[u8],
-        share_number: u32,
-        reason: &str,
-    ) -> Result<(), CallError>;
-    fn list_advisories(&mut self, after: i64, limit: u32) -> Result<Vec<Advisory>, CallError>;
-    fn get_usage(&mut self, account: Option<&Account>) -> Result<Usage, CallError>;
-    fn usage_by_account(&mut self) -> Result<Vec<AccountUsage>, CallError>;
-    fn get_stats(&mut self) -> Result<Stats, CallError>;
-    fn session_opened(&mut self, session: u64) -> Result<(), CallError>;
-    fn session_closed(&mut self, session: u64) -> Result<u32, CallError>;
-    fn crawler_configure(&mut self, config: CrawlerConfig) -> Result<(), CallError>;
-    fn crawler_run_slice(
-        &mut self,
-        budget: Duration,
-        force: bool,
-    ) -> Result<SliceOutcome, CallError>;
-    fn crawler_status(&mut self) -> Result<CrawlerStatus, CallError>;
-    fn info(&mut self) -> Result<PluginInfo, CallError>;
+/// A running host: the plugin's operations as the host exposes them. A call
+/// either returns the plugin's answer, its typed error ([`CallError::Plugin`]),
+/// or says the instance died or was unavailable. Dropping it stops the instance.
+pub trait Host: Operations<Error = CallError> {
     /// What the latest start of an instance reported (`init`).
     fn init_report(&self) -> InitReport;
 }

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod backend;
 pub mod clock;
+pub mod conformance;
 pub mod engine;
 pub mod expiry;
 pub mod gbs;

@@ -9,7 +9,7 @@ use crate::wit::{
     AdvisedType, BadInput, BeyondAllocated, ByteRange, LeaseInfo, PluginError, ShareInfo, ShareWrites,
     TestOperator, TestVector, WriteVector,
 };
-use crate::{CallError, Harness, Host, Options};
+use crate::{CallError, Harness, Operations, Options};
 
 /// Everything a refused call could have changed.
 #[derive(Debug, PartialEq)]

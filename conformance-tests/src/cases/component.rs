@@ -3,7 +3,7 @@
 //! its filesystem preopen, I/O streams, stdio, environment, exit); no sockets,
 //! no HTTP.
 
-use crate::{Component, Harness, Host, Options};
+use crate::{Component, Harness, Operations, Options};
 
 /// Interfaces a component may import, as `package/interface` without version.
 const ALLOWED: &[&str] = &[

@@ -6,7 +6,7 @@ use crate::client::{all_rows, crawl_one_prefix, lease_owners, named, plugin_erro
 use crate::containers::{immutable, mutable, pattern};
 use crate::ids::{self, si, si_with_prefix};
 use crate::wit::{Account, AdvisedType, PluginError, ShareType};
-use crate::{Harness, Host, Options};
+use crate::{Harness, Operations, Options};
 
 crate::declare_cases! { corruption, foreach_corruption_case, $;
 

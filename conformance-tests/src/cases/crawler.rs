@@ -10,9 +10,9 @@ use crate::containers::{immutable, mutable, pattern};
 use crate::ids::{self, crawl_index, si_with_prefix};
 use crate::wit::{
     AgeBin, Counts, CycleReport, ExpirationPolicy, ShareRef, ShareState, ShareType, SliceOutcome,
-    WitBackendError,
+    BackendError,
 };
-use crate::{BackendOp, Harness, Host, Options};
+use crate::{BackendOp, Harness, Operations, Options};
 
 /// Four storage indexes at prefixes `aa`, `ae`, `ai`, `am`: an uploaded
 /// immutable, a written mutable, and an immutable and a mutable copied in by
@@ -251,7 +251,7 @@ pub fn failing_prefix_listing_is_recorded_and_skipped<H: Harness>(h: &H) {
     let mut host = h.start(&Options::small_chunks()).unwrap();
     let four = Four::build(h, &mut host, false);
     let leases = host.list_leases(&four.ae).unwrap();
-    h.fail(BackendOp::List, &ids::prefix_dir("ae"), WitBackendError::Permanent("prefix unreachable".into()));
+    h.fail(BackendOp::List, &ids::prefix_dir("ae"), BackendError::Permanent("prefix unreachable".into()));
     let r = crawl_cycle(&mut host);
     h.clear_faults();
     assert_eq!(r.prefixes_done, 1024);
@@ -297,7 +297,7 @@ pub fn failed_collection_leaves_the_share_stable_and_the_next_cycle_collects_it<
     upload(&mut host, 1, &named("alice"), &si, 0, &pattern(5000, 2));
     h.set_now(now);
     host.crawler_configure(crawler_config(ExpirationPolicy::Age(Some(2000)))).unwrap();
-    h.fail(BackendOp::Delete, &ids::si_dir(&si), WitBackendError::Permanent("read-only disk".into()));
+    h.fail(BackendOp::Delete, &ids::si_dir(&si), BackendError::Permanent("read-only disk".into()));
     let first = crawl_cycle(&mut host);
     assert_eq!(first.recovered.total.shares, 0);
     assert!(first.prefixes_failed.iter().any(|f| f.prefix == "22"), "{:?}", first.prefixes_failed);

@@ -6,8 +6,8 @@
 use crate::client::{all_rows, lease_owners, mutable_data, plugin_error, read_all, row, upload, named};
 use crate::containers::{immutable, mutable, pattern};
 use crate::ids::{self, si};
-use crate::wit::{Account, PluginError, ShareState, ShareType, WitBackendError};
-use crate::{BackendOp, Harness, Host, Options};
+use crate::wit::{Account, PluginError, ShareState, ShareType, BackendError};
+use crate::{BackendOp, Harness, Operations, Options};
 
 /// How long a starter lease lasts: 60 days.
 const STARTER_SECONDS: i64 = 60 * 86_400;
@@ -104,7 +104,7 @@ pub fn unreadable_share_fails_the_call_and_keeps_row_and_leases<H: Harness>(h: &
     upload(&mut host, 1, &named("alice"), &si, 1, &pattern(5000, 1));
     let rows = all_rows(&mut host);
     let leases = host.list_leases(&si).unwrap();
-    h.fail(BackendOp::Read, &ids::share_key(&si, 0), WitBackendError::Transient("flaky disk".into()));
+    h.fail(BackendOp::Read, &ids::share_key(&si, 0), BackendError::Transient("flaky disk".into()));
     let failed = plugin_error(host.read(&si, 0, 0, 100));
     assert!(matches!(failed, PluginError::Backend(_)), "{failed:?}");
     assert_eq!(read_all(&mut host, &si, 1), pattern(5000, 1));
@@ -121,7 +121,7 @@ pub fn failing_listing_is_an_error_not_an_absence<H: Harness>(h: &H) {
     let mut host = h.start(&Options::small_chunks()).unwrap();
     let si = si(7);
     h.put_object(&ids::share_key(&si, 0), &immutable(2, b"there", 0));
-    h.fail(BackendOp::List, &ids::si_dir(&si), WitBackendError::Permanent("listing refused".into()));
+    h.fail(BackendOp::List, &ids::si_dir(&si), BackendError::Permanent("listing refused".into()));
     assert!(matches!(plugin_error(host.add_lease(&named("alice"), &si)), PluginError::Backend(_)));
     assert!(matches!(plugin_error(host.list_shares(&si)), PluginError::Backend(_)));
     assert_eq!(all_rows(&mut host), vec![]);

@@ -6,7 +6,7 @@ use crate::client::{all_rows, lease_owners, mutable_data, named, plugin_error, r
 use crate::containers::pattern;
 use crate::ids::{self, si};
 use crate::wit::{Account, ByteRange, PluginError, Usage};
-use crate::{Harness, Host, Options};
+use crate::{Harness, Operations, Options};
 
 /// The default lease duration: 31 days.
 const LEASE_SECONDS: i64 = 31 * 86_400;

@@ -11,7 +11,7 @@ use crate::wit::{
     Account, ByteRange, PluginError, ShareReads, ShareType, ShareWrites, TestOperator, TestVector,
     WriteVector,
 };
-use crate::{Harness, Host, Options};
+use crate::{Harness, Operations, Options};
 
 fn writes(shnum: u32, tests: Vec<TestVector>, writes: Vec<(u64, &[u8])>, new_length: Option<u64>) -> ShareWrites {
     ShareWrites {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::client::{all_rows, named, read_all, upload};
 use crate::containers::pattern;
 use crate::ids::si;
-use crate::{CallError, Component, Harness, Host, Options};
+use crate::{CallError, Component, Harness, Operations, Options};
 
 /// Triggers `fault` (an account name the test-faults build reacts to) and
 /// checks the host survives it.

@@ -5,7 +5,7 @@ use crate::client::{all_rows, named, plugin_error, read_all, row, write_all};
 use crate::containers::pattern;
 use crate::ids::{self, si};
 use crate::wit::{PluginError, ShareState};
-use crate::{Harness, Host, Options};
+use crate::{Harness, Operations, Options};
 
 crate::declare_cases! { sessions, foreach_sessions_case, $;
 

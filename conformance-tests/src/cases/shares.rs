@@ -6,7 +6,7 @@ use crate::client::{all_rows, lease_owners, named, read_all, upload, write_all, 
 use crate::containers::{pattern, IMMUTABLE_HEADER};
 use crate::ids::{self, si};
 use crate::wit::{Account, ShareState};
-use crate::{Harness, Host, Options, BACKEND_CAPACITY};
+use crate::{Harness, Operations, Options, BACKEND_CAPACITY};
 
 /// Container bytes of one share, its chunk objects concatenated in order.
 fn stored_container<H: Harness>(h: &H, si: &[u8; 16], shnum: u32) -> Vec<u8> {

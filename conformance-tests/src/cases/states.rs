@@ -12,9 +12,9 @@ use crate::containers::pattern;
 use crate::ids::{self, si, si_with_prefix};
 use crate::wit::{
     Account, BackendFailure, ExpirationPolicy, PluginError, ShareState, ShareType, ShareWrites,
-    WitBackendError,
+    BackendError,
 };
-use crate::{BackendOp, Harness, Host, Options};
+use crate::{BackendOp, Harness, Host, Operations, Options};
 
 crate::declare_cases! { states, foreach_states_case, $;
 
@@ -70,7 +70,7 @@ pub fn failed_delete_returns_share_to_stable<H: Harness>(h: &H) {
     let si = si(2);
     write_mutable(&mut host, &named("alice"), &si, 0, b"keep me");
     let leases = host.list_leases(&si).unwrap();
-    h.fail(BackendOp::Delete, &ids::si_dir(&si), WitBackendError::Permanent("disk says no".into()));
+    h.fail(BackendOp::Delete, &ids::si_dir(&si), BackendError::Permanent("disk says no".into()));
     let delete = ShareWrites { share_number: 0, tests: vec![], writes: vec![], new_length: Some(0) };
     let failed = host.read_test_write(&named("alice"), &si, &WRITE_ENABLER, std::slice::from_ref(&delete), &[]);
     assert!(matches!(plugin_error(failed), PluginError::Backend(BackendFailure::Permanent(_))));

@@ -10,6 +10,7 @@
 pub mod since_v0_1;
 pub mod since_v0_2;
 pub mod version;
+pub(crate) mod vocabulary;
 
 pub use since_v0_2 as latest;
 

@@ -1,6 +1,9 @@
-//! `Harness` for the bundled host-runner: a `MemoryStore` behind a
-//! `FaultyStore` (faults, call counts) behind a crash switch, a temporary
-//! state directory, and an `AdjustableClock` fixed at `START_TIME`.
+//! The wasmtime host as a conformance [`Harness`]: one fresh server per case,
+//! a `MemoryStore` behind a `FaultyStore` (faults, call counts) behind a crash
+//! switch, a temporary state directory, and an `AdjustableClock` fixed at
+//! `START_TIME`. The in-process run of the cases (`tests/all/conformance.rs`)
+//! and the `conformance-adapter` binary (the protocol of
+//! `conformance-tests/ADAPTER.md`) both use this one implementation.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -8,19 +11,31 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use conformance_tests::wit::{
-    Account, AccountUsage, AdvisedType, Advisory, Allocation, ByteRange, Capabilities,
-    CrawlerConfig, CrawlerStatus, InitReport, LeaseInfo, PluginInfo, ReadTestWriteResult,
-    ShareInfo, ShareReads, ShareWrites, SliceOutcome, Stats, Usage, WitBackendError,
+    Account, AccountUsage, AdvisedType, Advisory, Allocation, BackendError as VBackendError,
+    ByteRange, Capabilities, CrawlerConfig, CrawlerStatus, InitReport, LeaseInfo, PluginInfo,
+    ReadTestWriteResult, ShareInfo, ShareReads, ShareWrites, SliceOutcome, Stats, Usage,
 };
 use conformance_tests::{
-    BackendOp, CallError, Component, Harness, Host, Options, BACKEND_CAPACITY, START_TIME,
-};
-use host_runner::backend::{ListPage, Operation};
-use host_runner::engine::{load_component, wasm_engine, CompileOutcome};
-use host_runner::{
-    AdjustableClock, BackendError, FaultyStore, HostConfig, MemoryStore, ObjectStore, PluginHost,
+    BackendOp, CallError, Component, Harness, Host, Operations, Options, BACKEND_CAPACITY,
+    START_TIME,
 };
 use sha2::{Digest, Sha256};
+
+use crate::backend::{ListPage, Operation};
+use crate::engine::{load_component, wasm_engine, CompileOutcome};
+use crate::plugin::bindings::vocabulary::Convert;
+use crate::{
+    AdjustableClock, BackendError, FaultyStore, HostConfig, MemoryStore, ObjectStore, PluginHost,
+};
+
+/// The component files a harness runs.
+#[derive(Debug, Clone)]
+pub struct Components {
+    /// The plugin as shipped.
+    pub shipped: PathBuf,
+    /// The test-faults build.
+    pub test_faults: PathBuf,
+}
 
 /// One fresh server for one case.
 pub struct Bundled {
@@ -29,10 +44,14 @@ pub struct Bundled {
     faulty: Arc<FaultyStore>,
     backend: Arc<CrashSwitch>,
     clock: AdjustableClock,
+    components: Components,
+    shared_cache: PathBuf,
 }
 
 impl Bundled {
-    pub fn new() -> Self {
+    /// A server running `components`; compiled components are kept in
+    /// `shared_cache` for every later server, so only the first start compiles.
+    pub fn new(components: Components, shared_cache: PathBuf) -> Self {
         let memory = Arc::new(MemoryStore::with_capacity(BACKEND_CAPACITY));
         let faulty = Arc::new(FaultyStore::new(memory.clone()));
         let backend = Arc::new(CrashSwitch {
@@ -46,68 +65,63 @@ impl Bundled {
             faulty,
             backend,
             clock: AdjustableClock::fixed_at(START_TIME as u64),
+            components,
+            shared_cache,
         }
     }
 
     fn state_dir(&self) -> PathBuf {
         self.dir.path().join("state")
     }
-}
 
-fn wasm_of(component: Component) -> Vec<u8> {
-    match component {
-        Component::Shipped => leasedb_plugin_artifacts::PLUGIN_BYTES.to_vec(),
-        Component::TestFaults => std::fs::read(leasedb_plugin_fixtures::PLUGIN_TEST_FAULTS_WASM)
-            .expect("the test-faults component"),
+    fn wasm_of(&self, component: Component) -> Vec<u8> {
+        let path = match component {
+            Component::Shipped => &self.components.shipped,
+            Component::TestFaults => &self.components.test_faults,
+        };
+        std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
     }
-}
 
-/// Compiled components shared by every case (and kept between runs): each
-/// case's state directory starts with a copy of them, so only the first start
-/// of a component compiles it.
-fn shared_cache() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("conformance-compiled")
+    /// Copies the shared cache's compilations of `wasm_hash` into `cache_dir`.
+    fn seed_cache(&self, wasm_hash: &str, cache_dir: &Path) {
+        let Ok(entries) = std::fs::read_dir(&self.shared_cache) else {
+            return;
+        };
+        std::fs::create_dir_all(cache_dir).expect("cache directory");
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if name.to_string_lossy().starts_with(wasm_hash)
+                && name.to_string_lossy().ends_with(".cwasm")
+            {
+                // A copy, not a link: the host owns its cache directory and may rewrite it.
+                let _ = std::fs::copy(entry.path(), cache_dir.join(&name));
+            }
+        }
+    }
+
+    fn share_compiled(&self, path: &Path) {
+        let _ = std::fs::create_dir_all(&self.shared_cache);
+        let name = path.file_name().expect("a file name");
+        let temp = self.shared_cache.join(format!(
+            "{}.tmp-{}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        if std::fs::copy(path, &temp).is_ok() {
+            let _ = std::fs::rename(&temp, self.shared_cache.join(name));
+        }
+    }
 }
 
 /// Components whose compilation is in the shared cache; holding the lock while
 /// the first start compiles keeps parallel cases from compiling it again.
 static WARM: Mutex<Option<HashSet<String>>> = Mutex::new(None);
 
-fn seed_cache(wasm_hash: &str, cache_dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(shared_cache()) else {
-        return;
-    };
-    std::fs::create_dir_all(cache_dir).expect("cache directory");
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        if name.to_string_lossy().starts_with(wasm_hash)
-            && name.to_string_lossy().ends_with(".cwasm")
-        {
-            // A copy, not a link: the host owns its cache directory and may rewrite it.
-            let _ = std::fs::copy(entry.path(), cache_dir.join(&name));
-        }
-    }
-}
-
-fn share_compiled(path: &Path) {
-    let shared = shared_cache();
-    let _ = std::fs::create_dir_all(&shared);
-    let name = path.file_name().expect("a file name");
-    let temp = shared.join(format!(
-        "{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    if std::fs::copy(path, &temp).is_ok() {
-        let _ = std::fs::rename(&temp, shared.join(name));
-    }
-}
-
 impl Harness for Bundled {
     type Host = Running;
 
     fn start(&self, options: &Options) -> Result<Running, String> {
-        let wasm = wasm_of(options.component);
+        let wasm = self.wasm_of(options.component);
         let mut config = HostConfig::new(self.state_dir());
         let hash = hex::encode(Sha256::digest(&wasm));
         config.wasm = wasm.into();
@@ -125,7 +139,7 @@ impl Harness for Bundled {
             config.max_immutable_size = max;
         }
         if let Some(crawler) = options.crawler {
-            config.crawler = crawler;
+            config.crawler = crawler.convert();
         }
         *self.backend.deadline.lock().unwrap() = config.sandbox.call_deadline;
 
@@ -133,15 +147,15 @@ impl Harness for Bundled {
         let first = !warm.get_or_insert_with(HashSet::new).contains(&hash);
         if !first {
             drop(warm);
-            seed_cache(&hash, &config.cache_dir());
+            self.seed_cache(&hash, &config.cache_dir());
             return PluginHost::start(config, self.backend.clone())
                 .map(Running)
                 .map_err(|e| e.to_string());
         }
-        seed_cache(&hash, &config.cache_dir());
+        self.seed_cache(&hash, &config.cache_dir());
         let host = PluginHost::start(config, self.backend.clone()).map_err(|e| e.to_string())?;
         if let CompileOutcome::Compiled(path) = host.compile_outcome() {
-            share_compiled(path);
+            self.share_compiled(path);
         }
         warm.as_mut().unwrap().insert(hash);
         Ok(Running(host))
@@ -149,7 +163,7 @@ impl Harness for Bundled {
 
     fn component_imports(&self, component: Component) -> Vec<String> {
         let engine = wasm_engine().expect("the engine");
-        let (compiled, _) = load_component(engine, &wasm_of(component), &shared_cache())
+        let (compiled, _) = load_component(engine, &self.wasm_of(component), &self.shared_cache)
             .expect("the component compiles");
         compiled
             .component_type()
@@ -174,12 +188,12 @@ impl Harness for Bundled {
         self.memory.keys()
     }
 
-    fn fail(&self, op: BackendOp, key_prefix: &str, error: WitBackendError) {
+    fn fail(&self, op: BackendOp, key_prefix: &str, error: VBackendError) {
         let error = match error {
-            WitBackendError::NotFound => BackendError::NotFound,
-            WitBackendError::Transient(m) => BackendError::Transient(m),
-            WitBackendError::Permanent(m) => BackendError::Permanent(m),
-            WitBackendError::InvalidKey(m) => BackendError::InvalidKey(m),
+            VBackendError::NotFound => BackendError::NotFound,
+            VBackendError::Transient(m) => BackendError::Transient(m),
+            VBackendError::Permanent(m) => BackendError::Permanent(m),
+            VBackendError::InvalidKey(m) => BackendError::InvalidKey(m),
         };
         self.faulty.fail(operation(op), key_prefix, error);
     }
@@ -293,7 +307,30 @@ impl ObjectStore for CrashSwitch {
 /// A started `PluginHost`.
 pub struct Running(PluginHost);
 
+fn call_error(e: crate::CallError) -> CallError {
+    match e {
+        crate::CallError::Plugin(error) => CallError::Plugin(error.convert()),
+        crate::CallError::Trapped(why) => CallError::Trapped(why),
+        crate::CallError::Deadline => CallError::Deadline,
+        crate::CallError::MemoryExhausted => CallError::MemoryExhausted,
+        crate::CallError::Unavailable(why) => CallError::Unavailable(why),
+    }
+}
+
+/// The answer in the vocabulary's types.
+fn done<G: Convert<V>, V>(result: Result<G, crate::CallError>) -> Result<V, CallError> {
+    result.map(Convert::convert).map_err(call_error)
+}
+
 impl Host for Running {
+    fn init_report(&self) -> InitReport {
+        self.0.init_report().clone().convert()
+    }
+}
+
+impl Operations for Running {
+    type Error = CallError;
+
     fn allocate(
         &mut self,
         session: u64,
@@ -302,8 +339,11 @@ impl Host for Running {
         share_numbers: &[u32],
         allocated_size: u64,
     ) -> Result<Allocation, CallError> {
-        self.0
-            .allocate(session, account, si, share_numbers, allocated_size)
+        let account = account.clone().convert();
+        done(
+            self.0
+                .allocate(session, &account, si, share_numbers, allocated_size),
+        )
     }
     fn write(
         &mut self,
@@ -312,16 +352,16 @@ impl Host for Running {
         offset: u64,
         data: &[u8],
     ) -> Result<(), CallError> {
-        self.0.write(si, share_number, offset, data)
+        done(self.0.write(si, share_number, offset, data))
     }
     fn close(&mut self, si: &[u8], share_number: u32) -> Result<(), CallError> {
-        self.0.close(si, share_number)
+        done(self.0.close(si, share_number))
     }
     fn abort(&mut self, si: &[u8], share_number: u32) -> Result<(), CallError> {
-        self.0.abort(si, share_number)
+        done(self.0.abort(si, share_number))
     }
     fn list_shares(&mut self, si: &[u8]) -> Result<Vec<u32>, CallError> {
-        self.0.list_shares(si)
+        done(self.0.list_shares(si))
     }
     fn read(
         &mut self,
@@ -330,20 +370,22 @@ impl Host for Running {
         offset: u64,
         length: u64,
     ) -> Result<Vec<u8>, CallError> {
-        self.0.read(si, share_number, offset, length)
+        self.0
+            .read(si, share_number, offset, length)
+            .map_err(call_error)
     }
     fn add_lease(&mut self, account: &Account, si: &[u8]) -> Result<u32, CallError> {
-        self.0.add_lease(account, si)
+        done(self.0.add_lease(&account.clone().convert(), si))
     }
     fn list_leases(&mut self, si: &[u8]) -> Result<Vec<LeaseInfo>, CallError> {
-        self.0.list_leases(si)
+        done(self.0.list_leases(si))
     }
     fn list_all_shares(
         &mut self,
         after: Option<(&[u8], u32)>,
         limit: u32,
     ) -> Result<Vec<ShareInfo>, CallError> {
-        self.0.list_all_shares(after, limit)
+        done(self.0.list_all_shares(after, limit))
     }
     fn read_test_write(
         &mut self,
@@ -353,8 +395,15 @@ impl Host for Running {
         writes: &[ShareWrites],
         read_vector: &[ByteRange],
     ) -> Result<ReadTestWriteResult, CallError> {
-        self.0
-            .read_test_write(account, si, write_enabler, writes, read_vector)
+        let writes: Vec<_> = writes.to_vec().convert();
+        let reads: Vec<_> = read_vector.to_vec().convert();
+        done(self.0.read_test_write(
+            &account.clone().convert(),
+            si,
+            write_enabler,
+            &writes,
+            &reads,
+        ))
     }
     fn mutable_read(
         &mut self,
@@ -362,10 +411,11 @@ impl Host for Running {
         share_numbers: &[u32],
         read_vector: &[ByteRange],
     ) -> Result<Vec<ShareReads>, CallError> {
-        self.0.mutable_read(si, share_numbers, read_vector)
+        let reads: Vec<_> = read_vector.to_vec().convert();
+        done(self.0.mutable_read(si, share_numbers, &reads))
     }
     fn get_capabilities(&mut self) -> Result<Capabilities, CallError> {
-        self.0.get_capabilities()
+        done(self.0.get_capabilities())
     }
     fn advise_corrupt(
         &mut self,
@@ -375,44 +425,49 @@ impl Host for Running {
         share_number: u32,
         reason: &str,
     ) -> Result<(), CallError> {
-        self.0
-            .advise_corrupt(account, share_type, si, share_number, reason)
+        done(self.0.advise_corrupt(
+            &account.clone().convert(),
+            share_type.convert(),
+            si,
+            share_number,
+            reason,
+        ))
     }
     fn list_advisories(&mut self, after: i64, limit: u32) -> Result<Vec<Advisory>, CallError> {
-        self.0.list_advisories(after, limit)
+        done(self.0.list_advisories(after, limit))
     }
     fn get_usage(&mut self, account: Option<&Account>) -> Result<Usage, CallError> {
-        self.0.get_usage(account)
+        let account = account.cloned().convert();
+        done(self.0.get_usage(account.as_ref()))
     }
     fn usage_by_account(&mut self) -> Result<Vec<AccountUsage>, CallError> {
-        self.0.usage_by_account()
+        done(self.0.usage_by_account())
     }
     fn get_stats(&mut self) -> Result<Stats, CallError> {
-        self.0.get_stats()
+        done(self.0.get_stats())
     }
     fn session_opened(&mut self, session: u64) -> Result<(), CallError> {
-        self.0.session_opened(session)
+        self.0.session_opened(session).map_err(call_error)
     }
     fn session_closed(&mut self, session: u64) -> Result<u32, CallError> {
-        self.0.session_closed(session)
+        done(self.0.session_closed(session))
     }
     fn crawler_configure(&mut self, config: CrawlerConfig) -> Result<(), CallError> {
-        self.0.crawler_configure(config)
+        self.0
+            .crawler_configure(config.convert())
+            .map_err(call_error)
     }
     fn crawler_run_slice(
         &mut self,
         budget: Duration,
         force: bool,
     ) -> Result<SliceOutcome, CallError> {
-        self.0.crawler_run_slice(budget, force)
+        done(self.0.crawler_run_slice(budget, force))
     }
     fn crawler_status(&mut self) -> Result<CrawlerStatus, CallError> {
-        self.0.crawler_status()
+        done(self.0.crawler_status())
     }
     fn info(&mut self) -> Result<PluginInfo, CallError> {
-        self.0.info()
-    }
-    fn init_report(&self) -> InitReport {
-        self.0.init_report().clone()
+        done(self.0.info())
     }
 }

@@ -1,0 +1,38 @@
+//! The wasmtime host's conformance adapter: serves the protocol of
+//! `conformance-tests/ADAPTER.md` on stdin/stdout, one fresh server per process.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use host_runner::conformance::{Bundled, Components};
+
+/// Serves the conformance adapter protocol with the wasmtime host.
+#[derive(Parser)]
+struct Args {
+    /// The shipped component.
+    #[arg(long)]
+    component: PathBuf,
+    /// The test-faults component.
+    #[arg(long)]
+    test_faults_component: PathBuf,
+    /// Where compiled components are kept between adapter processes.
+    #[arg(long, default_value_os_t = std::env::temp_dir().join("leasedb-conformance-compiled"))]
+    compile_cache: PathBuf,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let harness = Bundled::new(
+        Components {
+            shipped: args.component,
+            test_faults: args.test_faults_component,
+        },
+        args.compile_cache,
+    );
+    conformance_tests::adapter::server::serve(
+        &harness,
+        std::io::stdin().lock(),
+        std::io::stdout().lock(),
+    )?;
+    Ok(())
+}

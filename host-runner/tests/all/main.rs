@@ -1,0 +1,3 @@
+//! The host's integration tests, one binary.
+
+mod conformance;
