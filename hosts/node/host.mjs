@@ -4,10 +4,11 @@
 // caller, the sandbox limited to the plugin's own directory.
 
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { BackendError } from './backend.mjs';
+import { withMemoryMax } from './memory-cap.mjs';
 import { NAME, transpiled } from './transpile.mjs';
 import { camel } from './wit.mjs';
 
@@ -17,6 +18,23 @@ export const DEFAULT_CRAWLER = { policy: { tag: 'disabled' }, historyLimit: 10, 
 export const MAX_READ_LENGTH = 64n << 20n;
 /** Most entries one listing returns. */
 export const MAX_LIST_LIMIT = 10_000;
+/** How long starting a worker and instantiating may take (compiling is not the plugin's time). */
+export const INSTANTIATE_TIMEOUT_MS = 120_000;
+
+/** Compiled core modules by transpiled folder and memory cap: compiled once, shared by workers. */
+const compiled = new Map();
+
+async function coreModules(dir, memoryCap) {
+  const key = `${dir}\0${memoryCap}`;
+  if (!compiled.has(key)) {
+    const modules = {};
+    for (const file of readdirSync(dir).filter((f) => f.endsWith('.wasm'))) {
+      modules[file] = await WebAssembly.compile(withMemoryMax(readFileSync(join(dir, file)), memoryCap));
+    }
+    compiled.set(key, modules);
+  }
+  return compiled.get(key);
+}
 
 /** Call name → [interface, WIT function]; `mutable-read` and the crawler's are renamed. */
 export const EXPORTS = {};
@@ -124,11 +142,12 @@ export class Plugin {
 
   async #launch() {
     const dir = await transpiled(this.component);
+    const modules = await coreModules(dir, this.memoryCap);
     const { port1, port2 } = new MessageChannel();
     this.#port = port1;
     this.#signal = new Int32Array(new SharedArrayBuffer(4));
     const worker = new Worker(new URL('./instance-worker.mjs', import.meta.url), {
-      workerData: { dir, name: NAME, stateDir: this.pluginDir, memoryCap: this.memoryCap, port: port2, signal: this.#signal.buffer },
+      workerData: { dir, name: NAME, modules, stateDir: this.pluginDir, memoryCap: this.memoryCap, port: port2, signal: this.#signal.buffer },
       transferList: [port2],
       stdout: false,
       stderr: false,
@@ -140,7 +159,7 @@ export class Plugin {
     worker.on('error', current((e) => this.#settle({ type: 'trap', message: String(e?.message ?? e), memoryFull: false })));
     worker.on('exit', current(() => this.#settle({ type: 'trap', message: 'the instance thread ended', memoryFull: false })));
     try {
-      await this.#await('instantiating');
+      await this.#await('instantiating', INSTANTIATE_TIMEOUT_MS);
       this.initReport = await this.#invoke('init', [this.#config, undefined]);
       await this.#invoke('crawler-configure', [this.#crawler]);
     } catch (e) {
@@ -169,11 +188,11 @@ export class Plugin {
   }
 
   /** The next answer of the instance, or its death (trap, deadline). */
-  #await(what) {
+  #await(what, deadlineMs = this.callDeadlineMs) {
     return new Promise((resolveReply, rejectReply) => {
       const timer = setTimeout(() => {
         this.#settle({ type: 'deadline' });
-      }, this.callDeadlineMs);
+      }, deadlineMs);
       this.#pending = (msg) => {
         clearTimeout(timer);
         this.#pending = null;

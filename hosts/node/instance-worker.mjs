@@ -3,7 +3,6 @@
 // main thread and wait for the answer (Atomics.wait + receiveMessageOnPort),
 // since the component calls its imports synchronously.
 
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
@@ -12,9 +11,8 @@ import * as clocks from '@bytecodealliance/preview2-shim/clocks';
 import * as filesystem from '@bytecodealliance/preview2-shim/filesystem';
 import * as io from '@bytecodealliance/preview2-shim/io';
 import * as random from '@bytecodealliance/preview2-shim/random';
-import { withMemoryMax } from './memory-cap.mjs';
 
-const { dir, name, stateDir, memoryCap, port, signal: signalBuffer } = workerData;
+const { dir, name, modules, stateDir, memoryCap, port, signal: signalBuffer } = workerData;
 const signal = new Int32Array(signalBuffer);
 let clockSecs = null;
 
@@ -79,7 +77,8 @@ let exports;
 try {
   const { instantiate } = await import(pathToFileURL(join(dir, `${name}.js`)).href);
   exports = instantiate(
-    (file) => new WebAssembly.Module(withMemoryMax(readFileSync(join(dir, file)), memoryCap)),
+    // Compiled by the host once, with the memory cap already written in.
+    (file) => modules[file],
     imports,
     (module, importObject) => {
       const instance = new WebAssembly.Instance(module, importObject);

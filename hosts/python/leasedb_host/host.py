@@ -298,6 +298,11 @@ class Plugin:
             died = self._classify(e)
             self._drop()
             raise died from e
+        except Exception as e:
+            # An import raised something other than BackendError: wasmtime
+            # traps the instance and hands back the exception itself.
+            self._drop()
+            raise Trapped(f"a host function failed: {e}") from e
         if isinstance(result_ty, wc.ResultType):
             ok, payload = split_result(result_ty, value)
             if not ok:
