@@ -1,6 +1,6 @@
 //! Issue 6: one GBS client workload, in one run, against a stock Tahoe-LAFS
 //! 1.20 storage node and against `host-runner serve` (same machine, same
-//! loopback). The client speaks GBS directly (`host_runner::gbs::client`:
+//! loopback). The client speaks GBS directly (`host_runner::client`:
 //! HTTPS pinning the SPKI, keep-alive connections in parallel, as the Tahoe
 //! client does), not through the `tahoe` CLI.
 //!
@@ -33,7 +33,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use harness::{peak_rss_kib, tahoe_bin, Serve, StorageNode};
-use host_runner::gbs::client::{tls_config, ClientError, Connection, Nurl};
+use host_runner::client::{tls_config, ClientError, Connection, Nurl};
 use host_runner::StorageIndex;
 
 const PIECE: usize = 1 << 20;

@@ -22,8 +22,9 @@ use conformance_tests::{
 use sha2::{Digest, Sha256};
 
 use crate::backend::{ListPage, Operation};
-use crate::engine::{load_component, wasm_engine, CompileOutcome};
 use crate::plugin::bindings::vocabulary::Convert;
+use crate::plugin::engine::{load_component, wasm_engine};
+use crate::CompileOutcome;
 use crate::{
     AdjustableClock, BackendError, FaultyStore, HostConfig, MemoryStore, ObjectStore, PluginHost,
 };

@@ -1,29 +1,27 @@
 //! The reference leasedb host: runs the plugin component on wasmtime inside a
 //! sandbox and lends it object storage.
+//!
+//! Two wings of the library meet at one door: [`plugin`] runs the component
+//! (launcher, crash policy, hot swap, sandbox, bindings); [`server`] speaks
+//! Tahoe's HTTPS storage protocol and serves the status page and admin
+//! endpoint. Both reach the plugin only through [`service`]. The third wing,
+//! the CLI's commands, is binary-only (`main.rs`, `commands/`).
 
 #![warn(missing_docs)]
 
-pub mod admin;
 pub mod backend;
-pub mod clock;
+pub mod client;
 pub mod conformance;
-pub mod engine;
-pub mod expiry;
-pub mod gbs;
-pub mod identity;
 pub mod native;
-pub mod node_id;
 pub mod plugin;
-pub mod sandbox;
+pub mod server;
 pub mod service;
-pub mod session;
 pub mod si;
-pub mod swap;
 
 pub use backend::{BackendError, DirStore, FaultyStore, MemoryStore, ObjectStore};
-pub use clock::AdjustableClock;
-pub use engine::CompileOutcome;
+pub use plugin::clock::AdjustableClock;
+pub use plugin::engine::CompileOutcome;
+pub use plugin::sandbox::SandboxPolicy;
+pub use plugin::swap::{PreparedPlugin, Preparer, SwapError, SwapReport};
 pub use plugin::{CallError, HostConfig, HostError, PluginHost};
-pub use sandbox::SandboxPolicy;
 pub use si::StorageIndex;
-pub use swap::{PreparedPlugin, Preparer, SwapError, SwapReport};

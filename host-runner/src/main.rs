@@ -1,7 +1,6 @@
 //! `host-runner`: the command line over `PluginHost`. Errors end here, as one
 //! `error: …` line on stderr and a non-zero exit.
 
-mod cli;
 mod commands;
 
 use std::fs::{self, File};
@@ -14,8 +13,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
 use sha2::{Digest, Sha256};
 
-use cli::{AccountsCommand, Cli, Command, Place, ServeArgs};
-use host_runner::gbs::commands as gbs;
+use commands::cli::{AccountsCommand, Cli, Command, Place, ServeArgs};
+use commands::serve as gbs;
 use host_runner::plugin::wit::{Account, LeaseInfo, ShareInfo, ShareState, ShareType};
 use host_runner::{DirStore, HostConfig, PluginHost, StorageIndex};
 
@@ -178,7 +177,7 @@ fn run(cli: Cli) -> Result<()> {
 /// `swap`: posts the component to the admin endpoint; the error carries the server's reason.
 fn swap(admin: &str, plugin: &Path, json: bool) -> Result<()> {
     let wasm = fs::read(plugin).with_context(|| format!("reading plugin {}", plugin.display()))?;
-    let report = host_runner::admin::request_swap(admin, &wasm)?;
+    let report = host_runner::server::admin::request_swap(admin, &wasm)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -205,19 +204,19 @@ fn host_config(place: &Place) -> Result<HostConfig> {
     Ok(config)
 }
 
-/// `serve`: flags into [`host_runner::gbs::ServeOptions`], then run until a signal.
+/// `serve`: flags into [`host_runner::server::ServeOptions`], then run until a signal.
 fn serve(args: ServeArgs) -> Result<()> {
-    use host_runner::expiry::parse_duration;
+    use commands::expiry::parse_duration;
     use std::time::Duration;
     let mut config = host_config(&args.place)?;
     config.crawler = commands::crawl::crawler_config(&args.crawler)?;
     config.max_mutable_size = args.max_mutable_size;
-    let mut opts = host_runner::gbs::ServeOptions::new(&args.place.storage, &args.place.state);
+    let mut opts = host_runner::server::ServeOptions::new(&args.place.storage, &args.place.state);
     opts.host = config;
     opts.listen = args.listen;
     opts.status = (args.status != "off").then_some(args.status);
     if let Some(admin) = &args.admin {
-        host_runner::admin::require_loopback(admin).map_err(|e| anyhow!(e))?;
+        host_runner::server::admin::require_loopback(admin).map_err(|e| anyhow!(e))?;
     }
     opts.admin = args.admin;
     opts.crawler = (args.crawler_cpu_percent > 0.0).then(|| host_runner::service::CrawlerPacing {

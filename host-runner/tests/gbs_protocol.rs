@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use ciborium::Value;
-use host_runner::gbs::{ServeOptions, Server};
+use host_runner::server::{ServeOptions, Server};
 use https_client::*;
 
 struct Fixture {
@@ -157,7 +157,7 @@ fn wrong_or_missing_swissnum_is_401_everywhere() {
 }
 
 fn authorization_for(swissnum: &str) -> String {
-    host_runner::identity::authorization_value(swissnum)
+    host_runner::server::identity::authorization_value(swissnum)
 }
 
 #[test]
@@ -679,7 +679,7 @@ fn sixteen_mib_patch_streams_in() {
 fn named_accounts_work_after_add_and_401_after_revoke() {
     let s = server();
     let path = s.identity.accounts_path();
-    let alice = host_runner::identity::add_account(&path, "alice").unwrap();
+    let alice = host_runner::server::identity::add_account(&path, "alice").unwrap();
     let nurl = s.identity.nurl(&s.addr.to_string(), &alice.swissnum);
     let c = Client::new(&nurl);
     let wait_for = |want: u16| {
@@ -707,7 +707,7 @@ fn named_accounts_work_after_add_and_401_after_revoke() {
         .map(|l| l["account_name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["alice"]);
-    host_runner::identity::revoke_account(&path, "alice").unwrap();
+    host_runner::server::identity::revoke_account(&path, "alice").unwrap();
     wait_for(401);
     // Her lease stays.
     assert_eq!(

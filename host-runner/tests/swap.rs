@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use host_runner::plugin::swap::{Restored, PROBATION_DEATHS};
 use host_runner::plugin::wit::{Account, ShareInfo, ShareState};
 use host_runner::service::Service;
-use host_runner::swap::{Restored, PROBATION_DEATHS};
 use host_runner::{CallError, DirStore, HostConfig, PluginHost, StorageIndex, SwapError};
 use leasedb_plugin_artifacts as artifacts;
 use leasedb_plugin_fixtures as fixtures;
@@ -554,7 +554,7 @@ fn a_plugin_that_keeps_trapping_is_restarted_with_back_off() {
     let si = si(2);
     put(&mut host, 1, &si, 0, b"kept");
     let trap = Account::Named("fault-trap".into());
-    for _ in 0..=host_runner::swap::IMMEDIATE_RESTARTS {
+    for _ in 0..=host_runner::plugin::swap::IMMEDIATE_RESTARTS {
         assert!(host
             .add_lease(&trap, si.as_bytes())
             .unwrap_err()
@@ -563,7 +563,7 @@ fn a_plugin_that_keeps_trapping_is_restarted_with_back_off() {
     // Four deaths in a row: the restart now waits.
     let error = host.list_shares(si.as_bytes()).unwrap_err();
     assert!(matches!(error, CallError::Unavailable(_)), "{error:?}");
-    thread::sleep(host_runner::swap::FIRST_BACKOFF + Duration::from_millis(20));
+    thread::sleep(host_runner::plugin::swap::FIRST_BACKOFF + Duration::from_millis(20));
     assert_eq!(host.list_shares(si.as_bytes()).unwrap(), [0]);
     assert_eq!(read_all(&mut host, &si, 0), b"kept");
 }

@@ -9,24 +9,7 @@ use crate::error::BadInput;
 const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
 /// Lowercase unpadded RFC 4648 base32 of any bytes (Tahoe's node id text form).
-pub fn base32(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 8 / 5 + 1);
-    let mut bits: u32 = 0;
-    let mut nbits = 0;
-    for &b in bytes {
-        bits = (bits << 8) | b as u32;
-        nbits += 8;
-        while nbits >= 5 {
-            nbits -= 5;
-            out.push(ALPHABET[((bits >> nbits) & 31) as usize] as char);
-        }
-        bits &= (1 << nbits) - 1;
-    }
-    if nbits > 0 {
-        out.push(ALPHABET[((bits << (5 - nbits)) & 31) as usize] as char);
-    }
-    out
-}
+pub use leasedb_types::base32;
 
 /// A 16-byte storage index.
 #[derive(
@@ -45,27 +28,9 @@ impl StorageIndex {
 
     /// Parses the 26-character lowercase unpadded base32 text form.
     pub fn from_text(text: &str) -> Option<Self> {
-        if text.len() != 26 {
-            return None;
-        }
-        let mut bits: u32 = 0;
-        let mut nbits = 0;
-        let mut out = Vec::with_capacity(16);
-        for c in text.bytes() {
-            let v = ALPHABET.iter().position(|&a| a == c)? as u32;
-            bits = (bits << 5) | v;
-            nbits += 5;
-            if nbits >= 8 {
-                nbits -= 8;
-                out.push((bits >> nbits) as u8);
-                bits &= (1 << nbits) - 1;
-            }
-        }
-        // 26 × 5 = 130 bits: the last 2 must be zero for a canonical encoding.
-        if bits != 0 {
-            return None;
-        }
-        Self::from_bytes(&out).ok()
+        text.parse::<leasedb_types::StorageIndex>()
+            .ok()
+            .map(|si| StorageIndex(si.0))
     }
 
     /// The 26-character base32 text form.

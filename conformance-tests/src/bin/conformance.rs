@@ -2,6 +2,7 @@
 //! process (`ADAPTER.md`): a fresh adapter per case, one line per case, and
 //! `N passed, N failed` at the end.
 
+use std::io::Write;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -72,8 +73,12 @@ fn main() -> ExitCode {
         })
         .collect();
     if args.list {
+        let mut out = std::io::stdout().lock();
         for case in &cases {
-            println!("{}", case.name);
+            // A closed pipe (`| head`) ends the list quietly.
+            if writeln!(out, "{}", case.name).is_err() {
+                break;
+            }
         }
         return ExitCode::SUCCESS;
     }

@@ -6,8 +6,8 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use serde_json::{json, Value};
 
-use crate::cli::{CrawlerArgs, Place};
-use host_runner::expiry::{parse_date, parse_duration};
+use crate::commands::cli::{CrawlerArgs, Place};
+use crate::commands::expiry::{parse_date, parse_duration};
 use host_runner::plugin::wit::{
     Counts, CrawlerConfig, CycleReport, ExpirationPolicy, SliceOutcome, Tally,
 };

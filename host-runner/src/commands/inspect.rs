@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::json;
 
-use crate::cli::Place;
+use crate::commands::cli::Place;
 use host_runner::plugin::wit::{
     Account, AdvisedType, ByteRange, ShareState, ShareType, ShareWrites, TestOperator, TestVector,
     WriteVector,

@@ -4,9 +4,9 @@ use std::fmt;
 
 use super::bindings::version::VersionError;
 use super::wit::{BackendFailure, BadInput, PluginError};
-use crate::engine::EngineError;
-use crate::node_id::NodeIdError;
-use crate::sandbox::SandboxError;
+use crate::plugin::engine::EngineError;
+use crate::plugin::node_id::NodeIdError;
+use crate::plugin::sandbox::SandboxError;
 
 /// A call did not produce the plugin's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]

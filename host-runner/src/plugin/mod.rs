@@ -11,9 +11,14 @@
     reason = "generated from WIT; not every WIT item is documented"
 )]
 pub(crate) mod bindings;
+pub mod clock;
+pub mod engine;
 mod error;
 pub mod imports;
+pub mod node_id;
+pub mod sandbox;
 mod state;
+pub mod swap;
 pub mod wit;
 
 use std::borrow::Cow;
@@ -28,9 +33,9 @@ pub use error::{CallError, HostError};
 pub use state::HostState;
 
 use crate::backend::ObjectStore;
-use crate::engine::{load_component, wasm_engine, CompileOutcome};
-use crate::node_id::NodeId;
-use crate::sandbox::SandboxPolicy;
+use crate::plugin::engine::{load_component, wasm_engine, CompileOutcome};
+use crate::plugin::node_id::NodeId;
+use crate::plugin::sandbox::SandboxPolicy;
 pub use bindings::version::{InterfaceVersion, VersionError};
 use bindings::LinkError;
 pub(crate) use bindings::{on_version, Plugin, PluginPre};
@@ -155,8 +160,8 @@ pub struct PluginHost {
     pub(crate) instance: Option<Instance>,
     pub(crate) init_report: InitReport,
     pub(crate) restarts: u64,
-    /// Crash policy and the version before the last hot swap (`crate::swap`).
-    pub(crate) guard: crate::swap::Guard,
+    /// Crash policy and the version before the last hot swap (`crate::plugin::swap`).
+    pub(crate) guard: crate::plugin::swap::Guard,
     /// Whether a group commit is open in the running instance.
     pub(crate) batch: Batch,
 }
@@ -197,7 +202,7 @@ impl PluginHost {
             instance: Some(instance),
             init_report,
             restarts: 0,
-            guard: crate::swap::Guard::default(),
+            guard: crate::plugin::swap::Guard::default(),
             batch: Batch::Closed,
         })
     }
@@ -576,7 +581,7 @@ impl PluginHost {
     ) -> Result<T, CallError> {
         let mut instance = match self.instance.take() {
             Some(instance) => instance,
-            // Backs off after repeated crashes (`crate::swap`).
+            // Backs off after repeated crashes (`crate::plugin::swap`).
             None => self.revive()?,
         };
         arm(&mut instance.store, &self.launcher.sandbox);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
 use crate::backend::ObjectStore;
-use crate::sandbox::MemoryCap;
+use crate::plugin::sandbox::MemoryCap;
 
 /// Store data of one plugin instance; a fresh one per (re)start.
 pub struct HostState {

@@ -522,10 +522,10 @@ impl StorageNode {
             rustls::pki_types::CertificateDer::from_pem_file(dir.join("private/node.pem"))
                 .expect("the node's certificate")
         };
-        let spki = host_runner::identity::spki_of_certificate(&cert).expect("its SPKI");
+        let spki = host_runner::server::identity::spki_of_certificate(&cert).expect("its SPKI");
         node.nurl = format!(
             "pb://{}@127.0.0.1:{port}/{swissnum}#v=1",
-            host_runner::identity::spki_hash(spki)
+            host_runner::server::identity::spki_hash(spki)
         );
         // Listening on the port (the furl is written before the listener starts).
         loop {

@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 
-use host_runner::gbs::client::{tls_config, Nurl};
+use host_runner::client::{tls_config, Nurl};
 
 /// A reply.
 #[derive(Debug)]
@@ -53,7 +53,7 @@ impl Client {
                 .build()
                 .unwrap(),
             addr,
-            authorization: host_runner::identity::authorization_value(&swissnum),
+            authorization: host_runner::server::identity::authorization_value(&swissnum),
             tls: tls_config(&hash),
         }
     }

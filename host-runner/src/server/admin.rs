@@ -20,8 +20,8 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
+use crate::plugin::swap::{Preparer, SwapError, SwapReport};
 use crate::service::Service;
-use crate::swap::{Preparer, SwapError, SwapReport};
 
 /// Largest component accepted by `POST /swap`.
 pub const MAX_COMPONENT_SIZE: usize = 256 << 20;

@@ -8,7 +8,7 @@ use super::wire::{self, AllocateRequest, SecretKind};
 use super::{
     cbor, cbor_body, empty, plugin, read_pieces, share_data_reply, text, wanted, Call, Reply,
 };
-use crate::session::{Progress, UploadRefusal};
+use crate::server::gbs::uploads::{Progress, UploadRefusal};
 use crate::si::StorageIndex;
 
 /// Allocate bodies are small (Python: 8 KiB).

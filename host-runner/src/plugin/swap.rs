@@ -37,13 +37,13 @@ use std::time::{Duration, Instant};
 use wasmtime::Store;
 
 use crate::backend::MemoryStore;
-use crate::engine::{load_component, wasm_engine, CompileOutcome};
+use crate::plugin::engine::{load_component, wasm_engine, CompileOutcome};
+use crate::plugin::sandbox::SandboxPolicy;
 use crate::plugin::wit::PluginInfo;
 use crate::plugin::{
     arm, classify, link, on_version, CallError, HostError, HostState, Instance, InterfaceVersion,
     PluginHost, PluginPre, VersionError,
 };
-use crate::sandbox::SandboxPolicy;
 
 /// Deaths in a row that are restarted at once; later ones back off.
 pub const IMMEDIATE_RESTARTS: u32 = 3;

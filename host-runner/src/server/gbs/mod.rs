@@ -5,19 +5,18 @@
 //! with a long idle timeout, routing, authorisation, and the background
 //! tasks (version cache, account reload, idle upload reaper). The endpoints are
 //! in `immutable.rs`, `mutable.rs` and `leases.rs`; the bytes on the wire in
-//! `wire.rs`; the operator's status page in `status.rs`.
+//! `wire.rs`; upload sessions in `uploads.rs`; the
+//! operator's status page in `../status.rs`.
 
 #![allow(
     clippy::result_large_err,
     reason = "endpoints return their early reply (a whole response) as the error arm"
 )]
 
-pub mod client;
-pub mod commands;
 mod immutable;
 mod leases;
 mod mutable;
-pub mod status;
+pub mod uploads;
 pub mod wire;
 
 use std::convert::Infallible;
@@ -42,11 +41,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::backend::{DirStore, ObjectStore};
-use crate::identity::{list_accounts, Credentials, Identity, IdentityError};
 use crate::plugin::wit::{Account, BackendFailure, PluginError};
 use crate::plugin::{CallError, HostConfig, HostError};
+use crate::server::gbs::uploads::{Uploads, DEFAULT_UPLOAD_IDLE_TIMEOUT};
+use crate::server::identity::{list_accounts, Credentials, Identity, IdentityError};
 use crate::service::{CrawlerPacing, CrawlerThread, Service, ServiceGone, ServiceThread};
-use crate::session::{Uploads, DEFAULT_UPLOAD_IDLE_TIMEOUT};
 use crate::si::StorageIndex;
 use wire::{SecretKind, Secrets};
 
@@ -949,7 +948,7 @@ impl Server {
                 let gbs = gbs.clone();
                 runtime.spawn(plain_http_loop(
                     l,
-                    move |req| status::handle(gbs.clone(), req),
+                    move |req| crate::server::status::handle(gbs.clone(), req),
                     stop_rx.clone(),
                 ));
                 a
@@ -964,14 +963,17 @@ impl Server {
         let admin_addr = match admin_listener {
             Some(l) => {
                 let a = l.local_addr().ok();
-                // Hot swap (crate::admin): prepares off the request path, swaps on the service thread.
-                let admin = Arc::new(crate::admin::Admin::new(
+                // Hot swap (crate::server::admin): prepares off the request path, swaps on the service thread.
+                let admin = Arc::new(crate::server::admin::Admin::new(
                     service.clone(),
-                    crate::swap::Preparer::new(opts.host.cache_dir(), opts.host.sandbox.clone()),
+                    crate::plugin::swap::Preparer::new(
+                        opts.host.cache_dir(),
+                        opts.host.sandbox.clone(),
+                    ),
                 ));
                 runtime.spawn(plain_http_loop(
                     l,
-                    move |req| crate::admin::handle(admin.clone(), req),
+                    move |req| crate::server::admin::handle(admin.clone(), req),
                     stop_rx.clone(),
                 ));
                 a

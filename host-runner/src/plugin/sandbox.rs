@@ -10,8 +10,8 @@ use std::time::Duration;
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
-use crate::clock::AdjustableClock;
-use crate::engine::EPOCH_TICK;
+use crate::plugin::clock::AdjustableClock;
+use crate::plugin::engine::EPOCH_TICK;
 
 /// Where the plugin's private state directory appears inside the sandbox.
 pub const GUEST_STATE_DIR: &str = "/state";

@@ -18,8 +18,8 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
-use super::wire::{self, SecretKind};
-use crate::identity::{authorization_value, spki_hash, spki_of_certificate};
+use crate::server::gbs::wire::{self, SecretKind};
+use crate::server::identity::{authorization_value, spki_hash, spki_of_certificate};
 use crate::si::StorageIndex;
 
 /// The parts of a NURL `pb://<spki-hash>@<host:port>/<swissnum>#v=1`.

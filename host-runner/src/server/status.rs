@@ -10,7 +10,7 @@ use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{json, Value};
 
-use super::{respond, text, Body, Gbs};
+use super::gbs::{call_error, respond, text, Body, Gbs};
 use crate::plugin::wit::{
     AccountUsage, AgeBin, Capabilities, Counts, CrawlerStatus, CycleReport, ExpirationPolicy,
     LeaseInfo, ShareState, ShareType, Stats, Tally, Usage,
@@ -39,7 +39,7 @@ pub async fn handle(gbs: Arc<Gbs>, req: Request<Incoming>) -> http::Response<Bod
             .await
         {
             Ok(Ok(leases)) => json_reply(&Value::Array(leases.iter().map(lease_json).collect())),
-            Ok(Err(e)) => super::call_error(e),
+            Ok(Err(e)) => call_error(e),
             Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "plugin unavailable"),
         };
     }
@@ -60,7 +60,7 @@ pub async fn handle(gbs: Arc<Gbs>, req: Request<Incoming>) -> http::Response<Bod
         .await;
     let snapshot = match snapshot {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) => return super::call_error(e),
+        Ok(Err(e)) => return call_error(e),
         Err(_) => return text(StatusCode::SERVICE_UNAVAILABLE, "plugin unavailable"),
     };
     let data = status_json(&gbs, &snapshot);

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::identity::constant_time_eq;
+use crate::server::identity::constant_time_eq;
 use crate::si::StorageIndex;
 
 /// Tahoe's own server gives up on an upload after 30 minutes without a write.

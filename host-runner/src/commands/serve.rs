@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::{ServeError, ServeOptions, Server};
-use crate::identity::{self, AccountError, Identity, IdentityError};
-use crate::plugin::HostConfig;
-use crate::{DirStore, PluginHost};
+use host_runner::server::identity::{self, AccountError, Identity, IdentityError};
+use host_runner::server::{ServeError, ServeOptions, Server};
+use host_runner::HostConfig;
+use host_runner::{DirStore, PluginHost};
 
 /// A command failed; the text says why.
 #[derive(Debug)]
