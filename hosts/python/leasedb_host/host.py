@@ -104,8 +104,11 @@ class Plugin:
     one is served by a fresh instance on the same state.
 
     `state_dir` holds the plugin's private directory (`plugin/`, seen as
-    `/state`) and the node id. `clock`, if given, is the wall clock the plugin
-    sees (a function returning Unix seconds); by default the system's.
+    `/state`) and the node id. `crawler` is a `crawler-config` record or a
+    dict for `crawler_config`. `clock`, if given, is the wall clock the plugin
+    sees (a function returning Unix seconds); by default the system's. An
+    `engine` passed in must have epoch interruption enabled (the deadline);
+    compiled code is cached in `cache_dir` (default `<state_dir>/cache`).
     """
 
     def __init__(
