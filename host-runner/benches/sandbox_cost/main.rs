@@ -5,7 +5,9 @@
 //!
 //! `cargo bench -p host-runner --bench sandbox_cost` prints operations per
 //! second for each and the native/wasm ratio. `LEASEDB_BENCH_SHARES` sets the
-//! size of the crawler's generated store (default 100000).
+//! size of the crawler's generated store (default 100000);
+//! `LEASEDB_BENCH_COMPONENT=PATH` runs another build of the component (an
+//! older release, to compare) instead of the shipped one.
 
 mod native;
 
@@ -41,6 +43,12 @@ impl Engine {
         if wasm {
             let mut config = HostConfig::new(state);
             config.sandbox.call_deadline = Duration::from_secs(600);
+            // Another build of the component (e.g. an older release) to compare with.
+            if let Some(path) = std::env::var_os("LEASEDB_BENCH_COMPONENT") {
+                config.wasm = std::fs::read(&path)
+                    .unwrap_or_else(|e| panic!("LEASEDB_BENCH_COMPONENT {path:?}: {e}"))
+                    .into();
+            }
             Engine::Wasm(Box::new(PluginHost::start(config, store).unwrap()))
         } else {
             std::fs::create_dir_all(state).unwrap();

@@ -1,0 +1,343 @@
+//! One open file: SQLite's `sqlite3_io_methods` over a disk file (with
+//! contiguous writes held back and written as one) or, for files SQLite opens
+//! without a name, over memory.
+
+use std::ffi::{c_int, c_void};
+use std::io;
+use std::ptr;
+
+use super::disk::{self, OpenMode};
+use super::ffi;
+use super::lock::FileLock;
+use super::{io_error, path_arg, SECTOR_SIZE};
+
+/// SQLite's per-file allocation (`szOsFile` bytes), filled in by `xOpen`.
+#[repr(C)]
+pub(super) struct FsFile {
+    /// SQLite's part; must stay first so `*mut sqlite3_file` casts to this.
+    base: ffi::sqlite3_file,
+    /// Owned from a successful `xOpen` until `xClose`.
+    open: *mut OpenFile,
+}
+
+/// Our state for one open file.
+struct OpenFile {
+    data: Data,
+    /// Set for named DELETEONCLOSE files: removed by `xClose`.
+    delete_on_close: Option<String>,
+    /// A newly created file whose directory entry is not yet durable: the
+    /// next `xSync` also syncs the directory, as os_unix.c does.
+    dir_sync_pending: Option<String>,
+    lock: FileLock,
+    /// Contiguous writes not yet handed to the filesystem: SQLite writes a WAL
+    /// commit as many small writes (a 24-byte header, then a page, per frame),
+    /// and inside the component each write is a host call. They go out as one
+    /// write before anything that could observe the file (read, size,
+    /// truncate, sync, close) or a write elsewhere.
+    unwritten: Option<(u64, Vec<u8>)>,
+}
+
+/// Most bytes held back before they are written anyway.
+const MAX_UNWRITTEN: usize = 1 << 20;
+
+impl OpenFile {
+    /// Writes the held-back bytes, if any.
+    fn write_out(&mut self) -> io::Result<()> {
+        if let (Data::Disk(f), Some((offset, bytes))) = (&mut self.data, self.unwritten.take()) {
+            f.write_all_at(&bytes, offset)?;
+        }
+        Ok(())
+    }
+}
+
+/// Where a file's bytes live.
+enum Data {
+    Disk(disk::File),
+    /// An anonymous temporary file.
+    Memory(Vec<u8>),
+}
+
+/// The state behind a file pointer SQLite hands back to us.
+///
+/// # Safety
+/// `file` was filled in by a successful `x_open` and not yet closed.
+unsafe fn state<'a>(file: *mut ffi::sqlite3_file) -> &'a mut OpenFile {
+    &mut *(*file.cast::<FsFile>()).open
+}
+
+static IO_METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
+    // 1: no shared memory (WAL runs in exclusive mode), no memory mapping.
+    iVersion: 1,
+    xClose: Some(x_close),
+    xRead: Some(x_read),
+    xWrite: Some(x_write),
+    xTruncate: Some(x_truncate),
+    xSync: Some(x_sync),
+    xFileSize: Some(x_file_size),
+    xLock: Some(x_lock),
+    xUnlock: Some(x_unlock),
+    xCheckReservedLock: Some(x_check_reserved_lock),
+    xFileControl: Some(x_file_control),
+    xSectorSize: Some(x_sector_size),
+    xDeviceCharacteristics: Some(x_device_characteristics),
+    xShmMap: None,
+    xShmLock: None,
+    xShmBarrier: None,
+    xShmUnmap: None,
+    xFetch: None,
+    xUnfetch: None,
+};
+
+pub(super) unsafe extern "C" fn x_open(
+    _vfs: *mut ffi::sqlite3_vfs,
+    name: ffi::sqlite3_filename,
+    file: *mut ffi::sqlite3_file,
+    flags: c_int,
+    out_flags: *mut c_int,
+) -> c_int {
+    // A failed open must leave pMethods null, or SQLite would call xClose.
+    (*file).pMethods = ptr::null();
+    let open = if name.is_null() {
+        OpenFile {
+            data: Data::Memory(Vec::new()),
+            unwritten: None,
+            delete_on_close: None,
+            dir_sync_pending: None,
+            lock: FileLock::new(None),
+        }
+    } else {
+        let Some(path) = path_arg(name) else {
+            return ffi::SQLITE_CANTOPEN;
+        };
+        let write = flags & ffi::SQLITE_OPEN_READWRITE != 0;
+        let create = write && flags & ffi::SQLITE_OPEN_CREATE != 0;
+        let mode = OpenMode {
+            write,
+            create,
+            create_new: create && flags & ffi::SQLITE_OPEN_EXCLUSIVE != 0,
+        };
+        let f = match disk::File::open(path, mode) {
+            Ok(f) => f,
+            Err(e) => return io_error(ffi::SQLITE_CANTOPEN, &e),
+        };
+        // Journals and the WAL come and go; their directory entry must be on
+        // disk before a commit relies on them. The database file is included
+        // so that a fresh database's own entry is made durable with it.
+        let durable_kinds = ffi::SQLITE_OPEN_MAIN_DB
+            | ffi::SQLITE_OPEN_MAIN_JOURNAL
+            | ffi::SQLITE_OPEN_SUPER_JOURNAL
+            | ffi::SQLITE_OPEN_WAL;
+        let creates_durable = flags & ffi::SQLITE_OPEN_CREATE != 0 && flags & durable_kinds != 0;
+        OpenFile {
+            data: Data::Disk(f),
+            unwritten: None,
+            delete_on_close: (flags & ffi::SQLITE_OPEN_DELETEONCLOSE != 0).then(|| path.to_owned()),
+            dir_sync_pending: creates_durable.then(|| path.to_owned()),
+            lock: FileLock::new(Some(path.to_owned())),
+        }
+    };
+    file.cast::<FsFile>().write(FsFile {
+        base: ffi::sqlite3_file {
+            pMethods: &IO_METHODS,
+        },
+        open: Box::into_raw(Box::new(open)),
+    });
+    if !out_flags.is_null() {
+        *out_flags = flags;
+    }
+    ffi::SQLITE_OK
+}
+
+unsafe extern "C" fn x_close(file: *mut ffi::sqlite3_file) -> c_int {
+    let fs_file = file.cast::<FsFile>();
+    let mut open = Box::from_raw((*fs_file).open);
+    (*fs_file).open = ptr::null_mut();
+    let written = open.write_out();
+    open.lock.release(ffi::SQLITE_LOCK_NONE);
+    let OpenFile {
+        data,
+        delete_on_close,
+        ..
+    } = *open;
+    drop(data);
+    if let Err(e) = written {
+        return io_error(ffi::SQLITE_IOERR_CLOSE, &e);
+    }
+    if let Some(path) = delete_on_close {
+        match disk::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return io_error(ffi::SQLITE_IOERR_CLOSE, &e)
+            }
+            _ => {}
+        }
+    }
+    ffi::SQLITE_OK
+}
+
+unsafe extern "C" fn x_read(
+    file: *mut ffi::sqlite3_file,
+    buf: *mut c_void,
+    amount: c_int,
+    offset: i64,
+) -> c_int {
+    let (Ok(len), Ok(offset)) = (usize::try_from(amount), u64::try_from(offset)) else {
+        return ffi::SQLITE_IOERR_READ;
+    };
+    let buf = std::slice::from_raw_parts_mut(buf.cast::<u8>(), len);
+    let open = state(file);
+    if let Err(e) = open.write_out() {
+        return io_error(ffi::SQLITE_IOERR_READ, &e);
+    }
+    let read = match &mut open.data {
+        Data::Disk(f) => match f.read_at(buf, offset) {
+            Ok(n) => n,
+            Err(e) => return io_error(ffi::SQLITE_IOERR_READ, &e),
+        },
+        Data::Memory(v) => {
+            let start = usize::try_from(offset).unwrap_or(usize::MAX).min(v.len());
+            let n = (v.len() - start).min(len);
+            buf[..n].copy_from_slice(&v[start..start + n]);
+            n
+        }
+    };
+    if read < len {
+        // SQLite requires the unread tail zeroed: it treats it as empty pages.
+        buf[read..].fill(0);
+        return ffi::SQLITE_IOERR_SHORT_READ;
+    }
+    ffi::SQLITE_OK
+}
+
+unsafe extern "C" fn x_write(
+    file: *mut ffi::sqlite3_file,
+    buf: *const c_void,
+    amount: c_int,
+    offset: i64,
+) -> c_int {
+    let (Ok(len), Ok(offset)) = (usize::try_from(amount), u64::try_from(offset)) else {
+        return ffi::SQLITE_IOERR_WRITE;
+    };
+    let buf = std::slice::from_raw_parts(buf.cast::<u8>(), len);
+    let open = state(file);
+    match &mut open.data {
+        Data::Disk(_) => {
+            if let Some((start, held)) = &mut open.unwritten {
+                if *start + held.len() as u64 == offset && held.len() + len <= MAX_UNWRITTEN {
+                    held.extend_from_slice(buf);
+                    return ffi::SQLITE_OK;
+                }
+            }
+            if let Err(e) = open.write_out() {
+                return io_error(ffi::SQLITE_IOERR_WRITE, &e);
+            }
+            open.unwritten = Some((offset, buf.to_vec()));
+        }
+        Data::Memory(v) => {
+            let Some(end) = usize::try_from(offset)
+                .ok()
+                .and_then(|o| o.checked_add(len))
+            else {
+                return ffi::SQLITE_FULL;
+            };
+            if v.len() < end {
+                v.resize(end, 0);
+            }
+            v[end - len..end].copy_from_slice(buf);
+        }
+    }
+    ffi::SQLITE_OK
+}
+
+unsafe extern "C" fn x_truncate(file: *mut ffi::sqlite3_file, size: i64) -> c_int {
+    let Ok(size) = u64::try_from(size) else {
+        return ffi::SQLITE_IOERR_TRUNCATE;
+    };
+    let open = state(file);
+    if let Err(e) = open.write_out() {
+        return io_error(ffi::SQLITE_IOERR_TRUNCATE, &e);
+    }
+    match &mut open.data {
+        Data::Disk(f) => {
+            if let Err(e) = f.set_len(size) {
+                return io_error(ffi::SQLITE_IOERR_TRUNCATE, &e);
+            }
+        }
+        Data::Memory(v) => match usize::try_from(size) {
+            Ok(size) => v.resize(size, 0),
+            Err(_) => return ffi::SQLITE_FULL,
+        },
+    }
+    ffi::SQLITE_OK
+}
+
+unsafe extern "C" fn x_sync(file: *mut ffi::sqlite3_file, _flags: c_int) -> c_int {
+    let open = state(file);
+    if let Err(e) = open.write_out() {
+        return io_error(ffi::SQLITE_IOERR_WRITE, &e);
+    }
+    if let Data::Disk(f) = &open.data {
+        // fdatasync, as SQLite's own unix VFS does on Linux: it also flushes
+        // the metadata needed to read the data back (the file size), which is
+        // all the WAL and journals depend on; file times are not.
+        if let Err(e) = f.sync_data() {
+            return io_error(ffi::SQLITE_IOERR_FSYNC, &e);
+        }
+    }
+    if let Some(path) = open.dir_sync_pending.take() {
+        // Best effort, like os_unix.c: some hosts cannot open or sync a
+        // directory at all, and failing every commit there would be worse
+        // than the tiny window it leaves.
+        let _ = disk::sync_dir(&path);
+    }
+    ffi::SQLITE_OK
+}
+
+unsafe extern "C" fn x_file_size(file: *mut ffi::sqlite3_file, size: *mut i64) -> c_int {
+    let open = state(file);
+    if let Err(e) = open.write_out() {
+        return io_error(ffi::SQLITE_IOERR_FSTAT, &e);
+    }
+    let len = match &open.data {
+        Data::Disk(f) => match f.len() {
+            Ok(len) => len,
+            Err(e) => return io_error(ffi::SQLITE_IOERR_FSTAT, &e),
+        },
+        Data::Memory(v) => v.len() as u64,
+    };
+    *size = i64::try_from(len).unwrap_or(i64::MAX);
+    ffi::SQLITE_OK
+}
+
+unsafe extern "C" fn x_lock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
+    state(file).lock.acquire(level)
+}
+
+unsafe extern "C" fn x_unlock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
+    state(file).lock.release(level);
+    ffi::SQLITE_OK
+}
+
+unsafe extern "C" fn x_check_reserved_lock(file: *mut ffi::sqlite3_file, out: *mut c_int) -> c_int {
+    *out = c_int::from(state(file).lock.reserved_by_anyone());
+    ffi::SQLITE_OK
+}
+
+unsafe extern "C" fn x_file_control(
+    _file: *mut ffi::sqlite3_file,
+    _op: c_int,
+    _arg: *mut c_void,
+) -> c_int {
+    ffi::SQLITE_NOTFOUND
+}
+
+unsafe extern "C" fn x_sector_size(_file: *mut ffi::sqlite3_file) -> c_int {
+    SECTOR_SIZE
+}
+
+unsafe extern "C" fn x_device_characteristics(_file: *mut ffi::sqlite3_file) -> c_int {
+    // Powersafe overwrite, the assumption SQLite's own unix VFS makes by
+    // default: writing a byte range never damages bytes outside it on power
+    // loss. Without it SQLite pads every WAL commit out to a sector with
+    // extra frame writes, which costs each commit several more host calls.
+    ffi::SQLITE_IOCAP_POWERSAFE_OVERWRITE
+}
