@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use super::report::{CycleReport, ShareRef, Tally};
 use crate::backend::{keys, Backend};
-use crate::db::shares;
+use crate::db::{leases as db_leases, shares};
 use crate::discovery;
 use crate::engine::LeaseDb;
 use crate::error::Result;
@@ -14,22 +14,6 @@ use crate::share::{ShareRow, ShareState, ShareType};
 const DAY: i64 = 24 * 3600;
 
 impl<B: Backend> LeaseDb<B> {
-    /// Rows of one prefix.
-    fn rows_of_prefix(&self, prefix: &str) -> Result<Vec<ShareRow>> {
-        let rows = self.conn.query_map(
-            "SELECT si, shnum FROM shares WHERE prefix = ?1 ORDER BY si, shnum",
-            &[&prefix],
-            |r| Ok((r.get::<[u8; 16]>(0)?, r.get::<u8>(1)?)),
-        )?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (si, shnum) in rows {
-            if let Some(row) = shares::get(&self.conn, &StorageIndex(si), ShareNum(shnum))? {
-                out.push(row);
-            }
-        }
-        Ok(out)
-    }
-
     /// One prefix: add what only the backend has, drop rows whose objects
     /// vanished, collect unleased shares, and count it all into `report`. A
     /// backend failure is recorded against the prefix, never taken as absence.
@@ -48,7 +32,7 @@ impl<B: Backend> LeaseDb<B> {
         };
         let found = discovery::group_by_share(&listing);
         let now = self.now();
-        let before = self.rows_of_prefix(&text)?;
+        let before = shares::of_prefix(&self.conn, &text)?;
         let known: BTreeSet<(StorageIndex, ShareNum)> =
             before.iter().map(|r| (r.si, r.shnum)).collect();
 
@@ -97,17 +81,11 @@ impl<B: Backend> LeaseDb<B> {
             }
         }
 
-        let rows: Vec<ShareRow> = self
-            .rows_of_prefix(&text)?
+        let rows: Vec<ShareRow> = shares::of_prefix(&self.conn, &text)?
             .into_iter()
             .filter(|r| r.state == ShareState::Stable)
             .collect();
-        let leases = self.conn.query_map(
-            "SELECT l.si, l.shnum, l.renewed FROM leases l JOIN shares s ON s.si = l.si AND s.shnum = l.shnum
-             WHERE s.prefix = ?1 AND s.state = 1",
-            &[&text],
-            |r| Ok((r.get::<[u8; 16]>(0)?, r.get::<u8>(1)?, r.get::<i64>(2)?)),
-        )?;
+        let leases = db_leases::on_stable_shares_of_prefix(&self.conn, &text)?;
         for (_, _, renewed) in &leases {
             let days = (now.saturating_sub(*renewed)).max(0) / DAY;
             *report
@@ -125,11 +103,12 @@ impl<B: Backend> LeaseDb<B> {
             });
         }
 
-        let leased: BTreeSet<([u8; 16], u8)> = leases.iter().map(|(si, n, _)| (*si, *n)).collect();
+        let leased: BTreeSet<(StorageIndex, ShareNum)> =
+            leases.iter().map(|(si, n, _)| (*si, *n)).collect();
         let mut collected = Vec::new();
         for row in rows
             .iter()
-            .filter(|r| !leased.contains(&(r.si.0, r.shnum.0)))
+            .filter(|r| !leased.contains(&(r.si, r.shnum)))
         {
             match self.delete_share(row) {
                 Ok(()) => collected.push(row),
