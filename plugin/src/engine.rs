@@ -369,9 +369,28 @@ impl<B: Backend> LeaseDb<B> {
 
     /// Deletes every chunk of one share.
     pub(crate) fn delete_share_objects(&self, si: &StorageIndex, shnum: ShareNum) -> Result<()> {
-        for entry in self.backend.list_all(&keys::storage_index_dir(si))? {
-            if keys::parse_chunk_key(&entry.key).is_some_and(|k| k.shnum == shnum) {
-                self.backend.delete(&entry.key)?;
+        self.delete_share_objects_head_first(si, shnum).map_err(|(_, e)| e)
+    }
+
+    /// Deletes every chunk of one share, chunk 0 first (listings are in key
+    /// order, and `N` sorts before `N.k`), so the share stops being one
+    /// before any of its data goes. On failure, says whether the head is gone.
+    fn delete_share_objects_head_first(
+        &self,
+        si: &StorageIndex,
+        shnum: ShareNum,
+    ) -> std::result::Result<(), (bool, Error)> {
+        let listing = self
+            .backend
+            .list_all(&keys::storage_index_dir(si))
+            .map_err(|e| (false, e.into()))?;
+        let mut head_gone = false;
+        for entry in listing {
+            if let Some(k) = keys::parse_chunk_key(&entry.key).filter(|k| k.shnum == shnum) {
+                self.backend
+                    .delete(&entry.key)
+                    .map_err(|e| (head_gone, e.into()))?;
+                head_gone |= k.chunk == 0;
             }
         }
         Ok(())
@@ -396,10 +415,14 @@ impl<B: Backend> LeaseDb<B> {
     }
 
     /// The rest of a deletion from GOING: objects, then the row; back to
-    /// STABLE when the objects cannot be deleted.
+    /// STABLE when the objects cannot be deleted and the head is still there.
     pub(crate) fn finish_deletion(&mut self, row: &ShareRow) -> Result<()> {
         self.make_durable()?;
-        if let Err(e) = self.delete_share_objects(&row.si, row.shnum) {
+        if let Err((head_gone, e)) = self.delete_share_objects_head_first(&row.si, row.shnum) {
+            if head_gone {
+                // No longer a share: it stays GOING for the crawler to finish.
+                return Err(e);
+            }
             let tx = self.conn.transaction()?;
             shares::transition(
                 &tx,
