@@ -3,8 +3,8 @@
 
 use crate::account::Account;
 use crate::backend::Backend;
-use crate::db::{advisories, leases};
 pub use crate::db::advisories::Advisory;
+use crate::db::{advisories, leases};
 use crate::engine::LeaseDb;
 use crate::error::{BadInput, Result};
 use crate::ids::{ShareNum, StorageIndex};

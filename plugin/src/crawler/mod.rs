@@ -152,13 +152,7 @@ impl<B: Backend> LeaseDb<B> {
         report.finished = Some(now);
         let json = serde_json::to_string(&report).map_err(corrupt_state)?;
         let tx = self.conn.transaction()?;
-        crawler_state::finish_cycle(
-            &tx,
-            report.cycle,
-            &json,
-            now,
-            self.crawler.history_limit,
-        )?;
+        crawler_state::finish_cycle(&tx, report.cycle, &json, now, self.crawler.history_limit)?;
         tx.commit()?;
         Ok(())
     }

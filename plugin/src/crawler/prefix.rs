@@ -3,17 +3,57 @@
 use std::collections::BTreeSet;
 
 use super::report::{CycleReport, ShareRef, Tally};
-use crate::backend::{keys, Backend};
+use crate::backend::{keys, Backend, ObjectEntry};
+use crate::container::journal;
 use crate::db::{leases as db_leases, shares};
 use crate::discovery;
 use crate::engine::LeaseDb;
 use crate::error::Result;
 use crate::ids::{Prefix, ShareNum, StorageIndex};
+use crate::recovery::Resolved;
 use crate::share::{ShareRow, ShareState, ShareType};
 
 const DAY: i64 = 24 * 3600;
 
 impl<B: Backend> LeaseDb<B> {
+    /// The prefix's listing, after finishing every rewrite whose journal is
+    /// there (mutable writes finish within their call, so any journal seen
+    /// here was left by a crash or a failure).
+    fn listing_of_prefix(&self, text: &str) -> Result<Vec<ObjectEntry>> {
+        let dir = keys::prefix_dir(text);
+        let listing = self.backend.list_all(&dir)?;
+        let journals: Vec<_> = listing
+            .iter()
+            .filter_map(|e| keys::parse_journal_key(&e.key).map(|(si, n)| (si, n, e.size)))
+            .collect();
+        if journals.is_empty() {
+            return Ok(listing);
+        }
+        let mut grouped = discovery::group_by_share(&listing);
+        for (si, shnum, size) in journals {
+            let stored = grouped.remove(&(si, shnum)).unwrap_or_default();
+            journal::finish(&self.backend, &si, shnum, size, stored.into_keys())?;
+        }
+        Ok(self.backend.list_all(&dir)?)
+    }
+
+    /// Deletes the headless chunks of an unfinished upload or write.
+    fn collect_leftovers(
+        &self,
+        si: &StorageIndex,
+        shnum: ShareNum,
+        chunks: &discovery::Chunks,
+    ) -> Result<()> {
+        crate::log(&format!(
+            "crawler: removing {} leftover chunk(s) of an unfinished share {si}/{shnum}",
+            chunks.len()
+        ));
+        for &k in chunks.keys() {
+            self.backend.delete(&keys::chunk_key(si, shnum, k))?;
+        }
+        Ok(())
+    }
+
     /// One prefix: add what only the backend has, drop rows whose objects
     /// vanished, collect unleased shares, and count it all into `report`. A
     /// backend failure is recorded against the prefix, never taken as absence.
@@ -23,7 +63,7 @@ impl<B: Backend> LeaseDb<B> {
         report: &mut CycleReport,
     ) -> Result<()> {
         let text = prefix.to_text();
-        let listing = match self.backend.list_all(&keys::prefix_dir(&text)) {
+        let listing = match self.listing_of_prefix(&text) {
             Ok(l) => l,
             Err(e) => {
                 report.prefixes_failed.push((text, e.to_string()));
@@ -40,6 +80,15 @@ impl<B: Backend> LeaseDb<B> {
             if known.contains(&(*si, *shnum)) {
                 continue;
             }
+            if !discovery::is_published(chunks) {
+                match self.collect_leftovers(si, *shnum, chunks) {
+                    Ok(()) => report.add_leftovers(chunks.values().sum()),
+                    Err(e) => report
+                        .prefixes_failed
+                        .push((text.clone(), format!("leftovers of {si}/{shnum}: {e}"))),
+                }
+                continue;
+            }
             match discovery::examine(&self.backend, *si, *shnum, chunks) {
                 Ok(row) => {
                     let tx = self.conn.transaction()?;
@@ -50,6 +99,23 @@ impl<B: Backend> LeaseDb<B> {
                 Err(e) => report
                     .prefixes_failed
                     .push((text.clone(), format!("share {si}/{shnum}: {e}"))),
+            }
+        }
+        let orphaned: Vec<ShareRow> = before
+            .iter()
+            .filter(|r| self.is_orphaned(r))
+            .cloned()
+            .collect();
+        for row in &orphaned {
+            // Nothing in memory stands behind it: a failed abort or write,
+            // retried here.
+            match self.resolve_coming(row) {
+                Ok(Resolved::Recovered) => report.added += 1,
+                Ok(Resolved::Removed) => report.add_leftovers(row.used_space),
+                Err(e) => report.prefixes_failed.push((
+                    text.clone(),
+                    format!("resolving {}/{}: {e}", row.si, row.shnum),
+                )),
             }
         }
         for row in before.iter().filter(|r| r.state == ShareState::Going) {
@@ -68,12 +134,25 @@ impl<B: Backend> LeaseDb<B> {
             }
         }
         for row in &before {
-            if row.state == ShareState::Stable && !found.contains_key(&(row.si, row.shnum)) {
-                // Only STABLE rows: COMING and GOING objects may legitimately be missing.
+            let chunks = found.get(&(row.si, row.shnum));
+            if row.state == ShareState::Stable && !chunks.is_some_and(discovery::is_published) {
+                // Only STABLE rows: COMING and GOING objects may legitimately
+                // be missing. Without its head the share is gone too; what
+                // is left of it are leftovers.
                 crate::log(&format!(
                     "crawler: share {}/{} disappeared from the backend; removing its row",
                     row.si, row.shnum
                 ));
+                if let Some(chunks) = chunks {
+                    if let Err(e) = self.collect_leftovers(&row.si, row.shnum, chunks) {
+                        report.prefixes_failed.push((
+                            text.clone(),
+                            format!("leftovers of {}/{}: {e}", row.si, row.shnum),
+                        ));
+                        continue;
+                    }
+                    report.add_leftovers(chunks.values().sum());
+                }
                 let tx = self.conn.transaction()?;
                 shares::delete(&tx, &row.si, row.shnum)?;
                 tx.commit()?;
@@ -106,10 +185,7 @@ impl<B: Backend> LeaseDb<B> {
         let leased: BTreeSet<(StorageIndex, ShareNum)> =
             leases.iter().map(|(si, n, _)| (*si, *n)).collect();
         let mut collected = Vec::new();
-        for row in rows
-            .iter()
-            .filter(|r| !leased.contains(&(r.si, r.shnum)))
-        {
+        for row in rows.iter().filter(|r| !leased.contains(&(r.si, r.shnum))) {
             match self.delete_share(row) {
                 Ok(()) => collected.push(row),
                 Err(e) => report.prefixes_failed.push((

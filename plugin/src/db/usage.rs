@@ -77,7 +77,11 @@ pub fn usage(conn: &Connection, account: Option<&Account>) -> DbResult<Usage> {
         Some(account) => {
             let id = match account {
                 Account::Named(name) => {
-                    match conn.query_row("SELECT id FROM accounts WHERE name = ?1", &[name], |r| r.get::<i64>(0))? {
+                    match conn.query_row(
+                        "SELECT id FROM accounts WHERE name = ?1",
+                        &[name],
+                        |r| r.get::<i64>(0),
+                    )? {
                         Some(id) => id,
                         None => return Ok(Usage::default()),
                     }

@@ -2,15 +2,15 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::ffi::{c_char, c_int, CString};
 #[cfg(test)]
 use std::ffi::CStr;
+use std::ffi::{c_char, c_int, CString};
 use std::ptr::{self, NonNull};
 
-use crate::db::error::cstr_lossy;
 use super::statement::{Row, Statement};
 use super::transaction::Transaction;
 use super::{ffi, DbError, DbResult, ToSql};
+use crate::db::error::cstr_lossy;
 
 /// An open database. Not `Send`: SQLite is built single-threaded for wasm.
 pub struct Connection {
@@ -21,6 +21,8 @@ pub struct Connection {
     cache: RefCell<HashMap<&'static str, NonNull<ffi::sqlite3_stmt>>>,
     /// Inside a batch, transactions are savepoints of one outer transaction.
     batch: std::cell::Cell<bool>,
+    /// An early commit inside the batch failed: the batch's commit must fail.
+    batch_failed: std::cell::Cell<bool>,
 }
 
 impl Connection {
@@ -68,6 +70,7 @@ impl Connection {
         };
         let conn = Connection {
             batch: std::cell::Cell::new(false),
+            batch_failed: std::cell::Cell::new(false),
             db,
             cache: RefCell::new(HashMap::new()),
         };
@@ -187,6 +190,12 @@ impl Connection {
     /// changes for the batch's one durable commit.
     pub fn transaction(&self) -> DbResult<Transaction<'_>> {
         let savepoint = self.batch.get();
+        if savepoint && self.batch_failed.get() {
+            return Err(DbError::new(
+                ffi::SQLITE_IOERR,
+                "an early commit inside this batch failed",
+            ));
+        }
         self.execute(
             if savepoint {
                 "SAVEPOINT op"
@@ -214,16 +223,52 @@ impl Connection {
     }
 
     /// Makes every transaction of the batch durable at once. On failure the
-    /// whole batch is rolled back.
+    /// whole batch is rolled back (or, after a failed `make_durable`, what
+    /// followed it).
     pub fn commit_batch(&self) -> DbResult<()> {
         if !self.batch.replace(false) {
             return Ok(());
+        }
+        if self.batch_failed.replace(false) {
+            let _ = self.execute("ROLLBACK", &[]);
+            return Err(DbError::new(
+                ffi::SQLITE_IOERR,
+                "an early commit inside this batch failed",
+            ));
         }
         let result = self.execute("COMMIT", &[]).map(drop);
         if result.is_err() && !self.autocommit() {
             let _ = self.execute("ROLLBACK", &[]);
         }
         result
+    }
+
+    /// Makes everything committed so far durable now, also inside a batch
+    /// (which then goes on as a new batch): called before a backend change
+    /// that a state transition must precede (SPEC §12, durable before
+    /// destructive). Outside a batch every commit is durable already, so
+    /// this costs nothing on the common path. Must not be called while a
+    /// transaction of this connection is open.
+    pub fn make_durable(&self) -> DbResult<()> {
+        if !self.batch.get() {
+            return Ok(());
+        }
+        if self.batch_failed.get() {
+            return Err(DbError::new(
+                ffi::SQLITE_IOERR,
+                "an early commit inside this batch failed",
+            ));
+        }
+        let committed = self.execute("COMMIT", &[]).map(drop);
+        if committed.is_err() && !self.autocommit() {
+            let _ = self.execute("ROLLBACK", &[]);
+        }
+        // The batch goes on either way, so that its commit reports the failure.
+        let reopened = self.execute("BEGIN IMMEDIATE", &[]).map(drop);
+        if committed.is_err() || reopened.is_err() {
+            self.batch_failed.set(true);
+        }
+        committed.and(reopened)
     }
 
     /// Whether no transaction is open.
