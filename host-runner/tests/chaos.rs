@@ -132,7 +132,8 @@ fn rtw_body(data: &[u8]) -> Vec<u8> {
                             (text("data"), Value::Bytes(data.to_vec())),
                         ])]),
                     ),
-                    (text("new-length"), Value::Null),
+                    // Shorter than before: the share becomes exactly `data`.
+                    (text("new-length"), int(data.len() as u64)),
                 ]),
             )]),
         ),
