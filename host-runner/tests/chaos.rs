@@ -7,7 +7,7 @@
 //! COMING, no object is left that no share owns, and the bytes the database
 //! accounts for are the bytes on disk.
 //!
-//! `CHAOS_ROUNDS` and `CHAOS_SEED` override the defaults (4 rounds, seed 11).
+//! `CHAOS_ROUNDS` and `CHAOS_SEED` override the defaults (6 rounds, seed 11).
 
 #[path = "tahoe/harness.rs"]
 #[allow(
@@ -73,12 +73,22 @@ struct Ledger {
 }
 
 /// One request, or None when the server is gone (killed mid-request).
-fn send(c: &Client, method: &str, path: &str, headers: &[(&str, String)], body: Vec<u8>) -> Option<Reply> {
+fn send(
+    c: &Client,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Vec<u8>,
+) -> Option<Reply> {
     catch_unwind(AssertUnwindSafe(|| c.send(method, path, headers, body))).ok()
 }
 
 fn upload_one(c: &Client, ledger: &Mutex<Ledger>, si: &str, data: &[u8]) {
-    ledger.lock().unwrap().unacked.insert(si.to_owned(), data.to_vec());
+    ledger
+        .lock()
+        .unwrap()
+        .unacked
+        .insert(si.to_owned(), data.to_vec());
     let r = send(
         c,
         "POST",
@@ -97,7 +107,10 @@ fn upload_one(c: &Client, ledger: &Mutex<Ledger>, si: &str, data: &[u8]) {
             c,
             "PATCH",
             &format!("/storage/v1/immutable/{si}/0"),
-            &[upload(3), ("content-range", format!("bytes {first}-{last}/*"))],
+            &[
+                upload(3),
+                ("content-range", format!("bytes {first}-{last}/*")),
+            ],
             piece.to_vec(),
         ) else {
             return;
@@ -164,12 +177,25 @@ fn mutable_one(c: &Client, ledger: &Mutex<Ledger>, si: &str, data: &[u8]) {
 }
 
 /// One round: a server under load, killed at a random point.
-fn round(dir: &Path, round: u64, rng: &mut Rng, ledger: &Arc<Mutex<Ledger>>, counts: &mut BTreeMap<&'static str, u64>) {
+fn round(
+    dir: &Path,
+    round: u64,
+    rng: &mut Rng,
+    ledger: &Arc<Mutex<Ledger>>,
+    counts: &mut BTreeMap<&'static str, u64>,
+) {
     let admin = format!("127.0.0.1:{}", free_port());
     let mut server = Serve::start_with(
         dir,
         None,
-        &["--admin", &admin, "--crawler-cpu-percent", "50", "--min-cycle-time", "0s"],
+        &[
+            "--admin",
+            &admin,
+            "--crawler-cpu-percent",
+            "50",
+            "--min-cycle-time",
+            "0s",
+        ],
     );
     let stop = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
@@ -203,10 +229,21 @@ fn round(dir: &Path, round: u64, rng: &mut Rng, ledger: &Arc<Mutex<Ledger>>, cou
                 let acked: Vec<String> = ledger.lock().unwrap().acked.keys().cloned().collect();
                 if !acked.is_empty() {
                     let si = &acked[r.below(acked.len() as u64) as usize];
-                    if send(&c, "PUT", &format!("/storage/v1/lease/{si}"), &[renew(4), cancel(4)], vec![])
-                        .is_some_and(|r| r.status.as_u16() == 204)
+                    if send(
+                        &c,
+                        "PUT",
+                        &format!("/storage/v1/lease/{si}"),
+                        &[renew(4), cancel(4)],
+                        vec![],
+                    )
+                    .is_some_and(|r| r.status.as_u16() == 204)
                     {
-                        *ledger.lock().unwrap().answered.entry("lease renewal").or_default() += 1;
+                        *ledger
+                            .lock()
+                            .unwrap()
+                            .answered
+                            .entry("lease renewal")
+                            .or_default() += 1;
                     }
                 }
             }
@@ -217,10 +254,21 @@ fn round(dir: &Path, round: u64, rng: &mut Rng, ledger: &Arc<Mutex<Ledger>>, cou
     if swap_at < kill_at {
         std::thread::sleep(Duration::from_millis(swap_at));
         let out = run_bounded(
-            host_runner().args(["swap", "--admin", &admin, leasedb_plugin_artifacts::PLUGIN_WASM]),
+            host_runner().args([
+                "swap",
+                "--admin",
+                &admin,
+                leasedb_plugin_artifacts::PLUGIN_WASM,
+            ]),
             Duration::from_secs(120),
         );
-        *counts.entry(if out.status.success() { "swaps" } else { "swaps refused or cut" }).or_default() += 1;
+        *counts
+            .entry(if out.status.success() {
+                "swaps"
+            } else {
+                "swaps refused or cut"
+            })
+            .or_default() += 1;
         std::thread::sleep(Duration::from_millis(kill_at.saturating_sub(swap_at)));
     } else {
         std::thread::sleep(Duration::from_millis(kill_at));
@@ -242,7 +290,7 @@ fn si_of(round: u64, thread: u64, i: u64) -> String {
 
 #[test]
 fn serve_killed_at_random_points_keeps_every_acknowledged_share_and_nothing_unfinished() {
-    let rounds = env_or("CHAOS_ROUNDS", 4);
+    let rounds = env_or("CHAOS_ROUNDS", 6);
     let mut rng = Rng(env_or("CHAOS_SEED", 11) | 1);
     let dir = tempfile::tempdir().unwrap();
     let ledger = Arc::new(Mutex::new(Ledger::default()));
@@ -256,13 +304,24 @@ fn serve_killed_at_random_points_keeps_every_acknowledged_share_and_nothing_unfi
     let state = dir.path().join("state");
     let crawl = run_bounded(
         host_runner()
-            .args(["crawl", "--once", "--json", "--min-cycle-time", "0s", "--storage"])
+            .args([
+                "crawl",
+                "--once",
+                "--json",
+                "--min-cycle-time",
+                "0s",
+                "--storage",
+            ])
             .arg(&storage)
             .arg("--state")
             .arg(&state),
         Duration::from_secs(240),
     );
-    assert!(crawl.status.success(), "{}", String::from_utf8_lossy(&crawl.stderr));
+    assert!(
+        crawl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&crawl.stderr)
+    );
 
     let server = Serve::start(dir.path(), None);
     let c = Client::new(&server.nurl);
@@ -271,7 +330,11 @@ fn serve_killed_at_random_points_keeps_every_acknowledged_share_and_nothing_unfi
     for (si, data) in &ledger.acked {
         let r = c.send("GET", &format!("/storage/v1/immutable/{si}/0"), &[], vec![]);
         if r.status.as_u16() != 200 || &r.body != data {
-            violations.push(format!("acknowledged share {si} reads {} ({} bytes)", r.status, r.body.len()));
+            violations.push(format!(
+                "acknowledged share {si} reads {} ({} bytes)",
+                r.status,
+                r.body.len()
+            ));
         }
         if server.leases(si).is_empty() {
             violations.push(format!("acknowledged share {si} has no lease"));
@@ -282,7 +345,10 @@ fn serve_killed_at_random_points_keeps_every_acknowledged_share_and_nothing_unfi
         match r.status.as_u16() {
             404 => {}
             200 if &r.body == data => {}
-            s => violations.push(format!("unfinished upload {si} is served: {s}, {} bytes", r.body.len())),
+            s => violations.push(format!(
+                "unfinished upload {si} is served: {s}, {} bytes",
+                r.body.len()
+            )),
         }
     }
     for (si, (sent, possible)) in &ledger.mutable {
@@ -294,7 +360,11 @@ fn serve_killed_at_random_points_keeps_every_acknowledged_share_and_nothing_unfi
             _ => false,
         };
         if !ok {
-            violations.push(format!("mutable {si} is {} with {} bytes: torn or lost", r.status, r.body.len()));
+            violations.push(format!(
+                "mutable {si} is {} with {} bytes: torn or lost",
+                r.status,
+                r.body.len()
+            ));
         }
     }
     let status = server.status_json();
@@ -308,7 +378,11 @@ fn serve_killed_at_random_points_keeps_every_acknowledged_share_and_nothing_unfi
     let mut disk_bytes = 0;
     let mut objects = 0;
     for entry in walk(&storage.join("shares")) {
-        let rel = entry.strip_prefix(&storage).unwrap().to_string_lossy().into_owned();
+        let rel = entry
+            .strip_prefix(&storage)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         let parts: Vec<&str> = rel.split('/').collect();
         if parts.len() != 4 || parts[1] == "incoming" {
             continue;
@@ -325,7 +399,9 @@ fn serve_killed_at_random_points_keeps_every_acknowledged_share_and_nothing_unfi
         }
     }
     if disk_bytes != stable_bytes {
-        violations.push(format!("the database accounts for {stable_bytes} bytes, the disk holds {disk_bytes}"));
+        violations.push(format!(
+            "the database accounts for {stable_bytes} bytes, the disk holds {disk_bytes}"
+        ));
     }
     println!(
         "chaos: {rounds} rounds, {counts:?}; acknowledged {} uploads, {} unfinished, {} mutable indexes, \
@@ -342,7 +418,9 @@ fn serve_killed_at_random_points_keeps_every_acknowledged_share_and_nothing_unfi
 /// Every file under `dir`.
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {

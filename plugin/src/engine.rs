@@ -369,7 +369,8 @@ impl<B: Backend> LeaseDb<B> {
 
     /// Deletes every chunk of one share.
     pub(crate) fn delete_share_objects(&self, si: &StorageIndex, shnum: ShareNum) -> Result<()> {
-        self.delete_share_objects_head_first(si, shnum).map_err(|(_, e)| e)
+        self.delete_share_objects_head_first(si, shnum)
+            .map_err(|(_, e)| e)
     }
 
     /// Deletes every chunk of one share, chunk 0 first (listings are in key

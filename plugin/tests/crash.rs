@@ -51,7 +51,12 @@ impl Faulty {
 }
 
 impl Backend for Faulty {
-    fn list(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<ListPage, BackendError> {
+    fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<ListPage, BackendError> {
         self.failing(Op::List, prefix)?;
         self.inner.list(prefix, after, limit)
     }
@@ -90,7 +95,12 @@ impl Server {
     }
 
     fn db_path(&self) -> String {
-        self.dir.path().join("leasedb.sqlite3").to_str().unwrap().to_string()
+        self.dir
+            .path()
+            .join("leasedb.sqlite3")
+            .to_str()
+            .unwrap()
+            .to_string()
     }
 
     fn try_start(&self) -> Result<Db, String> {
@@ -99,8 +109,8 @@ impl Server {
             node_id: [0x42; 20],
             ..Config::default()
         };
-        let (mut db, _) =
-            LeaseDb::open(&self.db_path(), self.backend.clone(), config).map_err(|e| e.to_string())?;
+        let (mut db, _) = LeaseDb::open(&self.db_path(), self.backend.clone(), config)
+            .map_err(|e| e.to_string())?;
         db.configure_crawler(CrawlerConfig {
             min_cycle_seconds: 0,
             ..CrawlerConfig::default()
@@ -120,7 +130,10 @@ impl Server {
     }
 
     fn fail(&self, op: Op, prefix: &str) {
-        self.backend.faults.borrow_mut().push((op, prefix.to_string()));
+        self.backend
+            .faults
+            .borrow_mut()
+            .push((op, prefix.to_string()));
     }
 
     fn clear_faults(&self) {
@@ -141,7 +154,9 @@ fn si_dir() -> String {
 }
 
 fn data(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 fn store(db: &mut Db, shnum: u32, bytes: &[u8]) {
@@ -197,7 +212,8 @@ fn an_unfinished_upload_never_becomes_a_share_even_without_its_database() {
     let server = Server::new();
     let mut db = server.start();
     let full = data(20_000, 1);
-    db.allocate(1, &Account::Anonymous, &SI, &[0], full.len() as u64).unwrap();
+    db.allocate(1, &Account::Anonymous, &SI, &[0], full.len() as u64)
+        .unwrap();
     db.write(&SI, 0, 0, &full[..10_000]).unwrap();
     assert!(!server.keys().is_empty(), "completed chunks are stored");
     drop(db);
@@ -205,7 +221,9 @@ fn an_unfinished_upload_never_becomes_a_share_even_without_its_database() {
 
     let mut db = server.start();
     assert_eq!(db.list_shares(&SI).unwrap(), []);
-    let again = db.allocate(2, &Account::Anonymous, &SI, &[0], full.len() as u64).unwrap();
+    let again = db
+        .allocate(2, &Account::Anonymous, &SI, &[0], full.len() as u64)
+        .unwrap();
     assert_eq!(again.already_have, []);
     assert_eq!(again.allocated, [ShareNum(0)]);
     db.abort(&SI, 0).unwrap();
@@ -220,7 +238,8 @@ fn an_unfinished_upload_never_becomes_a_share_even_without_its_database() {
 fn the_crawler_collects_and_reports_leftovers_of_unfinished_uploads() {
     let server = Server::new();
     let mut db = server.start();
-    db.allocate(1, &Account::Anonymous, &SI, &[3], 20_000).unwrap();
+    db.allocate(1, &Account::Anonymous, &SI, &[3], 20_000)
+        .unwrap();
     db.write(&SI, 3, 0, &data(12_000, 2)).unwrap();
     let stored = server.keys().len();
     assert!(stored >= 1, "{:?}", server.keys());
@@ -252,7 +271,9 @@ fn a_deletion_inside_a_batch_is_durable_before_its_objects_go() {
         writes: vec![],
         new_length: Some(0),
     };
-    assert!(db.read_test_write(&Account::Anonymous, &SI, &WE, &[delete], &[]).is_err());
+    assert!(db
+        .read_test_write(&Account::Anonymous, &SI, &WE, &[delete], &[])
+        .is_err());
     drop(db); // the batch never commits
     server.clear_faults();
 
@@ -263,7 +284,11 @@ fn a_deletion_inside_a_batch_is_durable_before_its_objects_go() {
     crawl_cycle(&mut db);
     assert_eq!(state(&mut db, 0), None);
     let share0 = format!("{}0", si_dir());
-    assert!(server.keys().iter().all(|k| !k.starts_with(&share0)), "{:?}", server.keys());
+    assert!(
+        server.keys().iter().all(|k| !k.starts_with(&share0)),
+        "{:?}",
+        server.keys()
+    );
 }
 
 /// A failed abort at session close releases the upload and its space at once;
@@ -274,7 +299,8 @@ fn a_failed_abort_releases_its_reservation_and_is_retried() {
     let mut db = server.start();
     let free = db.capabilities().unwrap().available_space;
     db.session_opened(5);
-    db.allocate(5, &Account::Anonymous, &SI, &[0], 1 << 20).unwrap();
+    db.allocate(5, &Account::Anonymous, &SI, &[0], 1 << 20)
+        .unwrap();
     db.write(&SI, 0, 0, &data(9000, 4)).unwrap();
     server.fail(Op::Delete, &si_dir());
     db.session_closed(5);
@@ -296,7 +322,10 @@ fn a_failed_first_mutable_write_leaves_the_share_writable() {
     let server = Server::new();
     let mut db = server.start();
     server.fail(Op::Write, &si_dir());
-    assert!(matches!(mutable_write(&mut db, 0, 0, b"first"), Err(Error::Backend(_))));
+    assert!(matches!(
+        mutable_write(&mut db, 0, 0, b"first"),
+        Err(Error::Backend(_))
+    ));
     server.clear_faults();
     assert!(mutable_write(&mut db, 0, 0, b"second").unwrap());
     assert_eq!(mutable_data(&mut db, 0).unwrap(), b"second");
@@ -308,7 +337,8 @@ fn a_failed_first_mutable_write_leaves_the_share_writable() {
 fn a_backend_error_at_cold_start_degrades_instead_of_refusing_to_start() {
     let server = Server::new();
     let mut db = server.start();
-    db.allocate(1, &Account::Anonymous, &SI, &[0], 20_000).unwrap();
+    db.allocate(1, &Account::Anonymous, &SI, &[0], 20_000)
+        .unwrap();
     db.write(&SI, 0, 0, &data(9000, 5)).unwrap();
     drop(db);
     server.fail(Op::List, &si_dir());
@@ -330,7 +360,10 @@ fn allocate_adopts_an_untracked_share_instead_of_granting_it() {
     // Share 1 copied in from elsewhere, as one Tahoe-layout file.
     let mut copied = [2u32, 50, 0].map(u32::to_be_bytes).concat();
     copied.extend(data(50, 7));
-    server.backend.inner.put_for_test(&keys::chunk_key(&si(), ShareNum(1), 0), &copied);
+    server
+        .backend
+        .inner
+        .put_for_test(&keys::chunk_key(&si(), ShareNum(1), 0), &copied);
 
     let a = db.allocate(2, &Account::Anonymous, &SI, &[1], 50).unwrap();
     assert_eq!(a.allocated, []);
@@ -351,16 +384,27 @@ fn a_mutable_write_does_not_clobber_an_untracked_share() {
     let w = ShareWrites {
         shnum: 1,
         tests: vec![],
-        writes: vec![WriteVector { offset: 0, data: b"theirs".to_vec() }],
+        writes: vec![WriteVector {
+            offset: 0,
+            data: b"theirs".to_vec(),
+        }],
         new_length: None,
     };
-    assert!(theirs.read_test_write(&Account::Anonymous, &SI, &[9; 32], &[w], &[]).unwrap().success);
+    assert!(
+        theirs
+            .read_test_write(&Account::Anonymous, &SI, &[9; 32], &[w], &[])
+            .unwrap()
+            .success
+    );
     let key = keys::chunk_key(&si(), ShareNum(1), 0);
     let copied = other.backend.inner.get(&key).unwrap();
     server.backend.inner.put_for_test(&key, &copied);
 
     let refused = mutable_write(&mut db, 1, 0, b"mine");
-    assert!(matches!(refused, Err(Error::BadWriteEnabler { .. })), "{refused:?}");
+    assert!(
+        matches!(refused, Err(Error::BadWriteEnabler { .. })),
+        "{refused:?}"
+    );
     assert_eq!(server.backend.inner.get(&key).unwrap(), copied);
     assert_eq!(mutable_data(&mut db, 1).unwrap(), b"theirs");
 }
@@ -385,8 +429,15 @@ fn a_mutable_rewrite_cut_short_is_never_seen_torn() {
 
         let mut db = server.start();
         let seen = mutable_data(&mut db, 0).unwrap();
-        assert!(seen == old || seen == new, "torn (database lost: {lose_database})");
+        assert!(
+            seen == old || seen == new,
+            "torn (database lost: {lose_database})"
+        );
         assert_eq!(state(&mut db, 0), Some(ShareState::Stable));
-        assert!(server.keys().iter().all(|k| !k.ends_with(".journal")), "{:?}", server.keys());
+        assert!(
+            server.keys().iter().all(|k| !k.ends_with(".journal")),
+            "{:?}",
+            server.keys()
+        );
     }
 }
