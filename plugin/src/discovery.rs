@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::account::Account;
 use crate::backend::keys::{self, ChunkKey};
 use crate::backend::{Backend, BackendError, ObjectEntry};
-use crate::container::{self, Container, SNIFF_LENGTH};
+use crate::container::{self, journal, Container, SNIFF_LENGTH};
 use crate::db::sqlite::Connection;
 use crate::db::{leases, shares};
 use crate::error::Result;
@@ -28,6 +28,13 @@ pub fn group_by_share(entries: &[ObjectEntry]) -> BTreeMap<(StorageIndex, ShareN
         }
     }
     out
+}
+
+/// Whether a listed share has its head, chunk 0: only then is it a share.
+/// Chunks without one are leftovers of an unfinished upload or write
+/// (chunk 0 is always stored last) or of a deletion (it goes first).
+pub fn is_published(chunks: &Chunks) -> bool {
+    chunks.contains_key(&0)
 }
 
 /// Classifies one listed share as a STABLE row (type immutable, mutable or
@@ -73,18 +80,21 @@ pub fn examine(
     Ok(row)
 }
 
-/// Lists the backend for `si` and registers every share found there as
-/// STABLE (or corrupted) with a starter lease. Returns the new rows.
+/// Lists the backend for `si` and registers every share found there whose
+/// number is not in `known` as STABLE (or corrupted) with a starter lease;
+/// headless leftovers are not shares. A rewrite's journal is applied first.
+/// Returns the new rows.
 pub fn discover(
     conn: &Connection,
     backend: &crate::backend::Retrying<impl Backend>,
     si: &StorageIndex,
+    known: &[ShareNum],
     now: Timestamp,
 ) -> Result<Vec<ShareRow>> {
-    let listing = backend.list_all(&keys::storage_index_dir(si))?;
+    let listing = listing_with_journals_applied(backend, si)?;
     let mut rows = Vec::new();
     for ((found_si, shnum), chunks) in group_by_share(&listing) {
-        if found_si == *si {
+        if found_si == *si && !known.contains(&shnum) && is_published(&chunks) {
             rows.push(examine(backend, found_si, shnum, &chunks)?);
         }
     }
@@ -97,6 +107,33 @@ pub fn discover(
     }
     tx.commit()?;
     Ok(rows)
+}
+
+/// The listing of `si`, after finishing any rewrite whose journal is there
+/// (the database that knew of it may be gone); one listing when none is.
+pub fn listing_with_journals_applied(
+    backend: &crate::backend::Retrying<impl Backend>,
+    si: &StorageIndex,
+) -> Result<Vec<ObjectEntry>> {
+    let dir = keys::storage_index_dir(si);
+    let listing = backend.list_all(&dir)?;
+    let journals: Vec<(ShareNum, u64)> = listing
+        .iter()
+        .filter_map(|e| {
+            keys::parse_journal_key(&e.key)
+                .filter(|(s, _)| s == si)
+                .map(|(_, n)| (n, e.size))
+        })
+        .collect();
+    if journals.is_empty() {
+        return Ok(listing);
+    }
+    let mut grouped = group_by_share(&listing);
+    for (shnum, size) in journals {
+        let stored = grouped.remove(&(*si, shnum)).unwrap_or_default();
+        journal::finish(backend, si, shnum, size, stored.into_keys())?;
+    }
+    Ok(backend.list_all(&dir)?)
 }
 
 /// Inserts a found share with its starter lease.

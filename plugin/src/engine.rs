@@ -13,7 +13,7 @@ use crate::db::leases::{self, LeaseRow};
 use crate::db::schema::{self, SchemaError};
 use crate::db::shares;
 use crate::db::sqlite::{Connection, DbError};
-use crate::discovery::{self, STARTER_LEASE_SECONDS};
+use crate::discovery;
 use crate::error::{BadInput, Error, Result};
 use crate::ids::{SessionId, ShareNum, StorageIndex, Timestamp};
 use crate::session::Sessions;
@@ -240,9 +240,7 @@ impl<B: Backend> LeaseDb<B> {
                 engine.take_over(blob).map_err(OpenError::Recovery)?;
                 (0, 0)
             }
-            None => engine
-                .resolve_unfinished_uploads()
-                .map_err(OpenError::Recovery)?,
+            None => engine.resolve_unfinished_uploads()?,
         };
         Ok((
             engine,
@@ -308,56 +306,6 @@ impl<B: Backend> LeaseDb<B> {
         self.backend.inner()
     }
 
-    /// COMING rows with no upload in memory: complete, valid containers
-    /// become STABLE (keeping leases, a starter lease if none); the rest are
-    /// removed with their objects.
-    fn resolve_unfinished_uploads(&mut self) -> Result<(u32, u32)> {
-        let (mut removed, mut recovered) = (0, 0);
-        let now = self.now();
-        for row in shares::coming(&self.conn)? {
-            let listing = self.backend.list_all(&keys::storage_index_dir(&row.si))?;
-            let found = discovery::group_by_share(&listing).remove(&(row.si, row.shnum));
-            let examined = match &found {
-                Some(chunks) => Some(discovery::examine(
-                    &self.backend,
-                    row.si,
-                    row.shnum,
-                    chunks,
-                )?),
-                None => None,
-            };
-            let complete = examined.as_ref().filter(|e| match row.share_type {
-                // A mutable rewrite cut short leaves a valid container: keep it.
-                ShareType::Mutable => e.share_type == ShareType::Mutable,
-                _ => {
-                    e.share_type == ShareType::Immutable
-                        && e.used_space == DATA_OFFSET + row.used_space
-                }
-            });
-            let tx = self.conn.transaction()?;
-            if let Some(done) = complete {
-                shares::finish(&tx, done)?;
-                if leases::count_for_share(&tx, &row.si, row.shnum)? == 0 {
-                    leases::add_or_renew(
-                        &tx,
-                        &row.si,
-                        row.shnum,
-                        Account::STARTER_ID,
-                        now,
-                        Some(now + STARTER_LEASE_SECONDS),
-                    )?;
-                }
-                recovered += 1;
-            } else {
-                self.delete_share_objects(&row.si, row.shnum)?;
-                shares::delete(&tx, &row.si, row.shnum)?;
-                removed += 1;
-            }
-            tx.commit()?;
-        }
-        Ok((removed, recovered))
-    }
-
     /// Rows of `si`, discovering its shares in the backend when the database
     /// has none (SPEC §7). Costs one listing only in that uncommon case.
     pub(crate) fn shares_of(&self, si: &StorageIndex) -> Result<Vec<ShareRow>> {
@@ -365,14 +313,85 @@ impl<B: Backend> LeaseDb<B> {
         if !rows.is_empty() {
             return Ok(rows);
         }
-        discovery::discover(&self.conn, &self.backend, si, self.now())
+        discovery::discover(&self.conn, &self.backend, si, &[], self.now())
+    }
+
+    /// Rows of `si` before creating any of `shnums` (SPEC §12, discovery
+    /// before harm): when one of them is unknown to the database, one
+    /// listing adopts every untracked share of the index, so none is
+    /// clobbered, and removes headless leftovers under the share numbers
+    /// about to be created, so their stale chunks cannot join the new share.
+    pub(crate) fn shares_before_creating(
+        &mut self,
+        si: &StorageIndex,
+        shnums: &[ShareNum],
+    ) -> Result<Vec<ShareRow>> {
+        let mut rows = shares::for_storage_index(&self.conn, si)?;
+        if !rows.is_empty() && shnums.iter().all(|n| rows.iter().any(|r| r.shnum == *n)) {
+            return Ok(rows);
+        }
+        let known: Vec<ShareNum> = rows.iter().map(|r| r.shnum).collect();
+        let listing = discovery::listing_with_journals_applied(&self.backend, si)?;
+        let mut adopted = Vec::new();
+        for ((found_si, shnum), chunks) in discovery::group_by_share(&listing) {
+            if found_si != *si || known.contains(&shnum) {
+                continue;
+            }
+            if discovery::is_published(&chunks) {
+                adopted.push(discovery::examine(&self.backend, found_si, shnum, &chunks)?);
+            } else if shnums.contains(&shnum) {
+                crate::log(&format!(
+                    "removing leftovers of an unfinished upload of {si}/{shnum} before reusing it"
+                ));
+                for &chunk in chunks.keys() {
+                    self.backend.delete(&keys::chunk_key(si, shnum, chunk))?;
+                }
+            }
+        }
+        if !adopted.is_empty() {
+            let now = self.now();
+            let tx = self.conn.transaction()?;
+            for row in &adopted {
+                discovery::register(&tx, row, now)?;
+            }
+            tx.commit()?;
+            rows.extend(adopted);
+            rows.sort_by_key(|r| r.shnum);
+        }
+        Ok(rows)
+    }
+
+    /// Makes every state change so far durable before a backend change that
+    /// must follow it, also inside a group commit (SPEC §12).
+    pub(crate) fn make_durable(&self) -> Result<()> {
+        Ok(self.conn.make_durable()?)
     }
 
     /// Deletes every chunk of one share.
     pub(crate) fn delete_share_objects(&self, si: &StorageIndex, shnum: ShareNum) -> Result<()> {
-        for entry in self.backend.list_all(&keys::storage_index_dir(si))? {
-            if keys::parse_chunk_key(&entry.key).is_some_and(|k| k.shnum == shnum) {
-                self.backend.delete(&entry.key)?;
+        self.delete_share_objects_head_first(si, shnum)
+            .map_err(|(_, e)| e)
+    }
+
+    /// Deletes every chunk of one share, chunk 0 first (listings are in key
+    /// order, and `N` sorts before `N.k`), so the share stops being one
+    /// before any of its data goes. On failure, says whether the head is gone.
+    fn delete_share_objects_head_first(
+        &self,
+        si: &StorageIndex,
+        shnum: ShareNum,
+    ) -> std::result::Result<(), (bool, Error)> {
+        let listing = self
+            .backend
+            .list_all(&keys::storage_index_dir(si))
+            .map_err(|e| (false, e.into()))?;
+        let mut head_gone = false;
+        for entry in listing {
+            if let Some(k) = keys::parse_chunk_key(&entry.key).filter(|k| k.shnum == shnum) {
+                self.backend
+                    .delete(&entry.key)
+                    .map_err(|e| (head_gone, e.into()))?;
+                head_gone |= k.chunk == 0;
             }
         }
         Ok(())
@@ -397,9 +416,14 @@ impl<B: Backend> LeaseDb<B> {
     }
 
     /// The rest of a deletion from GOING: objects, then the row; back to
-    /// STABLE when the objects cannot be deleted.
+    /// STABLE when the objects cannot be deleted and the head is still there.
     pub(crate) fn finish_deletion(&mut self, row: &ShareRow) -> Result<()> {
-        if let Err(e) = self.delete_share_objects(&row.si, row.shnum) {
+        self.make_durable()?;
+        if let Err((head_gone, e)) = self.delete_share_objects_head_first(&row.si, row.shnum) {
+            if head_gone {
+                // No longer a share: it stays GOING for the crawler to finish.
+                return Err(e);
+            }
             let tx = self.conn.transaction()?;
             shares::transition(
                 &tx,
@@ -446,7 +470,7 @@ impl<B: Backend> LeaseDb<B> {
             }
             .into());
         }
-        let existing = self.shares_of(&si)?;
+        let existing = self.shares_before_creating(&si, &wanted)?;
         let now = self.now();
         let expires = self.lease_expiry(now);
         let mut space = self.free_space()?;
@@ -556,12 +580,20 @@ impl<B: Backend> LeaseDb<B> {
         self.abort_upload(key.0, key.1)
     }
 
+    /// Releases the upload (and its space reservation) at once, then
+    /// removes its objects and row. If the objects cannot be removed the row
+    /// stays COMING with no upload behind it, and the crawler's next pass
+    /// over its prefix (or the next cold start) retries.
     fn abort_upload(&mut self, si: StorageIndex, shnum: ShareNum) -> Result<()> {
-        // Objects first: if their removal fails the row stays COMING, and
-        // the next cold start or crawl finishes the job.
-        self.delete_share_objects(&si, shnum)?;
         if let Some(upload) = self.uploads.remove(&(si, shnum)) {
             self.sessions.remove_upload(upload.session, si, shnum);
+        }
+        // Objects first: the share number stays reserved until they are gone.
+        if let Err(e) = self.delete_share_objects(&si, shnum) {
+            crate::log(&format!(
+                "aborting the upload of {si}/{shnum}: {e}; its leftovers are removed later"
+            ));
+            return Err(e);
         }
         let tx = self.conn.transaction()?;
         if shares::get(&tx, &si, shnum)?.is_some_and(|r| r.state == ShareState::Coming) {
@@ -680,10 +712,9 @@ impl<B: Backend> LeaseDb<B> {
     pub fn session_closed(&mut self, session: SessionId) -> u32 {
         let mut aborted = 0;
         for (si, shnum) in self.sessions.close(session) {
-            // A failed abort leaves a COMING row that the next cold start removes.
-            if self.abort_upload(si, shnum).is_ok() {
-                aborted += 1;
-            }
+            // Released either way; a failed cleanup is retried by the crawler.
+            let _ = self.abort_upload(si, shnum);
+            aborted += 1;
         }
         aborted
     }

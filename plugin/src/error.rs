@@ -4,7 +4,7 @@
 use std::fmt;
 
 use crate::backend::BackendError;
-use crate::db::sqlite::DbError;
+use crate::db::error::DbError;
 
 /// Arguments refused before anything was touched (SPEC §10).
 #[derive(Debug, Clone, PartialEq, Eq)]

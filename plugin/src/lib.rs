@@ -17,6 +17,7 @@ mod faults;
 pub mod handover;
 pub mod ids;
 pub mod mutable_write;
+pub mod recovery;
 pub mod session;
 pub mod share;
 #[cfg(target_arch = "wasm32")]

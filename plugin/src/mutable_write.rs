@@ -104,12 +104,31 @@ struct MutableShare {
 }
 
 impl<B: Backend> LeaseDb<B> {
-    /// The valid mutable shares of `si`, with the rows of all its shares.
+    /// The valid mutable shares of `si`, with the rows of all its shares;
+    /// `creating` are share numbers about to be written (discovery before
+    /// harm). A rewrite a failure left COMING is finished or undone first,
+    /// so nothing reads a container mid-rewrite.
     fn mutable_shares(
-        &self,
+        &mut self,
         si: &StorageIndex,
+        creating: &[ShareNum],
     ) -> Result<(Vec<ShareRow>, BTreeMap<ShareNum, MutableShare>)> {
-        let rows = self.shares_of(si)?;
+        let mut rows = if creating.is_empty() {
+            self.shares_of(si)?
+        } else {
+            self.shares_before_creating(si, creating)?
+        };
+        let interrupted: Vec<ShareRow> = rows
+            .iter()
+            .filter(|r| r.share_type == ShareType::Mutable && self.is_orphaned(r))
+            .cloned()
+            .collect();
+        if !interrupted.is_empty() {
+            for row in &interrupted {
+                self.resolve_coming(row)?;
+            }
+            rows = shares::for_storage_index(&self.conn, si)?;
+        }
         let mut valid = BTreeMap::new();
         for row in &rows {
             if row.share_type != ShareType::Mutable || row.state == ShareState::Going {
@@ -187,7 +206,7 @@ impl<B: Backend> LeaseDb<B> {
             checked_range(offset, length)?;
         }
 
-        let (rows, valid) = self.mutable_shares(&si)?;
+        let (rows, valid) = self.mutable_shares(&si, &seen)?;
         // The write enabler is checked against every existing share first.
         if let Some(other) = valid
             .values()
@@ -270,7 +289,7 @@ impl<B: Backend> LeaseDb<B> {
             return Ok(());
         }
         let tx = self.conn.transaction()?;
-        let (mut container, mut data_length) = match existing {
+        let (mut container, data_length) = match existing {
             Some(share) => {
                 shares::transition(&tx, si, shnum, ShareState::Stable, ShareState::Coming)?;
                 let c =
@@ -301,7 +320,39 @@ impl<B: Backend> LeaseDb<B> {
             }
         };
         tx.commit()?;
+        let coming = ShareRow {
+            si: *si,
+            shnum,
+            used_space: existing.map_or(0, |s| s.row.used_space),
+            data_length,
+            chunk_size: existing.map_or(self.config.chunk_size, |s| s.row.chunk_size),
+            share_type: ShareType::Mutable,
+            state: ShareState::Coming,
+        };
+        if let Err(e) = self.write_container(&mut container, w, data_length, account_id, &coming) {
+            // Back to the old container (or the new one, if its journal is
+            // whole); a new share is removed, so it can be written again.
+            if let Err(again) = self.resolve_coming(&coming) {
+                crate::log(&format!(
+                    "share {si}/{shnum} stays COMING after a failed write ({again}); the crawler retries"
+                ));
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
 
+    /// The backend half of `apply`, once the row is durably COMING.
+    fn write_container(
+        &mut self,
+        container: &mut ChunkedContainer,
+        w: &ShareWrites,
+        mut data_length: u64,
+        account_id: i64,
+        coming: &ShareRow,
+    ) -> Result<()> {
+        let (si, shnum) = (&coming.si, coming.shnum);
+        self.make_durable()?;
         // Drop the old trailer (extra leases live in the database now), so
         // that growing the data zero-fills instead of exposing old bytes.
         container.truncate(&self.backend, DATA_OFFSET + data_length)?;
@@ -338,7 +389,7 @@ impl<B: Backend> LeaseDb<B> {
                 shnum,
                 used_space: container.len(),
                 data_length,
-                chunk_size: existing.map_or(self.config.chunk_size, |s| s.row.chunk_size),
+                chunk_size: coming.chunk_size,
                 share_type: ShareType::Mutable,
                 state: ShareState::Stable,
             },
@@ -363,7 +414,7 @@ impl<B: Backend> LeaseDb<B> {
         for &(offset, length) in read_vector {
             checked_range(offset, length)?;
         }
-        let (_, valid) = self.mutable_shares(&si)?;
+        let (_, valid) = self.mutable_shares(&si, &[])?;
         let mut out = BTreeMap::new();
         for (shnum, share) in &valid {
             if !wanted.is_empty() && !wanted.contains(shnum) {

@@ -5,10 +5,10 @@ use std::collections::{HashMap, VecDeque};
 
 use crate::account::Account;
 use crate::backend::Backend;
-use crate::db::leases;
+use crate::db::usage;
+pub use crate::db::usage::{AccountUsage, ShareCount, Usage};
 use crate::engine::LeaseDb;
 use crate::error::Result;
-use crate::share::{ShareState, ShareType};
 
 /// Samples kept per operation.
 pub const LATENCY_WINDOW: usize = 1000;
@@ -73,19 +73,6 @@ impl Latencies {
     }
 }
 
-/// Count and bytes of the shares in one (state, type).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShareCount {
-    /// The state.
-    pub state: ShareState,
-    /// The type.
-    pub share_type: ShareType,
-    /// How many shares.
-    pub shares: u64,
-    /// Their used space.
-    pub bytes: u64,
-}
-
 /// The database's shape and the engine's activity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stats {
@@ -99,43 +86,10 @@ pub struct Stats {
     pub latencies: Vec<LatencySummary>,
 }
 
-/// Leased shares and bytes: each share counted once, however many leases.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Usage {
-    /// Leased shares.
-    pub shares: u64,
-    /// Their used space.
-    pub bytes: u64,
-    /// Distinct storage indexes among them.
-    pub sharesets: u64,
-}
-
-/// One account and its usage.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccountUsage {
-    /// Account id.
-    pub account_id: i64,
-    /// Its name (empty for anonymous and starter).
-    pub name: String,
-    /// What it leases.
-    pub usage: Usage,
-}
-
 impl<B: Backend> LeaseDb<B> {
     /// Counts by state and type, uploads in flight, latencies.
     pub fn stats(&self) -> Result<Stats> {
-        let shares = self.conn.query_map(
-            "SELECT state, share_type, count(*), COALESCE(sum(used_space), 0) FROM shares GROUP BY state, share_type ORDER BY state, share_type",
-            &[],
-            |r| {
-                Ok(ShareCount {
-                    state: ShareState::from_code(r.get(0)?),
-                    share_type: ShareType::from_code(r.get(1)?),
-                    shares: r.get(2)?,
-                    bytes: r.get(3)?,
-                })
-            },
-        )?;
+        let shares = usage::share_counts(&self.conn)?;
         let (uploads_in_flight, allocated_in_flight) = self.in_flight();
         Ok(Stats {
             shares,
@@ -147,56 +101,12 @@ impl<B: Backend> LeaseDb<B> {
 
     /// What `account` leases; with None, what any account leases.
     pub fn usage(&self, account: Option<&Account>) -> Result<Usage> {
-        let row = |r: &crate::db::sqlite::Row| {
-            Ok(Usage {
-                shares: r.get(0)?,
-                bytes: r.get(1)?,
-                sharesets: r.get(2)?,
-            })
-        };
-        let usage = match account {
-            None => self.conn.query_row(
-                "SELECT count(*), COALESCE(sum(s.used_space), 0), count(DISTINCT s.si) FROM shares s
-                 WHERE EXISTS (SELECT 1 FROM leases l WHERE l.si = s.si AND l.shnum = s.shnum)",
-                &[],
-                row,
-            )?,
-            Some(account) => {
-                let id = match account {
-                    Account::Named(name) => {
-                        match self.conn.query_row("SELECT id FROM accounts WHERE name = ?1", &[name], |r| r.get::<i64>(0))? {
-                            Some(id) => id,
-                            None => return Ok(Usage::default()),
-                        }
-                    }
-                    other => leases::account_id(&self.conn, other, 0)?,
-                };
-                self.conn.query_row(
-                    "SELECT count(*), COALESCE(sum(s.used_space), 0), count(DISTINCT s.si) FROM shares s
-                     JOIN leases l ON l.si = s.si AND l.shnum = s.shnum WHERE l.account = ?1",
-                    &[&id],
-                    row,
-                )?
-            }
-        };
-        Ok(usage.unwrap_or_default())
+        Ok(usage::usage(&self.conn, account)?)
     }
 
     /// Usage of every account that holds a lease.
     pub fn usage_by_account(&self) -> Result<Vec<AccountUsage>> {
-        Ok(self.conn.query_map(
-            "SELECT a.id, COALESCE(a.name, ''), count(*), COALESCE(sum(s.used_space), 0), count(DISTINCT s.si)
-             FROM leases l JOIN shares s ON l.si = s.si AND l.shnum = s.shnum JOIN accounts a ON a.id = l.account
-             GROUP BY a.id ORDER BY a.id",
-            &[],
-            |r| {
-                Ok(AccountUsage {
-                    account_id: r.get(0)?,
-                    name: r.get(1)?,
-                    usage: Usage { shares: r.get(2)?, bytes: r.get(3)?, sharesets: r.get(4)? },
-                })
-            },
-        )?)
+        Ok(usage::by_account(&self.conn)?)
     }
 }
 

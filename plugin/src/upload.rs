@@ -1,6 +1,11 @@
 //! An immutable upload in flight: share data arrives at any offset and is
 //! buffered a chunk at a time; a chunk goes to the backend as one object as
 //! soon as every byte of it has been written.
+//!
+//! Publishing is atomic (SPEC §12): chunk 0, the object whose key names the
+//! share, is stored last, once every other chunk is stored. Until then the
+//! upload's objects are chunks without a head, which discovery never adopts
+//! and the crawler collects as leftovers, whatever else is lost.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -182,21 +187,34 @@ impl Upload {
     }
 
     /// Stores every pending chunk that is fully written for a container of
-    /// `total` bytes.
+    /// `total` bytes; chunk 0 only once it is the last one missing.
     fn store_complete_chunks(&mut self, backend: &impl Backend, total: u64) -> Result<()> {
         let complete: Vec<u64> = self
             .pending
             .iter()
-            .filter(|(&k, p)| p.written_bytes() == self.chunk_length(k, total))
+            .filter(|(&k, p)| k != 0 && p.written_bytes() == self.chunk_length(k, total))
             .map(|(&k, _)| k)
             .collect();
         for k in complete {
-            let mut data = self.pending[&k].data.clone();
-            data.truncate(self.chunk_length(k, total) as usize);
-            backend.write(&keys::chunk_key(&self.si, self.shnum, k), &data)?;
-            self.pending.remove(&k);
-            self.stored.insert(k);
+            self.store_chunk(backend, k, total)?;
         }
+        let chunks = total.div_ceil(self.chunk_size).max(1);
+        let head_ready = self
+            .pending
+            .get(&0)
+            .is_some_and(|p| p.written_bytes() == self.chunk_length(0, total));
+        if head_ready && (1..chunks).all(|k| self.stored.contains(&k)) {
+            self.store_chunk(backend, 0, total)?;
+        }
+        Ok(())
+    }
+
+    fn store_chunk(&mut self, backend: &impl Backend, k: u64, total: u64) -> Result<()> {
+        let mut data = self.pending[&k].data.clone();
+        data.truncate(self.chunk_length(k, total) as usize);
+        backend.write(&keys::chunk_key(&self.si, self.shnum, k), &data)?;
+        self.pending.remove(&k);
+        self.stored.insert(k);
         Ok(())
     }
 

@@ -119,7 +119,8 @@ fn abort_and_session_close_leave_no_objects_and_no_rows() {
     let mut db = f.open();
     db.allocate(1, &Account::Anonymous, &SI, &[0], 10_000)
         .unwrap();
-    db.write(&SI, 0, 0, &[1; 5000]).unwrap(); // chunk 0 reaches the backend
+    // Chunk 1 reaches the backend; chunk 0, the head, waits for the rest.
+    db.write(&SI, 0, 0, &[1; 9000]).unwrap();
     assert!(!f.backend.keys().is_empty());
     db.abort(&SI, 0).unwrap();
     assert!(f.backend.keys().is_empty());

@@ -38,4 +38,6 @@ case_files! {$
     crawler => foreach_crawler_case,
     /// The component's world: what it imports (SPEC §11).
     component => foreach_component_case,
+    /// The fault matrix: every backend fault at every step, then a restart (SPEC §12).
+    faults => foreach_faults_case,
 }

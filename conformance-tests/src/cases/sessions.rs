@@ -17,7 +17,8 @@ pub fn closing_a_session_aborts_only_its_uploads<H: Harness>(h: &H) {
     host.session_opened(1).unwrap();
     host.session_opened(2).unwrap();
     host.allocate(1, &named("alice"), &a, &[0, 1], 10_000).unwrap();
-    write_all(&mut host, &a, 0, &pattern(6_000, 1));
+    // Enough for chunk 1 to be stored (chunk 0, the head, is stored last).
+    write_all(&mut host, &a, 0, &pattern(9_000, 1));
     host.allocate(2, &named("bob"), &b, &[0], 10_000).unwrap();
     write_all(&mut host, &b, 0, &pattern(6_000, 2));
     assert!(h.object_keys().iter().any(|k| k.starts_with(&ids::si_dir(&a))));

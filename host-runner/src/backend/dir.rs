@@ -117,6 +117,18 @@ impl DirStore {
             let Ok(name) = entry.file_name().into_string() else {
                 continue;
             };
+            if file_type.is_file() && is_dead_writers_temp(&name) {
+                // A write cut short by a crash of an earlier process: nobody
+                // will finish it, and listings (the crawler's) collect it.
+                match fs::remove_file(entry.path()) {
+                    Ok(()) => eprintln!(
+                        "storage: removed {}, left by a write that was cut short",
+                        entry.path().display()
+                    ),
+                    Err(e) => eprintln!("storage: removing {}: {e}", entry.path().display()),
+                }
+                continue;
+            }
             if file_type.is_symlink() || name.starts_with(TEMP_MARKER) {
                 continue;
             }
@@ -258,6 +270,21 @@ impl ObjectStore for DirStore {
 }
 
 /// Makes a directory's entries durable.
+/// Whether `name` is a temporary file of `write_durably`
+/// (`.tmp-<name>-<pid>-<n>`) written by another process: one writer owns a
+/// store, so that process died before renaming it into place.
+fn is_dead_writers_temp(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(TEMP_MARKER) else {
+        return false;
+    };
+    let mut parts = rest.rsplitn(3, '-');
+    let (_counter, pid) = (parts.next(), parts.next());
+    parts.next().is_some()
+        && pid
+            .and_then(|p| p.parse::<u32>().ok())
+            .is_some_and(|pid| pid != std::process::id())
+}
+
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -396,6 +423,8 @@ mod tests {
         }
         // A stray temp file from a crashed write is never listed.
         fs::write(store.root().join("s/p/si/.tmp-3-1-1"), b"partial").unwrap();
+        let ours = format!(".tmp-4-{}-1", std::process::id());
+        fs::write(store.root().join("s/p/si").join(&ours), b"in flight").unwrap();
 
         let all = store.list("s/p/", None, 100).unwrap();
         assert_eq!(
@@ -412,6 +441,9 @@ mod tests {
         );
         assert_eq!(all.next, None);
         assert_eq!(all.entries[2].size, "s/p/si/1".len() as u64);
+        // Listing collects a dead process's temp file, never a live one's.
+        assert!(!store.root().join("s/p/si/.tmp-3-1-1").exists());
+        assert!(store.root().join("s/p/si").join(&ours).exists());
 
         let mut collected = Vec::new();
         let mut after: Option<String> = None;

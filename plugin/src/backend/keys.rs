@@ -17,6 +17,21 @@ pub fn chunk_key(si: &StorageIndex, shnum: ShareNum, chunk: u64) -> String {
     }
 }
 
+/// Suffix of a mutable rewrite's journal, next to the share's chunks: a
+/// name outside the scheme, so nothing takes it for a chunk.
+const JOURNAL_SUFFIX: &str = ".journal";
+
+/// The key of the journal of a rewrite of share `shnum` in progress.
+pub fn journal_key(si: &StorageIndex, shnum: ShareNum) -> String {
+    format!("{}{JOURNAL_SUFFIX}", chunk_key(si, shnum, 0))
+}
+
+/// The share a journal key belongs to.
+pub fn parse_journal_key(key: &str) -> Option<(StorageIndex, ShareNum)> {
+    let head = parse_chunk_key(key.strip_suffix(JOURNAL_SUFFIX)?)?;
+    (head.chunk == 0).then_some((head.si, head.shnum))
+}
+
 /// The listing prefix holding every share of `si`.
 pub fn storage_index_dir(si: &StorageIndex) -> String {
     let text = si.to_text();
@@ -125,5 +140,8 @@ mod tests {
             ShareNum(10)
         );
         assert_eq!(parse_chunk_key("shares/incoming/aa/x/1"), None);
+        let journal = journal_key(&si(), ShareNum(3));
+        assert_eq!(parse_chunk_key(&journal), None, "a journal is not a chunk");
+        assert_eq!(parse_journal_key(&journal), Some((si(), ShareNum(3))));
     }
 }

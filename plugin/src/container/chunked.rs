@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use super::journal::Journal;
 use super::pieces;
 use crate::backend::{keys, Backend};
 use crate::error::{Error, Result};
@@ -141,17 +142,33 @@ impl ChunkedContainer {
         Ok(())
     }
 
-    /// Stores changed chunks and removes chunks past the new end.
+    /// Stores changed chunks and removes chunks past the new end. A new
+    /// container is published by its head (chunk 0 is stored last); a stored
+    /// one whose rewrite touches more than one object goes through a journal,
+    /// so that it is never seen torn (`journal.rs`).
     pub fn flush(&mut self, backend: &impl Backend) -> Result<()> {
-        for &k in &self.dirty {
-            backend.write(&keys::chunk_key(&self.si, self.shnum, k), &self.cache[&k])?;
-        }
-        self.dirty.clear();
         let old_chunks = self.stored_length.div_ceil(self.chunk_size);
         let new_chunks = self.length.div_ceil(self.chunk_size);
-        for k in new_chunks..old_chunks {
-            backend.delete(&keys::chunk_key(&self.si, self.shnum, k))?;
+        let removed = new_chunks..old_chunks.max(new_chunks);
+        let journal = Journal {
+            length: self.length,
+            chunk_size: self.chunk_size,
+            chunks: self
+                .dirty
+                .iter()
+                .map(|&k| (k, self.cache[&k].clone()))
+                .collect(),
+        };
+        let journaled = self.stored_length > 0 && self.dirty.len() + removed.clone().count() > 1;
+        let journal_key = keys::journal_key(&self.si, self.shnum);
+        if journaled {
+            backend.write(&journal_key, &journal.encode())?;
         }
+        journal.apply(backend, &self.si, self.shnum, removed)?;
+        if journaled {
+            backend.delete(&journal_key)?;
+        }
+        self.dirty.clear();
         self.stored_length = self.length;
         Ok(())
     }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::backend::Backend;
 use crate::db::sqlite::Connection;
+use crate::db::{crawler_state, leases};
 use crate::engine::LeaseDb;
 use crate::error::{Error, Result};
 use crate::ids::{Prefix, Timestamp};
@@ -61,26 +62,18 @@ fn corrupt_state(e: serde_json::Error) -> Error {
 }
 
 fn load_current(conn: &Connection) -> Result<(Option<CycleReport>, Option<Timestamp>, u64)> {
-    let row: Option<(Option<String>, Option<i64>, u64)> = conn.query_row(
-        "SELECT current, last_finished, cycles_done FROM crawler_state WHERE id = 0",
-        &[],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )?;
-    let (current, last_finished, done) = row.unwrap_or((None, None, 0));
-    let current = current
+    let state = crawler_state::load(conn)?;
+    let current = state
+        .current
         .map(|j| serde_json::from_str(&j))
         .transpose()
         .map_err(corrupt_state)?;
-    Ok((current, last_finished, done))
+    Ok((current, state.last_finished, state.cycles_done))
 }
 
 fn save_current(conn: &Connection, report: &CycleReport) -> Result<()> {
     let json = serde_json::to_string(report).map_err(corrupt_state)?;
-    conn.execute(
-        "UPDATE crawler_state SET current = ?1 WHERE id = 0",
-        &[&json],
-    )?;
-    Ok(())
+    Ok(crawler_state::save_current(conn, &json)?)
 }
 
 impl<B: Backend> LeaseDb<B> {
@@ -139,19 +132,14 @@ impl<B: Backend> LeaseDb<B> {
             ExpirationPolicy::Disabled => 0,
             ExpirationPolicy::Age {
                 override_seconds: None,
-            } => tx.execute(
-                "DELETE FROM leases WHERE expires IS NOT NULL AND expires < ?1",
-                &[&now],
-            )? as u64,
+            } => leases::delete_expired(&tx, now)?,
             ExpirationPolicy::Age {
                 override_seconds: Some(d),
             } => {
                 let cutoff = now.saturating_sub(d.min(i64::MAX as u64) as i64);
-                tx.execute("DELETE FROM leases WHERE renewed < ?1", &[&cutoff])? as u64
+                leases::delete_renewed_before(&tx, cutoff)?
             }
-            ExpirationPolicy::CutoffDate { cutoff } => {
-                tx.execute("DELETE FROM leases WHERE renewed < ?1", &[&cutoff])? as u64
-            }
+            ExpirationPolicy::CutoffDate { cutoff } => leases::delete_renewed_before(&tx, cutoff)?,
         };
         save_current(&tx, &report)?;
         tx.commit()?;
@@ -164,18 +152,7 @@ impl<B: Backend> LeaseDb<B> {
         report.finished = Some(now);
         let json = serde_json::to_string(&report).map_err(corrupt_state)?;
         let tx = self.conn.transaction()?;
-        tx.execute(
-            "INSERT OR REPLACE INTO crawler_history (cycle, report) VALUES (?1, ?2)",
-            &[&report.cycle, &json],
-        )?;
-        tx.execute(
-            "DELETE FROM crawler_history WHERE cycle NOT IN (SELECT cycle FROM crawler_history ORDER BY cycle DESC LIMIT ?1)",
-            &[&self.crawler.history_limit],
-        )?;
-        tx.execute(
-            "UPDATE crawler_state SET current = NULL, last_finished = ?1, cycles_done = ?2 WHERE id = 0",
-            &[&now, &report.cycle],
-        )?;
+        crawler_state::finish_cycle(&tx, report.cycle, &json, now, self.crawler.history_limit)?;
         tx.commit()?;
         Ok(())
     }
@@ -183,13 +160,7 @@ impl<B: Backend> LeaseDb<B> {
     /// The cycle in progress and the history.
     pub fn crawler_status(&self) -> Result<CrawlerStatus> {
         let (current, last_finished, _) = load_current(&self.conn)?;
-        let history = self
-            .conn
-            .query_map(
-                "SELECT report FROM crawler_history ORDER BY cycle DESC",
-                &[],
-                |r| r.get::<String>(0),
-            )?
+        let history = crawler_state::history(&self.conn)?
             .into_iter()
             .map(|j| serde_json::from_str(&j).map_err(corrupt_state))
             .collect::<Result<Vec<CycleReport>>>()?;

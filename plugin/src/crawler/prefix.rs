@@ -3,31 +3,55 @@
 use std::collections::BTreeSet;
 
 use super::report::{CycleReport, ShareRef, Tally};
-use crate::backend::{keys, Backend};
-use crate::db::shares;
+use crate::backend::{keys, Backend, ObjectEntry};
+use crate::container::journal;
+use crate::db::{leases as db_leases, shares};
 use crate::discovery;
 use crate::engine::LeaseDb;
 use crate::error::Result;
 use crate::ids::{Prefix, ShareNum, StorageIndex};
+use crate::recovery::Resolved;
 use crate::share::{ShareRow, ShareState, ShareType};
 
 const DAY: i64 = 24 * 3600;
 
 impl<B: Backend> LeaseDb<B> {
-    /// Rows of one prefix.
-    fn rows_of_prefix(&self, prefix: &str) -> Result<Vec<ShareRow>> {
-        let rows = self.conn.query_map(
-            "SELECT si, shnum FROM shares WHERE prefix = ?1 ORDER BY si, shnum",
-            &[&prefix],
-            |r| Ok((r.get::<[u8; 16]>(0)?, r.get::<u8>(1)?)),
-        )?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (si, shnum) in rows {
-            if let Some(row) = shares::get(&self.conn, &StorageIndex(si), ShareNum(shnum))? {
-                out.push(row);
-            }
+    /// The prefix's listing, after finishing every rewrite whose journal is
+    /// there (mutable writes finish within their call, so any journal seen
+    /// here was left by a crash or a failure).
+    fn listing_of_prefix(&self, text: &str) -> Result<Vec<ObjectEntry>> {
+        let dir = keys::prefix_dir(text);
+        let listing = self.backend.list_all(&dir)?;
+        let journals: Vec<_> = listing
+            .iter()
+            .filter_map(|e| keys::parse_journal_key(&e.key).map(|(si, n)| (si, n, e.size)))
+            .collect();
+        if journals.is_empty() {
+            return Ok(listing);
         }
-        Ok(out)
+        let mut grouped = discovery::group_by_share(&listing);
+        for (si, shnum, size) in journals {
+            let stored = grouped.remove(&(si, shnum)).unwrap_or_default();
+            journal::finish(&self.backend, &si, shnum, size, stored.into_keys())?;
+        }
+        Ok(self.backend.list_all(&dir)?)
+    }
+
+    /// Deletes the headless chunks of an unfinished upload or write.
+    fn collect_leftovers(
+        &self,
+        si: &StorageIndex,
+        shnum: ShareNum,
+        chunks: &discovery::Chunks,
+    ) -> Result<()> {
+        crate::log(&format!(
+            "crawler: removing {} leftover chunk(s) of an unfinished share {si}/{shnum}",
+            chunks.len()
+        ));
+        for &k in chunks.keys() {
+            self.backend.delete(&keys::chunk_key(si, shnum, k))?;
+        }
+        Ok(())
     }
 
     /// One prefix: add what only the backend has, drop rows whose objects
@@ -39,7 +63,7 @@ impl<B: Backend> LeaseDb<B> {
         report: &mut CycleReport,
     ) -> Result<()> {
         let text = prefix.to_text();
-        let listing = match self.backend.list_all(&keys::prefix_dir(&text)) {
+        let listing = match self.listing_of_prefix(&text) {
             Ok(l) => l,
             Err(e) => {
                 report.prefixes_failed.push((text, e.to_string()));
@@ -48,12 +72,21 @@ impl<B: Backend> LeaseDb<B> {
         };
         let found = discovery::group_by_share(&listing);
         let now = self.now();
-        let before = self.rows_of_prefix(&text)?;
+        let before = shares::of_prefix(&self.conn, &text)?;
         let known: BTreeSet<(StorageIndex, ShareNum)> =
             before.iter().map(|r| (r.si, r.shnum)).collect();
 
         for ((si, shnum), chunks) in &found {
             if known.contains(&(*si, *shnum)) {
+                continue;
+            }
+            if !discovery::is_published(chunks) {
+                match self.collect_leftovers(si, *shnum, chunks) {
+                    Ok(()) => report.add_leftovers(chunks.values().sum()),
+                    Err(e) => report
+                        .prefixes_failed
+                        .push((text.clone(), format!("leftovers of {si}/{shnum}: {e}"))),
+                }
                 continue;
             }
             match discovery::examine(&self.backend, *si, *shnum, chunks) {
@@ -66,6 +99,23 @@ impl<B: Backend> LeaseDb<B> {
                 Err(e) => report
                     .prefixes_failed
                     .push((text.clone(), format!("share {si}/{shnum}: {e}"))),
+            }
+        }
+        let orphaned: Vec<ShareRow> = before
+            .iter()
+            .filter(|r| self.is_orphaned(r))
+            .cloned()
+            .collect();
+        for row in &orphaned {
+            // Nothing in memory stands behind it: a failed abort or write,
+            // retried here.
+            match self.resolve_coming(row) {
+                Ok(Resolved::Recovered) => report.added += 1,
+                Ok(Resolved::Removed) => report.add_leftovers(row.used_space),
+                Err(e) => report.prefixes_failed.push((
+                    text.clone(),
+                    format!("resolving {}/{}: {e}", row.si, row.shnum),
+                )),
             }
         }
         for row in before.iter().filter(|r| r.state == ShareState::Going) {
@@ -84,12 +134,25 @@ impl<B: Backend> LeaseDb<B> {
             }
         }
         for row in &before {
-            if row.state == ShareState::Stable && !found.contains_key(&(row.si, row.shnum)) {
-                // Only STABLE rows: COMING and GOING objects may legitimately be missing.
+            let chunks = found.get(&(row.si, row.shnum));
+            if row.state == ShareState::Stable && !chunks.is_some_and(discovery::is_published) {
+                // Only STABLE rows: COMING and GOING objects may legitimately
+                // be missing. Without its head the share is gone too; what
+                // is left of it are leftovers.
                 crate::log(&format!(
                     "crawler: share {}/{} disappeared from the backend; removing its row",
                     row.si, row.shnum
                 ));
+                if let Some(chunks) = chunks {
+                    if let Err(e) = self.collect_leftovers(&row.si, row.shnum, chunks) {
+                        report.prefixes_failed.push((
+                            text.clone(),
+                            format!("leftovers of {}/{}: {e}", row.si, row.shnum),
+                        ));
+                        continue;
+                    }
+                    report.add_leftovers(chunks.values().sum());
+                }
                 let tx = self.conn.transaction()?;
                 shares::delete(&tx, &row.si, row.shnum)?;
                 tx.commit()?;
@@ -97,17 +160,11 @@ impl<B: Backend> LeaseDb<B> {
             }
         }
 
-        let rows: Vec<ShareRow> = self
-            .rows_of_prefix(&text)?
+        let rows: Vec<ShareRow> = shares::of_prefix(&self.conn, &text)?
             .into_iter()
             .filter(|r| r.state == ShareState::Stable)
             .collect();
-        let leases = self.conn.query_map(
-            "SELECT l.si, l.shnum, l.renewed FROM leases l JOIN shares s ON s.si = l.si AND s.shnum = l.shnum
-             WHERE s.prefix = ?1 AND s.state = 1",
-            &[&text],
-            |r| Ok((r.get::<[u8; 16]>(0)?, r.get::<u8>(1)?, r.get::<i64>(2)?)),
-        )?;
+        let leases = db_leases::on_stable_shares_of_prefix(&self.conn, &text)?;
         for (_, _, renewed) in &leases {
             let days = (now.saturating_sub(*renewed)).max(0) / DAY;
             *report
@@ -125,12 +182,10 @@ impl<B: Backend> LeaseDb<B> {
             });
         }
 
-        let leased: BTreeSet<([u8; 16], u8)> = leases.iter().map(|(si, n, _)| (*si, *n)).collect();
+        let leased: BTreeSet<(StorageIndex, ShareNum)> =
+            leases.iter().map(|(si, n, _)| (*si, *n)).collect();
         let mut collected = Vec::new();
-        for row in rows
-            .iter()
-            .filter(|r| !leased.contains(&(r.si.0, r.shnum.0)))
-        {
+        for row in rows.iter().filter(|r| !leased.contains(&(r.si, r.shnum))) {
             match self.delete_share(row) {
                 Ok(()) => collected.push(row),
                 Err(e) => report.prefixes_failed.push((

@@ -140,6 +140,13 @@ pub struct CycleReport {
     pub added: u64,
     /// Database rows whose objects were gone.
     pub disappeared: u64,
+    /// Leftovers of unfinished uploads and writes removed: headless chunks
+    /// no row claims, and COMING rows nothing in memory stands behind.
+    #[serde(default)]
+    pub leftovers: u64,
+    /// Bytes those leftovers held.
+    #[serde(default)]
+    pub leftover_bytes: u64,
     /// Leases removed by the expiration policy at the start of the cycle.
     pub leases_expired: u64,
     /// Lease counts by age in whole days: bin d holds ages in [d, d+1) days.
@@ -163,11 +170,19 @@ impl CycleReport {
             recovered: Tally::default(),
             added: 0,
             disappeared: 0,
+            leftovers: 0,
+            leftover_bytes: 0,
             leases_expired: 0,
             lease_ages: BTreeMap::new(),
             corrupt_shares: Vec::new(),
             prefixes_failed: Vec::new(),
         }
+    }
+
+    /// Counts one share's leftovers of `bytes`.
+    pub fn add_leftovers(&mut self, bytes: u64) {
+        self.leftovers += 1;
+        self.leftover_bytes += bytes;
     }
 
     /// Fraction of prefixes done, 0..=1.

@@ -86,3 +86,29 @@ pub fn count_for_share(conn: &Connection, si: &StorageIndex, shnum: ShareNum) ->
         )?
         .unwrap_or(0))
 }
+
+/// Removes leases whose expiry is before `now`; returns how many.
+pub fn delete_expired(conn: &Connection, now: Timestamp) -> DbResult<u64> {
+    Ok(conn.execute(
+        "DELETE FROM leases WHERE expires IS NOT NULL AND expires < ?1",
+        &[&now],
+    )? as u64)
+}
+
+/// Removes leases last renewed before `cutoff`; returns how many.
+pub fn delete_renewed_before(conn: &Connection, cutoff: Timestamp) -> DbResult<u64> {
+    Ok(conn.execute("DELETE FROM leases WHERE renewed < ?1", &[&cutoff])? as u64)
+}
+
+/// (si, shnum, renewed) of every lease on a STABLE share of one prefix.
+pub fn on_stable_shares_of_prefix(
+    conn: &Connection,
+    prefix: &str,
+) -> DbResult<Vec<(StorageIndex, ShareNum, Timestamp)>> {
+    conn.query_map(
+        "SELECT l.si, l.shnum, l.renewed FROM leases l JOIN shares s ON s.si = l.si AND s.shnum = l.shnum
+         WHERE s.prefix = ?1 AND s.state = 1",
+        &[&prefix],
+        |r| Ok((StorageIndex(r.get(0)?), ShareNum(r.get(1)?), r.get(2)?)),
+    )
+}

@@ -59,6 +59,15 @@ pub fn page(
     }
 }
 
+/// Every share of one prefix, by (si, shnum).
+pub fn of_prefix(conn: &Connection, prefix: &str) -> DbResult<Vec<ShareRow>> {
+    conn.query_map(
+        "SELECT si, shnum, used_space, data_length, chunk_size, share_type, state FROM shares WHERE prefix = ?1 ORDER BY si, shnum",
+        &[&prefix],
+        from_row,
+    )
+}
+
 /// Every COMING share.
 pub fn coming(conn: &Connection) -> DbResult<Vec<ShareRow>> {
     conn.query_map(

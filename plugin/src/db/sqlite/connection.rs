@@ -1,0 +1,359 @@
+//! An open database: settings, statement cache, transactions and batches.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+#[cfg(test)]
+use std::ffi::CStr;
+use std::ffi::{c_char, c_int, CString};
+use std::ptr::{self, NonNull};
+
+use super::statement::{Row, Statement};
+use super::transaction::Transaction;
+use super::{ffi, DbError, DbResult, ToSql};
+use crate::db::error::cstr_lossy;
+
+/// An open database. Not `Send`: SQLite is built single-threaded for wasm.
+pub struct Connection {
+    pub(super) db: NonNull<ffi::sqlite3>,
+    /// Prepared statements by SQL text. A statement in use is taken out of the
+    /// map and put back when done, so re-entrant use of the same SQL (from a
+    /// row callback) prepares a second copy instead of clobbering the first.
+    cache: RefCell<HashMap<&'static str, NonNull<ffi::sqlite3_stmt>>>,
+    /// Inside a batch, transactions are savepoints of one outer transaction.
+    batch: std::cell::Cell<bool>,
+    /// An early commit inside the batch failed: the batch's commit must fail.
+    batch_failed: std::cell::Cell<bool>,
+}
+
+impl Connection {
+    /// Opens (creating if needed) the database at `path`, in WAL mode with full
+    /// fsyncs, an exclusive lock and foreign keys on.
+    ///
+    /// On wasm32 the file lives behind our `std::fs` VFS (`vfs.rs`); natively
+    /// the platform's default VFS is used.
+    pub fn open(path: &str) -> DbResult<Connection> {
+        #[cfg(target_arch = "wasm32")]
+        {
+            crate::db::vfs::register()?;
+            Self::open_in(path, crate::db::vfs::NAME.as_ptr())
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            Self::open_in(path, ptr::null())
+        }
+    }
+
+    /// Opens `path` through the VFS registered as `vfs_name`.
+    #[cfg(test)]
+    pub(crate) fn open_with_vfs(path: &str, vfs_name: &CStr) -> DbResult<Connection> {
+        Self::open_in(path, vfs_name.as_ptr())
+    }
+
+    /// Opens `path` through `vfs` (null: SQLite's default) and applies the
+    /// connection settings.
+    fn open_in(path: &str, vfs: *const c_char) -> DbResult<Connection> {
+        let c_path = CString::new(path).map_err(|_| {
+            DbError::new(
+                ffi::SQLITE_CANTOPEN,
+                format!("database path {path:?} contains NUL"),
+            )
+        })?;
+        let mut raw: *mut ffi::sqlite3 = ptr::null_mut();
+        let flags = ffi::SQLITE_OPEN_READWRITE | ffi::SQLITE_OPEN_CREATE;
+        // SAFETY: valid C strings; `raw` receives a handle we own from here on.
+        let rc = unsafe { ffi::sqlite3_open_v2(c_path.as_ptr(), &mut raw, flags, vfs) };
+        let Some(db) = NonNull::new(raw) else {
+            return Err(DbError::new(
+                ffi::SQLITE_NOMEM,
+                "sqlite3_open_v2 could not allocate a handle",
+            ));
+        };
+        let conn = Connection {
+            batch: std::cell::Cell::new(false),
+            batch_failed: std::cell::Cell::new(false),
+            db,
+            cache: RefCell::new(HashMap::new()),
+        };
+        if rc != ffi::SQLITE_OK {
+            // Dropping `conn` closes the half-open handle, as SQLite requires.
+            return Err(unsafe { DbError::from_db(db.as_ptr(), rc) });
+        }
+        // SAFETY: live handle.
+        unsafe {
+            ffi::sqlite3_extended_result_codes(db.as_ptr(), 1);
+            // One connection owns the file: waiting for a lock could only hang.
+            ffi::sqlite3_busy_timeout(db.as_ptr(), 0);
+        }
+        conn.configure()?;
+        Ok(conn)
+    }
+
+    /// Journal, durability and integrity settings, identical on both targets.
+    fn configure(&self) -> DbResult<()> {
+        // Must precede the first read: in exclusive mode SQLite keeps the
+        // WAL index in heap memory, so WAL works on a VFS without shared
+        // memory (our wasm VFS has none).
+        self.execute_batch("PRAGMA locking_mode=EXCLUSIVE")?;
+        let mode: Option<String> = self.query_row("PRAGMA journal_mode=WAL", &[], |r| r.get(0))?;
+        if !mode.is_some_and(|m| m.eq_ignore_ascii_case("wal")) {
+            // A VFS or build refusing WAL still gets an atomic, durable journal.
+            self.execute_batch("PRAGMA journal_mode=TRUNCATE")?;
+        }
+        self.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON")
+    }
+
+    /// The journal mode in force, lower-case (e.g. "wal").
+    pub fn journal_mode(&self) -> DbResult<String> {
+        let mode: Option<String> = self.query_row("PRAGMA journal_mode", &[], |r| r.get(0))?;
+        Ok(mode.unwrap_or_default().to_ascii_lowercase())
+    }
+
+    /// Runs one or more `;`-separated statements without parameters.
+    pub fn execute_batch(&self, sql: &str) -> DbResult<()> {
+        let c_sql =
+            CString::new(sql).map_err(|_| DbError::new(ffi::SQLITE_MISUSE, "SQL contains NUL"))?;
+        let mut errmsg: *mut c_char = ptr::null_mut();
+        // SAFETY: live handle, valid C string, no callback.
+        let rc = unsafe {
+            ffi::sqlite3_exec(
+                self.db.as_ptr(),
+                c_sql.as_ptr(),
+                None,
+                ptr::null_mut(),
+                &mut errmsg,
+            )
+        };
+        if rc == ffi::SQLITE_OK {
+            return Ok(());
+        }
+        // SAFETY: errmsg is null or an sqlite3_malloc'd string we must free.
+        unsafe {
+            let message = if errmsg.is_null() {
+                cstr_lossy(ffi::sqlite3_errmsg(self.db.as_ptr()))
+            } else {
+                let m = cstr_lossy(errmsg);
+                ffi::sqlite3_free(errmsg.cast());
+                m
+            };
+            Err(DbError::new(rc, message))
+        }
+    }
+
+    /// Runs one statement to completion (rows it returns are skipped) and
+    /// returns how many rows the last INSERT/UPDATE/DELETE changed.
+    pub fn execute(&self, sql: &'static str, params: &[&dyn ToSql]) -> DbResult<usize> {
+        let stmt = self.prepare(sql, params)?;
+        while stmt.step()? {}
+        // SAFETY: live handle.
+        let changes = unsafe { ffi::sqlite3_changes(self.db.as_ptr()) };
+        Ok(usize::try_from(changes).unwrap_or(0))
+    }
+
+    /// Maps the first row with `f`; `None` when the query returns no row.
+    pub fn query_row<T>(
+        &self,
+        sql: &'static str,
+        params: &[&dyn ToSql],
+        f: impl FnOnce(&Row) -> DbResult<T>,
+    ) -> DbResult<Option<T>> {
+        let stmt = self.prepare(sql, params)?;
+        if stmt.step()? {
+            f(&stmt.row()).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Maps every row with `f`, in order.
+    pub fn query_map<T>(
+        &self,
+        sql: &'static str,
+        params: &[&dyn ToSql],
+        mut f: impl FnMut(&Row) -> DbResult<T>,
+    ) -> DbResult<Vec<T>> {
+        let stmt = self.prepare(sql, params)?;
+        let mut out = Vec::new();
+        while stmt.step()? {
+            out.push(f(&stmt.row())?);
+        }
+        Ok(out)
+    }
+
+    /// The rowid of the most recent successful INSERT on this connection.
+    pub fn last_insert_rowid(&self) -> i64 {
+        // SAFETY: live handle.
+        unsafe { ffi::sqlite3_last_insert_rowid(self.db.as_ptr()) }
+    }
+
+    /// Starts a write transaction (BEGIN IMMEDIATE); it rolls back unless
+    /// committed. Inside a batch it is a savepoint: committing it keeps its
+    /// changes for the batch's one durable commit.
+    pub fn transaction(&self) -> DbResult<Transaction<'_>> {
+        let savepoint = self.batch.get();
+        if savepoint && self.batch_failed.get() {
+            return Err(DbError::new(
+                ffi::SQLITE_IOERR,
+                "an early commit inside this batch failed",
+            ));
+        }
+        self.execute(
+            if savepoint {
+                "SAVEPOINT op"
+            } else {
+                "BEGIN IMMEDIATE"
+            },
+            &[],
+        )?;
+        Ok(Transaction {
+            conn: self,
+            finished: false,
+            savepoint,
+        })
+    }
+
+    /// Starts a batch (group commit): the transactions begun until
+    /// `commit_batch` are made durable together, with one sync.
+    pub fn begin_batch(&self) -> DbResult<()> {
+        if self.batch.get() {
+            return Err(DbError::new(ffi::SQLITE_MISUSE, "a batch is already open"));
+        }
+        self.execute("BEGIN IMMEDIATE", &[])?;
+        self.batch.set(true);
+        Ok(())
+    }
+
+    /// Makes every transaction of the batch durable at once. On failure the
+    /// whole batch is rolled back (or, after a failed `make_durable`, what
+    /// followed it).
+    pub fn commit_batch(&self) -> DbResult<()> {
+        if !self.batch.replace(false) {
+            return Ok(());
+        }
+        if self.batch_failed.replace(false) {
+            let _ = self.execute("ROLLBACK", &[]);
+            return Err(DbError::new(
+                ffi::SQLITE_IOERR,
+                "an early commit inside this batch failed",
+            ));
+        }
+        let result = self.execute("COMMIT", &[]).map(drop);
+        if result.is_err() && !self.autocommit() {
+            let _ = self.execute("ROLLBACK", &[]);
+        }
+        result
+    }
+
+    /// Makes everything committed so far durable now, also inside a batch
+    /// (which then goes on as a new batch): called before a backend change
+    /// that a state transition must precede (SPEC §12, durable before
+    /// destructive). Outside a batch every commit is durable already, so
+    /// this costs nothing on the common path. Must not be called while a
+    /// transaction of this connection is open.
+    pub fn make_durable(&self) -> DbResult<()> {
+        if !self.batch.get() {
+            return Ok(());
+        }
+        if self.batch_failed.get() {
+            return Err(DbError::new(
+                ffi::SQLITE_IOERR,
+                "an early commit inside this batch failed",
+            ));
+        }
+        let committed = self.execute("COMMIT", &[]).map(drop);
+        if committed.is_err() && !self.autocommit() {
+            let _ = self.execute("ROLLBACK", &[]);
+        }
+        // The batch goes on either way, so that its commit reports the failure.
+        let reopened = self.execute("BEGIN IMMEDIATE", &[]).map(drop);
+        if committed.is_err() || reopened.is_err() {
+            self.batch_failed.set(true);
+        }
+        committed.and(reopened)
+    }
+
+    /// Whether no transaction is open.
+    pub(super) fn autocommit(&self) -> bool {
+        // SAFETY: live handle.
+        unsafe { ffi::sqlite3_get_autocommit(self.db.as_ptr()) != 0 }
+    }
+
+    /// The cached statement for `sql` (preparing it on first use) with `params` bound.
+    fn prepare(&self, sql: &'static str, params: &[&dyn ToSql]) -> DbResult<Statement<'_>> {
+        let cached = self.cache.borrow_mut().remove(sql);
+        let raw = match cached {
+            Some(raw) => raw,
+            None => self.prepare_new(sql)?,
+        };
+        // From here on the guard resets the statement and returns it to the cache.
+        let stmt = Statement {
+            conn: self,
+            sql,
+            raw,
+        };
+        stmt.bind_all(params)?;
+        Ok(stmt)
+    }
+
+    /// Compiles `sql`, which must hold exactly one statement.
+    fn prepare_new(&self, sql: &'static str) -> DbResult<NonNull<ffi::sqlite3_stmt>> {
+        let len = c_int::try_from(sql.len())
+            .map_err(|_| DbError::new(ffi::SQLITE_TOOBIG, "SQL text too long"))?;
+        let mut raw: *mut ffi::sqlite3_stmt = ptr::null_mut();
+        let mut tail: *const c_char = ptr::null();
+        // SAFETY: `sql` is valid for `len` bytes; SQLite does not need a NUL.
+        let rc = unsafe {
+            ffi::sqlite3_prepare_v2(
+                self.db.as_ptr(),
+                sql.as_ptr().cast(),
+                len,
+                &mut raw,
+                &mut tail,
+            )
+        };
+        if rc != ffi::SQLITE_OK {
+            return Err(unsafe { DbError::from_db(self.db.as_ptr(), rc) });
+        }
+        let Some(raw) = NonNull::new(raw) else {
+            return Err(DbError::new(
+                ffi::SQLITE_MISUSE,
+                format!("no SQL statement in {sql:?}"),
+            ));
+        };
+        // A second statement would be silently ignored; refuse it instead.
+        let consumed = (tail as usize).saturating_sub(sql.as_ptr() as usize);
+        if !sql.get(consumed..).unwrap_or("").trim().is_empty() {
+            // SAFETY: freshly prepared, never handed out.
+            unsafe { ffi::sqlite3_finalize(raw.as_ptr()) };
+            return Err(DbError::new(
+                ffi::SQLITE_MISUSE,
+                format!("more than one statement in {sql:?}"),
+            ));
+        }
+        Ok(raw)
+    }
+
+    /// Puts a statement back in the cache, or finalizes it when a re-entrant
+    /// use already put another copy there.
+    pub(super) fn give_back(&self, sql: &'static str, raw: NonNull<ffi::sqlite3_stmt>) {
+        let mut cache = self.cache.borrow_mut();
+        if cache.contains_key(sql) {
+            // SAFETY: this copy is not referenced anywhere else.
+            unsafe { ffi::sqlite3_finalize(raw.as_ptr()) };
+        } else {
+            cache.insert(sql, raw);
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // SAFETY: no Statement guard outlives its &Connection borrow, so every
+        // statement is in the cache; sqlite3_close refuses unfinalized ones.
+        unsafe {
+            for (_, raw) in self.cache.get_mut().drain() {
+                ffi::sqlite3_finalize(raw.as_ptr());
+            }
+            ffi::sqlite3_close(self.db.as_ptr());
+        }
+    }
+}
