@@ -19,10 +19,10 @@ use crate::client::{all_rows, crawler_config, named, read_all, WRITE_ENABLER};
 use crate::containers::pattern;
 use crate::ids::{self, si_with_prefix};
 use crate::wit::{
-    ByteRange, ExpirationPolicy, ShareState, ShareType, ShareWrites, SliceOutcome, WitBackendError,
+    ByteRange, ExpirationPolicy, ShareState, ShareType, ShareWrites, SliceOutcome, BackendError,
     WriteVector,
 };
-use crate::{BackendOp, Harness, Host, Options, BACKEND_CAPACITY};
+use crate::{BackendOp, Harness, Host, Operations, Options, BACKEND_CAPACITY};
 
 /// Chunk size of every scenario: small, so a share spans several chunks.
 const CHUNK: usize = 4096;
@@ -342,8 +342,8 @@ fn run_one<H: Harness>(h: &H, index: usize, at: usize, op: BackendOp, fault: &Fa
                 _ => ids::si_dir(&si),
             };
             match fault {
-                Fault::Transient => h.fail(op, &prefix, WitBackendError::Transient("matrix".into())),
-                Fault::Permanent => h.fail(op, &prefix, WitBackendError::Permanent("matrix".into())),
+                Fault::Transient => h.fail(op, &prefix, BackendError::Transient("matrix".into())),
+                Fault::Permanent => h.fail(op, &prefix, BackendError::Permanent("matrix".into())),
                 Fault::Crash(prefix) => h.crash_during(op, prefix),
             }
         }

@@ -2,6 +2,7 @@
 //! per area, the shared `Fixture` in `fixture.rs`, the processes and HTTPS
 //! client of the server tests in `tahoe/`.
 
+mod chaos;
 mod cli;
 mod conformance;
 mod fixture;

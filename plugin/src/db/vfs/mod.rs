@@ -43,7 +43,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::OnceLock;
 
-use super::sqlite::{DbError, DbResult};
+use super::error::{DbError, DbResult};
 use file::{x_open, FsFile};
 use names::{x_access, x_delete, x_full_pathname};
 use system::{

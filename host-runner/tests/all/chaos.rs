@@ -9,15 +9,6 @@
 //!
 //! `CHAOS_ROUNDS` and `CHAOS_SEED` override the defaults (6 rounds, seed 11).
 
-#[path = "tahoe/harness.rs"]
-#[allow(
-    dead_code,
-    reason = "shared with the real-client tests; only the server parts are used here"
-)]
-mod harness;
-#[path = "tahoe/https_client.rs"]
-mod https_client;
-
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -26,8 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ciborium::Value;
-use harness::{free_port, host_runner, run_bounded, Serve};
-use https_client::*;
+use crate::tahoe::harness::{free_port, host_runner, run_bounded, Serve};
+use crate::tahoe::https_client::{self, *};
 
 /// A small seeded generator (xorshift64*): the test needs reproducible
 /// choices, not good randomness.
