@@ -23,7 +23,17 @@ pub struct Advisory {
     pub reported: Timestamp,
 }
 
-/// Records one report.
+/// Creates the index that keeps the per-share count cheap. An index changes
+/// no row, so it is created on open rather than by a schema version.
+pub fn ensure_index(conn: &Connection) -> DbResult<()> {
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS corruption_advisories_by_share ON corruption_advisories (si, shnum, id)",
+    )
+}
+
+/// Records one report, first dropping the oldest of that share's reports
+/// beyond `keep_per_share - 1`, so the share keeps at most `keep_per_share`.
+#[allow(clippy::too_many_arguments, reason = "one column each")]
 pub fn insert(
     conn: &Connection,
     share_type: ShareType,
@@ -32,7 +42,14 @@ pub fn insert(
     account_id: i64,
     reason: &str,
     reported: Timestamp,
+    keep_per_share: i64,
 ) -> DbResult<()> {
+    conn.execute(
+        "DELETE FROM corruption_advisories WHERE id IN (
+             SELECT id FROM corruption_advisories WHERE si = ?1 AND shnum = ?2
+             ORDER BY id DESC LIMIT -1 OFFSET ?3)",
+        &[&&si.0[..], &shnum.0, &(keep_per_share - 1)],
+    )?;
     conn.execute(
         "INSERT INTO corruption_advisories (share_type, si, shnum, account, reason, reported) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         &[&share_type.code(), &&si.0[..], &shnum.0, &account_id, &reason, &reported],
