@@ -21,7 +21,14 @@ pub struct Journal {
     pub chunk_size: u64,
     /// New bytes of each changed chunk, by index.
     pub chunks: Vec<(u64, Vec<u8>)>,
+    /// Chunks that become all zeros, by index, with their length (a hole is
+    /// journaled as numbers, never as bytes).
+    pub zeros: Vec<(u64, u64)>,
 }
+
+/// Marks a journal entry as a zero chunk: its index with this bit set, its
+/// length, and no bytes.
+const ZERO_ENTRY: u64 = 1 << 63;
 
 impl Journal {
     /// The journal object's bytes: magic, body length, then the body.
@@ -33,6 +40,10 @@ impl Journal {
             body.extend_from_slice(&k.to_be_bytes());
             body.extend_from_slice(&(data.len() as u64).to_be_bytes());
             body.extend_from_slice(data);
+        }
+        for (k, n) in &self.zeros {
+            body.extend_from_slice(&(k | ZERO_ENTRY).to_be_bytes());
+            body.extend_from_slice(&n.to_be_bytes());
         }
         let mut out = MAGIC.to_vec();
         out.extend_from_slice(&(body.len() as u64).to_be_bytes());
@@ -51,9 +62,15 @@ impl Journal {
         let (chunk_size, b) = take_u64(b)?;
         body = b;
         let mut chunks = Vec::new();
+        let mut zeros = Vec::new();
         while !body.is_empty() {
             let (k, b) = take_u64(body)?;
             let (n, b) = take_u64(b)?;
+            if k & ZERO_ENTRY != 0 {
+                zeros.push((k & !ZERO_ENTRY, n));
+                body = b;
+                continue;
+            }
             let n = usize::try_from(n).ok().filter(|n| *n <= b.len())?;
             chunks.push((k, b[..n].to_vec()));
             body = &b[n..];
@@ -62,6 +79,7 @@ impl Journal {
             length,
             chunk_size,
             chunks,
+            zeros,
         })
     }
 
@@ -75,11 +93,20 @@ impl Journal {
         shnum: ShareNum,
         stored_chunks: impl IntoIterator<Item = u64>,
     ) -> std::result::Result<(), BackendError> {
+        // One buffer of zeros serves every zero chunk (each at most a chunk long).
+        let longest = self.zeros.iter().map(|&(_, n)| n).max().unwrap_or(0);
+        let zero_buffer = vec![0; longest.min(self.chunk_size) as usize];
+        let zero = |n: u64| &zero_buffer[..(n.min(self.chunk_size) as usize)];
         for (k, data) in self.chunks.iter().filter(|(k, _)| *k != 0) {
             backend.write(&keys::chunk_key(si, shnum, *k), data)?;
         }
+        for &(k, n) in self.zeros.iter().filter(|(k, _)| *k != 0) {
+            backend.write(&keys::chunk_key(si, shnum, k), zero(n))?;
+        }
         if let Some((_, data)) = self.chunks.iter().find(|(k, _)| *k == 0) {
             backend.write(&keys::chunk_key(si, shnum, 0), data)?;
+        } else if let Some(&(_, n)) = self.zeros.iter().find(|(k, _)| *k == 0) {
+            backend.write(&keys::chunk_key(si, shnum, 0), zero(n))?;
         }
         let end = self.length.div_ceil(self.chunk_size.max(1));
         for k in stored_chunks.into_iter().filter(|k| *k >= end) {
@@ -128,6 +155,7 @@ mod tests {
             length: 10,
             chunk_size: 4,
             chunks: vec![(0, b"abcd".to_vec()), (2, b"ij".to_vec())],
+            zeros: vec![(1, 4)],
         };
         let bytes = j.encode();
         assert_eq!(Journal::decode(&bytes), Some(j));
