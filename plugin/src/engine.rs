@@ -243,13 +243,12 @@ impl<B: Backend> LeaseDb<B> {
             latencies: Latencies::default(),
             crawler: CrawlerConfig::default(),
         };
-        let (uploads_removed, uploads_recovered) = match handover {
-            Some(blob) => {
-                engine.take_over(blob).map_err(OpenError::Recovery)?;
-                (0, 0)
-            }
-            None => engine.resolve_unfinished_uploads()?,
-        };
+        if let Some(blob) = handover {
+            engine.take_over(blob).map_err(OpenError::Recovery)?;
+        }
+        // After a handover this settles only what the blob and the database
+        // disagree on (a batch whose commit failed): nothing, on a clean swap.
+        let (uploads_removed, uploads_recovered) = engine.resolve_unfinished_uploads()?;
         Ok((
             engine,
             InitReport {

@@ -33,8 +33,23 @@ impl<B: Backend> LeaseDb<B> {
     ) -> std::result::Result<(u32, u32), OpenError> {
         let (mut removed, mut recovered) = (0, 0);
         let rows = shares::coming(&self.conn).map_err(|e| OpenError::Recovery(e.into()))?;
-        for row in rows {
-            match self.resolve_coming(&row) {
+        // Uploads in memory whose allocation the database rolled back (a
+        // handed-over batch whose commit failed) are dropped; their objects
+        // are headless leftovers, collected like any others.
+        let rolled_back: Vec<_> = self
+            .uploads
+            .keys()
+            .filter(|(si, n)| !rows.iter().any(|r| r.si == *si && r.shnum == *n))
+            .copied()
+            .collect();
+        for (si, shnum) in rolled_back {
+            if let Some(upload) = self.uploads.remove(&(si, shnum)) {
+                self.sessions.remove_upload(upload.session, si, shnum);
+            }
+            removed += 1;
+        }
+        for row in rows.iter().filter(|r| self.is_orphaned(r)) {
+            match self.resolve_coming(row) {
                 Ok(Resolved::Recovered) => recovered += 1,
                 Ok(Resolved::Removed) => removed += 1,
                 Err(e) => crate::log(&format!(
