@@ -4,50 +4,11 @@
 pub mod keys;
 pub mod memory;
 
-use std::fmt;
 use std::time::Duration;
 
-/// One object in a listing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectEntry {
-    /// The object's key.
-    pub key: String,
-    /// Its size in bytes.
-    pub size: u64,
-}
-
-/// One page of a listing.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ListPage {
-    /// Entries in ascending key order.
-    pub entries: Vec<ObjectEntry>,
-    /// Where the next page starts; none after the last page.
-    pub next: Option<String>,
-}
-
-/// How a backend call failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BackendError {
-    /// No object under the key.
-    NotFound,
-    /// May succeed if retried.
-    Transient(String),
-    /// Will not succeed if retried.
-    Permanent(String),
-    /// The backend refused the key.
-    InvalidKey(String),
-}
-
-impl fmt::Display for BackendError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BackendError::NotFound => f.write_str("object not found"),
-            BackendError::Transient(m) => write!(f, "transient failure: {m}"),
-            BackendError::Permanent(m) => write!(f, "permanent failure: {m}"),
-            BackendError::InvalidKey(m) => write!(f, "invalid key: {m}"),
-        }
-    }
-}
+// The backend's entry, page and error types are the shared vocabulary's, as
+// the host's stores use them: one definition on both sides of the WIT.
+pub use leasedb_types::backend::{BackendError, ListPage, ObjectEntry};
 
 /// Object storage by key.
 pub trait Backend {
