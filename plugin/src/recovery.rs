@@ -34,8 +34,9 @@ impl<B: Backend> LeaseDb<B> {
         let (mut removed, mut recovered) = (0, 0);
         let rows = shares::coming(&self.conn).map_err(|e| OpenError::Recovery(e.into()))?;
         // Uploads in memory whose allocation the database rolled back (a
-        // handed-over batch whose commit failed) are dropped; their objects
-        // are headless leftovers, collected like any others.
+        // handed-over batch whose commit failed) are dropped with their
+        // objects; any object left behind is a headless leftover the crawler
+        // collects.
         let rolled_back: Vec<_> = self
             .uploads
             .keys()
@@ -46,10 +47,21 @@ impl<B: Backend> LeaseDb<B> {
             if let Some(upload) = self.uploads.remove(&(si, shnum)) {
                 self.sessions.remove_upload(upload.session, si, shnum);
             }
+            let untracked = shares::get(&self.conn, &si, shnum)
+                .map_err(|e| OpenError::Recovery(e.into()))?
+                .is_none();
+            if untracked {
+                if let Err(e) = self.delete_share_objects(&si, shnum) {
+                    crate::log(&format!(
+                        "handover: the objects of {si}/{shnum} stay for the crawler ({e})"
+                    ));
+                }
+            }
             removed += 1;
         }
-        for row in rows.iter().filter(|r| self.is_orphaned(r)) {
-            match self.resolve_coming(row) {
+        let orphaned: Vec<ShareRow> = rows.into_iter().filter(|r| self.is_orphaned(r)).collect();
+        for row in orphaned {
+            match self.resolve_coming(&row) {
                 Ok(Resolved::Recovered) => recovered += 1,
                 Ok(Resolved::Removed) => removed += 1,
                 Err(e) => crate::log(&format!(
