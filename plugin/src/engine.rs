@@ -23,6 +23,12 @@ use crate::upload::Upload;
 
 /// Largest read answered in one call.
 pub const MAX_READ_LENGTH: u64 = 64 << 20;
+/// Bytes of partial chunks held across all uploads in flight: an honest
+/// client writing in order holds at most one chunk per share, while one
+/// scattering single bytes would otherwise hold a chunk per byte written.
+pub const MAX_BUFFERED_BYTES: u64 = 64 << 20;
+/// Partial chunks one upload may hold: an in-order writer needs one.
+pub const MAX_PARTIAL_CHUNKS_PER_UPLOAD: u64 = 4;
 /// Smallest chunk size accepted: chunk 0 must hold any container header.
 pub const MIN_CHUNK_SIZE: u64 = 4096;
 
@@ -124,6 +130,8 @@ pub fn system_clock() -> Timestamp {
 fn open_and_migrate(db_path: &str) -> std::result::Result<(Connection, u32), OpenError> {
     let conn = Connection::open(db_path).map_err(OpenError::Db)?;
     let version = schema::migrate(&conn).map_err(OpenError::Schema)?;
+    conn.execute_batch(crate::advisory::INDEX)
+        .map_err(|e| OpenError::Schema(SchemaError::Db(e)))?;
     Ok((conn, version))
 }
 
@@ -508,6 +516,29 @@ impl<B: Backend> LeaseDb<B> {
     /// Writes data into an upload in progress.
     pub fn write(&mut self, si: &[u8], shnum: u32, offset: u64, data: &[u8]) -> Result<()> {
         let key = (StorageIndex::from_bytes(si)?, ShareNum::new(shnum)?);
+        let upload = self.uploads.get(&key).ok_or(Error::NoUpload)?;
+        let growth = upload.buffer_growth(offset, data.len() as u64);
+        if growth > 0 {
+            let limit = MAX_PARTIAL_CHUNKS_PER_UPLOAD * upload.chunk_size;
+            let mine = upload.buffered_bytes() + growth;
+            if mine > limit {
+                return Err(BadInput::TooLarge {
+                    what: "bytes of partial chunks buffered for one upload",
+                    requested: mine,
+                    limit,
+                }
+                .into());
+            }
+            let held: u64 = self.uploads.values().map(Upload::buffered_bytes).sum();
+            if held + growth > MAX_BUFFERED_BYTES {
+                return Err(BadInput::TooLarge {
+                    what: "bytes of partial chunks buffered across uploads",
+                    requested: held + growth,
+                    limit: MAX_BUFFERED_BYTES,
+                }
+                .into());
+            }
+        }
         let upload = self.uploads.get_mut(&key).ok_or(Error::NoUpload)?;
         upload.write(&self.backend, offset, data)
     }
