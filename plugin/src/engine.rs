@@ -293,7 +293,7 @@ impl<B: Backend> LeaseDb<B> {
 
     /// Backend space left once every upload in flight has its whole
     /// container: what allocate grants from and what clients are told.
-    fn free_space(&self) -> Result<u64> {
+    pub(crate) fn free_space(&self) -> Result<u64> {
         let reserved: u64 = self
             .uploads
             .values()
