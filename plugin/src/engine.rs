@@ -243,15 +243,14 @@ impl<B: Backend> LeaseDb<B> {
             latencies: Latencies::default(),
             crawler: CrawlerConfig::default(),
         };
-        let (uploads_removed, uploads_recovered) = match handover {
-            Some(blob) => {
-                engine.take_over(blob).map_err(OpenError::Recovery)?;
-                (0, 0)
-            }
-            None => engine
-                .resolve_unfinished_uploads()
-                .map_err(OpenError::Recovery)?,
-        };
+        if let Some(blob) = handover {
+            engine.take_over(blob).map_err(OpenError::Recovery)?;
+        }
+        // After a handover this settles only what the blob and the database
+        // disagree on (a batch whose commit failed): nothing, on a clean swap.
+        let (uploads_removed, uploads_recovered) = engine
+            .resolve_unfinished_uploads()
+            .map_err(OpenError::Recovery)?;
         Ok((
             engine,
             InitReport {
@@ -318,11 +317,31 @@ impl<B: Backend> LeaseDb<B> {
 
     /// COMING rows with no upload in memory: complete, valid containers
     /// become STABLE (keeping leases, a starter lease if none); the rest are
-    /// removed with their objects.
+    /// removed with their objects. Uploads in memory whose row is no longer
+    /// COMING (their allocation was rolled back) are dropped.
     fn resolve_unfinished_uploads(&mut self) -> Result<(u32, u32)> {
         let (mut removed, mut recovered) = (0, 0);
         let now = self.now();
-        for row in shares::coming(&self.conn)? {
+        let coming = shares::coming(&self.conn)?;
+        let orphans: Vec<_> = self
+            .uploads
+            .keys()
+            .filter(|(si, n)| !coming.iter().any(|r| r.si == *si && r.shnum == *n))
+            .copied()
+            .collect();
+        for (si, shnum) in orphans {
+            if let Some(upload) = self.uploads.remove(&(si, shnum)) {
+                self.sessions.remove_upload(upload.session, si, shnum);
+            }
+            if shares::get(&self.conn, &si, shnum)?.is_none() {
+                self.delete_share_objects(&si, shnum)?;
+            }
+            removed += 1;
+        }
+        for row in coming {
+            if self.uploads.contains_key(&(row.si, row.shnum)) {
+                continue;
+            }
             let listing = self.backend.list_all(&keys::storage_index_dir(&row.si))?;
             let found = discovery::group_by_share(&listing).remove(&(row.si, row.shnum));
             let examined = match &found {

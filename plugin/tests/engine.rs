@@ -494,6 +494,39 @@ fn a_handed_over_upload_finishes_on_the_next_engine_with_identical_bytes() {
 }
 
 #[test]
+fn a_handover_after_a_lost_batch_keeps_earlier_uploads_and_drops_the_batch_s() {
+    let f = Fixture::new();
+    let data = vec![3u8; 9000];
+    let blob = {
+        let mut db = f.open();
+        db.allocate(1, &Account::Anonymous, &SI, &[0], data.len() as u64)
+            .unwrap();
+        db.write(&SI, 0, 0, &data[..5000]).unwrap();
+        db.begin_batch().unwrap();
+        db.allocate(2, &Account::Anonymous, &SI, &[1], 100).unwrap();
+        db.write(&SI, 1, 0, &[1; 100]).unwrap();
+        db.handover().unwrap()
+        // Dropped before its commit: the batch (share 1's row) is rolled back.
+    };
+    let config = Config {
+        chunk_size: 4096,
+        ..Config::default()
+    };
+    let (mut db, report) =
+        LeaseDb::start(&f.path, f.backend.clone(), config, Box::new(|| 1), Some(&blob)).unwrap();
+    assert_eq!(report.uploads_removed, 1, "the batch's upload has no row");
+    assert_eq!(db.write(&SI, 1, 0, b"x"), Err(Error::NoUpload));
+    db.write(&SI, 0, 5000, &data[5000..]).unwrap();
+    db.close(&SI, 0).unwrap();
+    assert_eq!(db.list_shares(&SI).unwrap(), vec![ShareNum(0)]);
+    assert!(f
+        .backend
+        .keys()
+        .iter()
+        .all(|k| keys::parse_chunk_key(k).is_some_and(|c| c.shnum == ShareNum(0))));
+}
+
+#[test]
 fn a_handover_blob_that_does_not_decode_is_refused() {
     let f = Fixture::new();
     let config = Config {
