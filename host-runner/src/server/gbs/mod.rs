@@ -32,7 +32,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -55,6 +55,30 @@ pub type Body = Full<Bytes>;
 /// How long a keep-alive connection may sit idle (the client keeps pooled
 /// connections for 240 s and never retries a POST, so be generous).
 pub const DEFAULT_CONNECTION_IDLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// Time to send a request header (hyper's default, which it applies only with a timer).
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Time a request body may send nothing.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Connections served at once unless the file-descriptor limit is lower:
+/// each takes one descriptor, and the plugin, backend and listeners need some.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+/// [`DEFAULT_MAX_CONNECTIONS`], or half the process's descriptor limit if that is less.
+pub fn default_max_connections() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    if !ok || limit.rlim_cur == libc::RLIM_INFINITY {
+        return DEFAULT_MAX_CONNECTIONS;
+    }
+    DEFAULT_MAX_CONNECTIONS.min((limit.rlim_cur / 2).max(16) as usize)
+}
 
 /// Oversized bodies up to this size are read and dropped before the 413.
 const DRAIN_LIMIT: u64 = 64 << 20;
@@ -82,6 +106,14 @@ pub struct ServeOptions {
     pub upload_idle_timeout: Duration,
     /// A connection idle this long is closed.
     pub connection_idle_timeout: Duration,
+    /// Longest a client may take to send a request's header once it began
+    /// (and to finish the TLS handshake); the connection is closed after it.
+    pub header_timeout: Duration,
+    /// Longest a request body may go without a byte arriving; the request is
+    /// then answered 408 and its upload stays resumable (or is reaped as idle).
+    pub body_timeout: Duration,
+    /// Most connections served at once; further ones wait to be accepted.
+    pub max_connections: usize,
 }
 
 impl ServeOptions {
@@ -96,6 +128,9 @@ impl ServeOptions {
             crawler: Some(CrawlerPacing::default()),
             upload_idle_timeout: DEFAULT_UPLOAD_IDLE_TIMEOUT,
             connection_idle_timeout: DEFAULT_CONNECTION_IDLE_TIMEOUT,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            max_connections: default_max_connections(),
         }
     }
 }
@@ -164,6 +199,8 @@ pub struct Gbs {
     app_version: String,
     /// Largest read-test-write body accepted.
     max_mutable_body: u64,
+    /// Longest a request body may send nothing.
+    body_timeout: Duration,
     counters: Counters,
     started: Instant,
 }
@@ -183,8 +220,35 @@ impl Gbs {
             app_version: format!("host-runner/{}", env!("CARGO_PKG_VERSION")),
             // Room for the CBOR framing around the share data.
             max_mutable_body: max_mutable_size.saturating_add(1 << 20),
+            body_timeout: DEFAULT_BODY_TIMEOUT,
             counters: Counters::default(),
             started: Instant::now(),
+        }
+    }
+
+    /// Sets how long a request body may send nothing.
+    pub fn with_body_timeout(mut self, timeout: Duration) -> Gbs {
+        self.body_timeout = timeout;
+        self
+    }
+
+    /// The next frame of a request body, or a 408 once it sent nothing for
+    /// the body timeout (so a stalled upload no longer counts as busy).
+    pub(crate) async fn next_frame(
+        &self,
+        body: &mut Incoming,
+    ) -> Result<Option<hyper::body::Frame<Bytes>>, Response<Body>> {
+        match tokio::time::timeout(self.body_timeout, body.frame()).await {
+            Err(_) => Err(text(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the request body sent nothing for {} s", self.body_timeout.as_secs()),
+            )),
+            Ok(None) => Ok(None),
+            Ok(Some(Ok(frame))) => Ok(Some(frame)),
+            Ok(Some(Err(e))) => Err(text(
+                StatusCode::BAD_REQUEST,
+                format!("reading the body: {e}"),
+            )),
         }
     }
 
@@ -354,9 +418,11 @@ pub(crate) async fn plugin<T: Send + 'static>(
     }
 }
 
-/// Reads a whole request body of at most `limit` bytes (413 beyond it).
+/// Reads a whole request body of at most `limit` bytes (413 beyond it, 408
+/// when it stalls).
 pub(crate) async fn read_body(
-    body: Incoming,
+    gbs: &Gbs,
+    mut body: Incoming,
     headers: &http::HeaderMap,
     limit: u64,
 ) -> Result<Bytes, Response<Body>> {
@@ -370,8 +436,7 @@ pub(crate) async fn read_body(
             // Read (and drop) a moderate body first, so the client gets to see the
             // 413 instead of a connection reset in the middle of its upload.
             if len <= DRAIN_LIMIT {
-                let mut body = body;
-                while let Some(Ok(_)) = body.frame().await {}
+                while let Ok(Some(_)) = gbs.next_frame(&mut body).await {}
             }
             return Err(text(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -379,21 +444,24 @@ pub(crate) async fn read_body(
             ));
         }
     }
-    match Limited::new(body, limit as usize).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(text(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("body over {limit} bytes"),
-        )),
-        Err(e) => Err(text(
-            StatusCode::BAD_REQUEST,
-            format!("reading the body: {e}"),
-        )),
+    let mut collected = bytes::BytesMut::new();
+    while let Some(frame) = gbs.next_frame(&mut body).await? {
+        if let Ok(data) = frame.into_data() {
+            if (collected.len() + data.len()) as u64 > limit {
+                return Err(text(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("body over {limit} bytes"),
+                ));
+            }
+            collected.extend_from_slice(&data);
+        }
     }
+    Ok(collected.freeze())
 }
 
 /// Checks the content type (415) and reads and decodes a CBOR body (413, 400).
 pub(crate) async fn cbor_body<T: for<'de> serde::Deserialize<'de>>(
+    gbs: &Gbs,
     req: Request<Incoming>,
     limit: u64,
 ) -> Result<T, Response<Body>> {
@@ -409,7 +477,7 @@ pub(crate) async fn cbor_body<T: for<'de> serde::Deserialize<'de>>(
             "expected application/cbor",
         ));
     }
-    let bytes = read_body(body, &parts.headers, limit).await?;
+    let bytes = read_body(gbs, body, &parts.headers, limit).await?;
     wire::decode(&bytes).map_err(|e| text(StatusCode::BAD_REQUEST, format!("bad CBOR: {}", e.0)))
 }
 
@@ -641,21 +709,68 @@ pub(crate) fn share_data_reply(wanted: &Wanted, data: Vec<u8>) -> Response<Body>
 // ---------------------------------------------------------------------------
 // Connections
 
-/// Records the last time bytes moved on a connection.
+/// No request header is being received.
+const NO_HEAD: u64 = u64::MAX;
+
+/// Records the last time bytes moved on a connection, and when the bytes of
+/// a request header began to arrive with no request yet being served.
 struct Activity {
     origin: Instant,
     last_ms: AtomicU64,
+    head_started_ms: AtomicU64,
+    in_flight: AtomicUsize,
 }
 
 impl Activity {
+    fn new() -> Activity {
+        Activity {
+            origin: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            head_started_ms: AtomicU64::new(NO_HEAD),
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.origin.elapsed().as_millis() as u64
+    }
+
     fn touch(&self) {
-        self.last_ms
-            .store(self.origin.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.last_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// Bytes arrived: between requests, they begin a header.
+    fn read(&self) {
+        self.touch();
+        if self.in_flight.load(Ordering::SeqCst) == 0 {
+            let _ = self.head_started_ms.compare_exchange(
+                NO_HEAD,
+                self.now_ms(),
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
+        }
+    }
+
+    /// A request's header is complete and its handler runs.
+    fn request_started(&self) {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.head_started_ms.store(NO_HEAD, Ordering::SeqCst);
+    }
+
+    fn request_ended(&self) {
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 
     fn idle(&self) -> Duration {
         let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
         self.origin.elapsed().saturating_sub(last)
+    }
+
+    /// How long the header being received has taken, if one is.
+    fn head_pending(&self) -> Option<Duration> {
+        let started = self.head_started_ms.load(Ordering::SeqCst);
+        (started != NO_HEAD).then(|| Duration::from_millis(self.now_ms().saturating_sub(started)))
     }
 }
 
@@ -674,7 +789,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
-            self.activity.touch();
+            self.activity.read();
         }
         r
     }
@@ -724,16 +839,36 @@ pub fn tls_config(identity: &Identity) -> Result<Arc<rustls::ServerConfig>, Serv
     Ok(Arc::new(config))
 }
 
+/// How long connections may take at each stage.
+#[derive(Clone, Copy)]
+struct ConnectionLimits {
+    idle: Duration,
+    header: Duration,
+    max_connections: usize,
+}
+
 /// Accepts TLS connections and serves GBS on them until `stop` turns true.
+/// At most `max_connections` are served at once: beyond that, new ones wait
+/// in the listen queue until one closes, so clients that stall cannot take
+/// every descriptor, and the header timeout frees their places.
 async fn accept_loop(
     gbs: Arc<Gbs>,
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
-    idle_timeout: Duration,
+    limits: ConnectionLimits,
     mut stop: watch::Receiver<bool>,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let places = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let (idle_timeout, header_timeout) = (limits.idle, limits.header);
     loop {
+        let place = tokio::select! {
+            p = places.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            _ = stop.changed() => return,
+        };
         let (tcp, _peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(c) => c,
@@ -750,8 +885,8 @@ async fn accept_loop(
         let acceptor = acceptor.clone();
         let mut stop = stop.clone();
         tokio::spawn(async move {
-            let Ok(Ok(tls)) =
-                tokio::time::timeout(Duration::from_secs(30), acceptor.accept(tcp)).await
+            let _place = place;
+            let Ok(Ok(tls)) = tokio::time::timeout(header_timeout, acceptor.accept(tcp)).await
             else {
                 return;
             };
@@ -759,24 +894,20 @@ async fn accept_loop(
             gbs.counters
                 .connections_total
                 .fetch_add(1, Ordering::Relaxed);
-            let activity = Arc::new(Activity {
-                origin: Instant::now(),
-                last_ms: AtomicU64::new(0),
-            });
+            let activity = Arc::new(Activity::new());
             let io = TokioIo::new(Tracked {
                 inner: tls,
                 activity: activity.clone(),
             });
-            let in_flight = Arc::new(AtomicUsize::new(0));
             let svc_gbs = gbs.clone();
-            let svc_in_flight = in_flight.clone();
+            let svc_activity = activity.clone();
             let svc = service_fn(move |req: Request<Incoming>| {
                 let gbs = svc_gbs.clone();
-                let in_flight = svc_in_flight.clone();
+                let activity = svc_activity.clone();
                 async move {
-                    in_flight.fetch_add(1, Ordering::SeqCst);
+                    activity.request_started();
                     let resp = handle(gbs, req).await;
-                    in_flight.fetch_sub(1, Ordering::SeqCst);
+                    activity.request_ended();
                     Ok::<_, Infallible>(resp)
                 }
             });
@@ -784,20 +915,33 @@ async fn accept_loop(
                 .keep_alive(true)
                 .serve_connection(io, svc);
             tokio::pin!(conn);
-            let mut check = tokio::time::interval(Duration::from_secs(5).min(idle_timeout));
-            let mut shutting_down = false;
+            let every = (header_timeout.min(idle_timeout) / 4)
+                .clamp(Duration::from_millis(50), Duration::from_secs(5));
+            let mut check = tokio::time::interval(every);
+            let mut shutting_down: Option<Instant> = None;
             loop {
                 tokio::select! {
                     _ = conn.as_mut() => break,
                     _ = check.tick() => {
-                        if !shutting_down && in_flight.load(Ordering::SeqCst) == 0 && activity.idle() >= idle_timeout {
-                            conn.as_mut().graceful_shutdown();
-                            shutting_down = true;
+                        let in_flight = activity.in_flight.load(Ordering::SeqCst);
+                        // A header that takes too long: the client is stalling,
+                        // and dropping the connection is the only answer hyper allows.
+                        if activity.head_pending().is_some_and(|t| t >= header_timeout) {
+                            break;
+                        }
+                        match shutting_down {
+                            None if in_flight == 0 && activity.idle() >= idle_timeout => {
+                                conn.as_mut().graceful_shutdown();
+                                shutting_down = Some(Instant::now());
+                            }
+                            // A reply the client does not read must not hold the place forever.
+                            Some(at) if at.elapsed() >= header_timeout && activity.idle() >= header_timeout => break,
+                            _ => {}
                         }
                     }
-                    _ = stop.changed(), if !shutting_down => {
+                    _ = stop.changed(), if shutting_down.is_none() => {
                         conn.as_mut().graceful_shutdown();
-                        shutting_down = true;
+                        shutting_down = Some(Instant::now());
                     }
                 }
             }
@@ -906,7 +1050,10 @@ impl Server {
         let max_mutable = opts.host.max_mutable_size;
         let (service, service_thread) =
             Service::start(opts.host.clone(), backend).map_err(ServeError::Host)?;
-        let gbs = Arc::new(Gbs::new(service.clone(), identity.clone(), max_mutable));
+        let gbs = Arc::new(
+            Gbs::new(service.clone(), identity.clone(), max_mutable)
+                .with_body_timeout(opts.body_timeout),
+        );
         if let Err(e) = runtime.block_on(gbs.refresh_version()) {
             eprintln!("serve: no capabilities from the plugin yet: {e}");
         }
@@ -919,7 +1066,11 @@ impl Server {
             gbs.clone(),
             listener,
             tls,
-            opts.connection_idle_timeout,
+            ConnectionLimits {
+                idle: opts.connection_idle_timeout,
+                header: opts.header_timeout,
+                max_connections: opts.max_connections,
+            },
             stop_rx.clone(),
         ));
         {

@@ -14,7 +14,7 @@ pub(super) async fn read_test_write(
     si: StorageIndex,
     req: Request<Incoming>,
 ) -> Reply {
-    let body: ReadTestWriteRequest = cbor_body(req, call.gbs.max_mutable_body).await?;
+    let body: ReadTestWriteRequest = cbor_body(call.gbs, req, call.gbs.max_mutable_body).await?;
     let mut writes = Vec::with_capacity(body.test_write_vectors.len());
     for (n, tw) in body.test_write_vectors {
         let share_number = u32::try_from(n).map_err(|_| {
