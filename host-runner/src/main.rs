@@ -168,16 +168,24 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Swap {
             admin,
+            state,
             plugin,
             json,
-        } => swap(&admin, &plugin, json),
+        } => swap(&admin, &state, &plugin, json),
     }
 }
 
 /// `swap`: posts the component to the admin endpoint; the error carries the server's reason.
-fn swap(admin: &str, plugin: &Path, json: bool) -> Result<()> {
+fn swap(admin: &str, state: &Path, plugin: &Path, json: bool) -> Result<()> {
     let wasm = fs::read(plugin).with_context(|| format!("reading plugin {}", plugin.display()))?;
-    let report = host_runner::server::admin::request_swap(admin, &wasm)?;
+    let token_path = state.join("host").join("admin-token");
+    let token = fs::read_to_string(&token_path).with_context(|| {
+        format!(
+            "reading the admin token {} (is --state the server's?)",
+            token_path.display()
+        )
+    })?;
+    let report = host_runner::server::admin::request_swap(admin, token.trim(), &wasm)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -215,6 +223,11 @@ fn serve(args: ServeArgs) -> Result<()> {
     opts.host = config;
     opts.listen = args.listen;
     opts.status = (args.status != "off").then_some(args.status);
+    opts.status_public = args.status_public;
+    opts.location = args.location;
+    if let Some(n) = args.max_connections {
+        opts.max_connections = n;
+    }
     if let Some(admin) = &args.admin {
         host_runner::server::admin::require_loopback(admin).map_err(|e| anyhow!(e))?;
     }

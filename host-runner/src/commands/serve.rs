@@ -94,9 +94,10 @@ pub fn client_config(
     };
     let listen = match listen {
         Some(l) => l.to_owned(),
-        None => id.last_listen()?.ok_or_else(|| {
+        None => id.advertised()?.ok_or_else(|| {
             CommandError(
-                "the server has not listened yet: run `serve` once, or pass --listen HOST:PORT"
+                "no address to advertise: run `serve` once (with --location HOST:PORT if it \
+                 listens on every interface), or pass --listen HOST:PORT"
                     .into(),
             )
         })?,

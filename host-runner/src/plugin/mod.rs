@@ -13,6 +13,7 @@
 pub(crate) mod bindings;
 pub mod clock;
 pub mod engine;
+pub mod lock;
 mod error;
 pub mod imports;
 pub mod node_id;
@@ -164,6 +165,8 @@ pub struct PluginHost {
     pub(crate) guard: crate::plugin::swap::Guard,
     /// Whether a group commit is open in the running instance.
     pub(crate) batch: Batch,
+    /// This process's claim on the state directory, for as long as the host lives.
+    _lock: lock::StateLock,
 }
 
 /// The group commit of the running instance ([`PluginHost::begin_batch`]).
@@ -181,6 +184,8 @@ pub(crate) enum Batch {
 impl PluginHost {
     /// Compiles (or loads from cache) the component, links it and runs `init`.
     pub fn start(config: HostConfig, backend: Arc<dyn ObjectStore>) -> Result<Self, HostError> {
+        // First: a second process must not even compile before it is told.
+        let lock = lock::StateLock::acquire(&config.state_dir).map_err(HostError::Locked)?;
         let engine = wasm_engine()?;
         let (component, compile_outcome) =
             load_component(engine, &config.wasm, &config.cache_dir())?;
@@ -204,6 +209,7 @@ impl PluginHost {
             restarts: 0,
             guard: crate::plugin::swap::Guard::default(),
             batch: Batch::Closed,
+            _lock: lock,
         })
     }
 

@@ -1,11 +1,13 @@
 //! Immutable shares (GBS.md §3.3–§3.7): allocate, PATCH, abort, list, read.
 
+use std::sync::Arc;
+
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
 
 use super::wire::{self, AllocateRequest, SecretKind};
 use super::{
-    cbor, cbor_body, empty, plugin, read_pieces, share_data_reply, text, wanted, Call, Reply,
+    cbor, cbor_body, empty, plugin, share_reply, text, wanted, Call, Reply,
 };
 use crate::server::gbs::uploads::{Progress, UploadRefusal, Uploads};
 use crate::si::StorageIndex;
@@ -253,9 +255,10 @@ pub(super) async fn read(
     req: &Request<Incoming>,
 ) -> Reply {
     let want = wanted(req)?;
-    let data = plugin(call.gbs, move |h| {
-        read_pieces(&want, |at, length| h.read(si.as_bytes(), n, at, length))
-    })
-    .await?;
-    Ok(share_data_reply(&want, data))
+    share_reply(
+        call.gbs,
+        want,
+        Arc::new(move |h, at, length| h.read(si.as_bytes(), n, at, length)),
+    )
+    .await
 }

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -49,8 +50,15 @@ use crate::service::{CrawlerPacing, CrawlerThread, Service, ServiceGone, Service
 use crate::si::StorageIndex;
 use wire::{SecretKind, Secrets};
 
-/// A response body: always complete in memory.
-pub type Body = Full<Bytes>;
+/// A response body: complete in memory, or share data streamed in pieces.
+pub type Body = UnsyncBoxBody<Bytes, io::Error>;
+
+/// A body of bytes already in memory.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
 
 /// How long a keep-alive connection may sit idle (the client keeps pooled
 /// connections for 240 s and never retries a POST, so be generous).
@@ -80,6 +88,14 @@ pub fn default_max_connections() -> usize {
     DEFAULT_MAX_CONNECTIONS.min((limit.rlim_cur / 2).max(16) as usize)
 }
 
+/// Requests waiting for the plugin beyond which new ones are answered 503.
+pub const DEFAULT_MAX_QUEUED: usize = 1024;
+
+/// Largest read-test-write body: it is held whole, and the plugin receives it
+/// in its (capped) memory. Tahoe's limit is practically none; SDMF files and
+/// MDMF segments are far smaller.
+pub const MAX_READ_TEST_WRITE_BODY: u64 = 64 << 20;
+
 /// Oversized bodies up to this size are read and dropped before the 413.
 const DRAIN_LIMIT: u64 = 64 << 20;
 
@@ -96,8 +112,14 @@ pub struct ServeOptions {
     /// `HOST:PORT` to listen on; `None`: the address remembered from the last
     /// run, or `127.0.0.1:0` the first time.
     pub listen: Option<String>,
-    /// Status page address; `None`: off.
+    /// Status page address; `None`: off. Loopback unless `status_public`.
     pub status: Option<String>,
+    /// Whether the status page may bind a non-loopback address.
+    pub status_public: bool,
+    /// `HOST:PORT` the NURLs and `servers.yaml` advertise (like Tahoe's
+    /// `tub.location`); remembered. `None`: the one remembered, else the
+    /// listen address (which then must not be a wildcard).
+    pub location: Option<String>,
     /// Admin address; `None`: off.
     pub admin: Option<String>,
     /// Crawler pacing; `None`: no background crawler.
@@ -114,6 +136,8 @@ pub struct ServeOptions {
     pub body_timeout: Duration,
     /// Most connections served at once; further ones wait to be accepted.
     pub max_connections: usize,
+    /// Requests that may wait for the plugin; beyond them, 503 with Retry-After.
+    pub max_queued: usize,
 }
 
 impl ServeOptions {
@@ -124,6 +148,8 @@ impl ServeOptions {
             storage: storage.into(),
             listen: None,
             status: Some("127.0.0.1:0".into()),
+            status_public: false,
+            location: None,
             admin: None,
             crawler: Some(CrawlerPacing::default()),
             upload_idle_timeout: DEFAULT_UPLOAD_IDLE_TIMEOUT,
@@ -131,6 +157,7 @@ impl ServeOptions {
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             body_timeout: DEFAULT_BODY_TIMEOUT,
             max_connections: default_max_connections(),
+            max_queued: DEFAULT_MAX_QUEUED,
         }
     }
 }
@@ -150,6 +177,8 @@ pub enum ServeError {
     Tls(String),
     /// The async runtime could not be built.
     Runtime(io::Error),
+    /// The options contradict the server's safety rules.
+    Config(String),
 }
 
 impl fmt::Display for ServeError {
@@ -161,6 +190,7 @@ impl fmt::Display for ServeError {
             ServeError::Listen(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
             ServeError::Tls(e) => write!(f, "TLS: {e}"),
             ServeError::Runtime(e) => write!(f, "async runtime: {e}"),
+            ServeError::Config(e) => f.write_str(e),
         }
     }
 }
@@ -201,6 +231,8 @@ pub struct Gbs {
     max_mutable_body: u64,
     /// Longest a request body may send nothing.
     body_timeout: Duration,
+    /// Requests that may wait for the plugin before new ones get 503.
+    max_queued: usize,
     counters: Counters,
     started: Instant,
 }
@@ -218,12 +250,21 @@ impl Gbs {
             uploads: Uploads::new(),
             version: RwLock::new(Bytes::from(wire::version(0, 0, 0, "host-runner"))),
             app_version: format!("host-runner/{}", env!("CARGO_PKG_VERSION")),
-            // Room for the CBOR framing around the share data.
-            max_mutable_body: max_mutable_size.saturating_add(1 << 20),
+            // Room for the CBOR framing; the whole body is held, so it is capped.
+            max_mutable_body: max_mutable_size
+                .saturating_add(1 << 20)
+                .min(MAX_READ_TEST_WRITE_BODY),
             body_timeout: DEFAULT_BODY_TIMEOUT,
+            max_queued: DEFAULT_MAX_QUEUED,
             counters: Counters::default(),
             started: Instant::now(),
         }
+    }
+
+    /// Sets how many requests may wait for the plugin before new ones get 503.
+    pub fn with_max_queued(mut self, max_queued: usize) -> Gbs {
+        self.max_queued = max_queued;
+        self
     }
 
     /// Sets how long a request body may send nothing.
@@ -354,7 +395,7 @@ pub fn respond(
     content_type: Option<&str>,
     body: impl Into<Bytes>,
 ) -> Response<Body> {
-    let mut resp = Response::new(Full::new(body.into()));
+    let mut resp = Response::new(full(body));
     *resp.status_mut() = status;
     if let Some(ct) = content_type {
         resp.headers_mut().insert(
@@ -411,6 +452,15 @@ pub(crate) async fn plugin<T: Send + 'static>(
     gbs: &Gbs,
     f: impl FnOnce(&mut crate::PluginHost) -> Result<T, CallError> + Send + 'static,
 ) -> Result<T, Response<Body>> {
+    if gbs.service.queued() >= gbs.max_queued {
+        let mut busy = text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{} requests are waiting for the plugin; try again shortly", gbs.max_queued),
+        );
+        busy.headers_mut()
+            .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return Err(busy);
+    }
     match gbs.service.operation(f).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(call_error(e)),
@@ -653,57 +703,112 @@ pub(crate) fn wanted(req: &Request<Incoming>) -> Result<Wanted, Response<Body>> 
     }
 }
 
-/// Reads larger than this are split into several plugin calls.
-const READ_PIECE: u64 = 16 << 20;
+/// Share data is read from the plugin, and sent, this many bytes at a time.
+const READ_PIECE: u64 = 1 << 20;
 
-/// The share data `wanted` asks for, read by `read_piece(offset, length)` in
-/// pieces of at most READ_PIECE, stopping at the first short piece (the end
-/// of the share). Runs on the plugin's thread.
-pub(crate) fn read_pieces(
-    wanted: &Wanted,
-    mut read_piece: impl FnMut(u64, u64) -> Result<Vec<u8>, crate::CallError>,
-) -> Result<Vec<u8>, crate::CallError> {
-    let (first, end) = match *wanted {
-        Wanted::Whole => (0, u64::MAX),
-        Wanted::Range(a, b) => (a, b),
-    };
-    let mut out = Vec::new();
-    let mut at = first;
-    while at < end {
-        let length = READ_PIECE.min(end - at);
-        let piece = read_piece(at, length)?;
-        let got = piece.len() as u64;
-        out.extend_from_slice(&piece);
-        at += got;
-        if got < length {
-            break;
-        }
-    }
-    Ok(out)
+/// Pieces read ahead of the client: with the piece being sent, what one GET
+/// holds however large the share.
+const PIECES_AHEAD: usize = 2;
+
+/// Where a share read without a Range stops looking (the data is far
+/// shorter; the bound keeps offset arithmetic inside the plugin's range).
+const WHOLE_SHARE_END: u64 = 1 << 62;
+
+/// Reads `length` share data bytes at `offset` (fewer at the end of the share).
+pub(crate) type ReadPiece =
+    dyn Fn(&mut crate::PluginHost, u64, u64) -> Result<Vec<u8>, crate::CallError> + Send + Sync;
+
+/// A body fed by a task that reads the share a piece at a time.
+struct PieceBody {
+    pieces: tokio::sync::mpsc::Receiver<Result<Bytes, io::Error>>,
 }
 
-/// The reply to a share read of `data` asked for as `wanted`.
-pub(crate) fn share_data_reply(wanted: &Wanted, data: Vec<u8>) -> Response<Body> {
-    match *wanted {
-        Wanted::Whole => respond(StatusCode::OK, Some("application/octet-stream"), data),
-        Wanted::Range(first, _) if data.is_empty() => {
-            let _ = first;
-            empty(StatusCode::NO_CONTENT)
-        }
-        Wanted::Range(first, _) => {
-            let last = first + data.len() as u64 - 1;
-            let mut resp = respond(
-                StatusCode::PARTIAL_CONTENT,
-                Some("application/octet-stream"),
-                data,
-            );
-            resp.headers_mut().insert(
-                http::header::CONTENT_RANGE,
-                HeaderValue::from_str(&format!("bytes {first}-{last}/*")).expect("valid"),
-            );
-            resp
-        }
+impl hyper::body::Body for PieceBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, io::Error>>> {
+        self.pieces
+            .poll_recv(cx)
+            .map(|piece| piece.map(|r| r.map(hyper::body::Frame::data)))
     }
+}
+
+/// The reply to a share read asked for as `wanted`: 200 (whole), 206 with
+/// `Content-Range`, or 204 for a range past the end. The data is streamed:
+/// each piece is its own plugin call, so other requests go between them and
+/// a GET holds a few pieces at most, not the share.
+pub(crate) async fn share_reply(gbs: &Arc<Gbs>, wanted: Wanted, read: Arc<ReadPiece>) -> Reply {
+    let (first, end) = match wanted {
+        Wanted::Whole => (0, WHOLE_SHARE_END),
+        Wanted::Range(a, b) => (a, b.min(WHOLE_SHARE_END)),
+    };
+    let want = READ_PIECE.min(end.saturating_sub(first));
+    let r = read.clone();
+    let head = plugin(gbs, move |h| r(h, first, want)).await?;
+    // The data's end, for Content-Length and Content-Range: the first short
+    // piece, or a search with one-byte reads (a few dozen small calls).
+    let stop = if (head.len() as u64) < want {
+        first + head.len() as u64
+    } else {
+        let (mut lo, mut hi) = (first + want, end);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let r = read.clone();
+            if plugin(gbs, move |h| r(h, mid, 1)).await?.is_empty() {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        lo
+    };
+    if stop == first {
+        return Ok(match wanted {
+            Wanted::Whole => respond(StatusCode::OK, Some("application/octet-stream"), Bytes::new()),
+            Wanted::Range(..) => empty(StatusCode::NO_CONTENT),
+        });
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel(PIECES_AHEAD);
+    let mut at = first + head.len() as u64;
+    let _ = tx.try_send(Ok(Bytes::from(head)));
+    let gbs = gbs.clone();
+    tokio::spawn(async move {
+        while at < stop {
+            let length = READ_PIECE.min(stop - at);
+            let r = read.clone();
+            let piece = match plugin(&gbs, move |h| r(h, at, length)).await {
+                Ok(piece) if piece.len() as u64 == length => piece,
+                // The share changed under the read; the client sees a short body.
+                _ => {
+                    let _ = tx.send(Err(io::Error::other("the share changed during the read"))).await;
+                    return;
+                }
+            };
+            at += length;
+            if tx.send(Ok(Bytes::from(piece))).await.is_err() {
+                return; // the client went away
+            }
+        }
+    });
+    let mut resp = Response::new(PieceBody { pieces: rx }.boxed_unsync());
+    let headers = resp.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(stop - first));
+    if let Wanted::Range(..) = wanted {
+        *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+        resp.headers_mut().insert(
+            http::header::CONTENT_RANGE,
+            HeaderValue::from_str(&format!("bytes {first}-{}/*", stop - 1)).expect("valid"),
+        );
+    }
+    Ok(resp)
 }
 
 // ---------------------------------------------------------------------------
@@ -978,15 +1083,21 @@ pub(crate) async fn plain_http_loop<F, Fut>(
     }
 }
 
-/// How a `HOST:PORT` listen address appears in a URL (IPv6 in brackets;
-/// an unspecified address as loopback).
-fn url_authority(addr: &SocketAddr) -> String {
-    match addr {
-        SocketAddr::V4(a) if a.ip().is_unspecified() => format!("127.0.0.1:{}", a.port()),
-        SocketAddr::V4(a) => a.to_string(),
-        SocketAddr::V6(a) if a.ip().is_unspecified() => format!("[::1]:{}", a.port()),
-        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
-    }
+/// How a listen address appears in a NURL; none for a wildcard address,
+/// which names no host a client could reach.
+fn url_authority(addr: &SocketAddr) -> Option<String> {
+    (!addr.ip().is_unspecified()).then(|| addr.to_string())
+}
+
+/// Whether every address `addr` resolves to is loopback.
+fn is_loopback(addr: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    addr.to_socket_addrs()
+        .map(|all| {
+            let all: Vec<_> = all.collect();
+            !all.is_empty() && all.iter().all(|a| a.ip().is_loopback())
+        })
+        .unwrap_or(false)
 }
 
 async fn bind(addr: &str) -> Result<TcpListener, ServeError> {
@@ -1040,26 +1151,53 @@ impl Server {
             .local_addr()
             .map_err(|e| ServeError::Listen(listen.clone(), e))?;
         let status_listener = match &opts.status {
+            Some(a) if !opts.status_public && !is_loopback(a) => {
+                return Err(ServeError::Config(format!(
+                    "the status page address {a} is not loopback; it shows every account's \
+                     usage, so binding it elsewhere needs --status-public"
+                )))
+            }
             Some(a) => Some(runtime.block_on(bind(a))?),
             None => None,
         };
+        // Enforced here, not only by the CLI: swapping code is not for the network.
         let admin_listener = match &opts.admin {
+            Some(a) if !is_loopback(a) => {
+                return Err(ServeError::Config(format!(
+                    "the admin address must be on loopback (127.0.0.1 or [::1]), not {a:?}"
+                )))
+            }
             Some(a) => Some(runtime.block_on(bind(a))?),
             None => None,
+        };
+        let advertised = match &opts.location {
+            Some(location) => location.clone(),
+            None => match identity.location()? {
+                Some(location) => location,
+                None => url_authority(&addr).ok_or_else(|| {
+                    ServeError::Config(format!(
+                        "listening on {addr}, every interface: say which address clients \
+                         reach with --location HOST:PORT"
+                    ))
+                })?,
+            },
         };
         let max_mutable = opts.host.max_mutable_size;
         let (service, service_thread) =
             Service::start(opts.host.clone(), backend).map_err(ServeError::Host)?;
         let gbs = Arc::new(
             Gbs::new(service.clone(), identity.clone(), max_mutable)
-                .with_body_timeout(opts.body_timeout),
+                .with_body_timeout(opts.body_timeout)
+                .with_max_queued(opts.max_queued),
         );
         if let Err(e) = runtime.block_on(gbs.refresh_version()) {
             eprintln!("serve: no capabilities from the plugin yet: {e}");
         }
-        let authority = url_authority(&addr);
-        identity.remember_listen(&authority)?;
-        let nurl = identity.nurl(&authority, &identity.swissnum);
+        identity.remember_listen(&addr.to_string())?;
+        if let Some(location) = &opts.location {
+            identity.set_location(location)?;
+        }
+        let nurl = identity.nurl(&advertised, &identity.swissnum);
         let (stop, stop_rx) = watch::channel(false);
 
         runtime.spawn(accept_loop(
@@ -1121,6 +1259,7 @@ impl Server {
                         opts.host.cache_dir(),
                         opts.host.sandbox.clone(),
                     ),
+                    identity.admin_token()?,
                 ));
                 runtime.spawn(plain_http_loop(
                     l,
