@@ -15,8 +15,9 @@
 //! them. No answer leaves before the commit that makes it true: if the commit
 //! fails, or the instance dies during the batch (its open transaction dies
 //! with it), every operation of the batch is answered with an error (its own,
-//! if it had one) and the plugin is restarted cold, so uploads the batch left
-//! half-recorded are resolved as after a crash. A batch closes after
+//! if it had one). A failed commit leaves a live instance: the next one takes
+//! over its uploads in flight as a hot swap does, settling what the batch left
+//! half-recorded, so only the batch fails; an instance that died restarts cold. A batch closes after
 //! [`MAX_BATCH_OPS`] operations or [`MAX_BATCH_TIME`] of work, to bound the
 //! latency it adds; an operation queued alone runs (and commits) alone, as
 //! does anything posted with [`Service::call`] (hot swaps, crawler slices,

@@ -522,9 +522,9 @@ impl PluginHost {
 
     /// Makes the operations since [`begin_batch`] durable together (one sync
     /// of the database). On an error none of them is: the instance is then
-    /// replaced by a cold start, which resolves the uploads the batch left
-    /// half-recorded (its memory still reflected operations whose database
-    /// effects were rolled back). Without an open batch it does nothing.
+    /// replaced by one that takes over its uploads in flight and settles what
+    /// the batch left half-recorded (its memory still reflected operations
+    /// whose database effects were rolled back). Without an open batch it does nothing.
     ///
     /// [`begin_batch`]: PluginHost::begin_batch
     pub fn commit_batch(&mut self) -> Result<(), CallError> {
@@ -540,7 +540,7 @@ impl PluginHost {
                 // The instance died committing: `call` already replaced it.
                 Err(e) if e.killed_instance() => Err(e),
                 Err(e) => {
-                    self.restart_cold();
+                    self.restart_after_failed_commit();
                     Err(e)
                 }
             },
@@ -553,14 +553,32 @@ impl PluginHost {
         self.batch == Batch::Open
     }
 
-    /// Shuts the running instance down and starts a fresh one without a
-    /// handover (a cold start); if that fails, the next call tries again.
-    fn restart_cold(&mut self) {
+    /// Replaces the instance after a failed group commit: its database
+    /// transaction is gone, but its memory still holds every upload in
+    /// flight. Like a hot swap, the next instance takes them over (settling
+    /// whatever the lost batch had recorded), so only the batch fails; a cold
+    /// start is the fallback. If that fails too, the next call tries again.
+    fn restart_after_failed_commit(&mut self) {
+        let mut blob = None;
         if let Some(mut old) = self.instance.take() {
+            arm(&mut old.store, &self.launcher.sandbox);
+            if let Ok(Ok(state)) = on_version!(&old.plugin, p => p.leasedb_plugin_lifecycle().call_handover(&mut old.store)) {
+                blob = Some(state);
+            }
             arm(&mut old.store, &self.launcher.sandbox);
             let _ = on_version!(&old.plugin, p => p.leasedb_plugin_lifecycle().call_shutdown(&mut old.store));
         }
         self.restarts += 1;
+        if let Some(blob) = blob {
+            match self.launcher.launch(Some(&blob)) {
+                Ok((instance, report)) => {
+                    self.instance = Some(instance);
+                    self.init_report = report;
+                    return;
+                }
+                Err(e) => eprintln!("plugin: the uploads in flight could not be carried over: {e}"),
+            }
+        }
         match self.relaunch() {
             Ok(instance) => self.instance = Some(instance),
             Err(e) => eprintln!("plugin: restarting after a failed group commit: {e}"),
