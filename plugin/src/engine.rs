@@ -23,6 +23,12 @@ use crate::upload::Upload;
 
 /// Largest read answered in one call.
 pub const MAX_READ_LENGTH: u64 = 64 << 20;
+/// Bytes of partial chunks held across all uploads in flight: an honest
+/// client writing in order holds at most one chunk per share, while one
+/// scattering single bytes would otherwise hold a chunk per byte written.
+pub const MAX_BUFFERED_BYTES: u64 = 64 << 20;
+/// Partial chunks one upload may hold: an in-order writer needs one.
+pub const MAX_PARTIAL_CHUNKS_PER_UPLOAD: u64 = 4;
 /// Smallest chunk size accepted: chunk 0 must hold any container header.
 pub const MIN_CHUNK_SIZE: u64 = 4096;
 
@@ -124,6 +130,8 @@ pub fn system_clock() -> Timestamp {
 fn open_and_migrate(db_path: &str) -> std::result::Result<(Connection, u32), OpenError> {
     let conn = Connection::open(db_path).map_err(OpenError::Db)?;
     let version = schema::migrate(&conn).map_err(OpenError::Schema)?;
+    conn.execute_batch(crate::advisory::INDEX)
+        .map_err(|e| OpenError::Schema(SchemaError::Db(e)))?;
     Ok((conn, version))
 }
 
@@ -235,15 +243,14 @@ impl<B: Backend> LeaseDb<B> {
             latencies: Latencies::default(),
             crawler: CrawlerConfig::default(),
         };
-        let (uploads_removed, uploads_recovered) = match handover {
-            Some(blob) => {
-                engine.take_over(blob).map_err(OpenError::Recovery)?;
-                (0, 0)
-            }
-            None => engine
-                .resolve_unfinished_uploads()
-                .map_err(OpenError::Recovery)?,
-        };
+        if let Some(blob) = handover {
+            engine.take_over(blob).map_err(OpenError::Recovery)?;
+        }
+        // After a handover this settles only what the blob and the database
+        // disagree on (a batch whose commit failed): nothing, on a clean swap.
+        let (uploads_removed, uploads_recovered) = engine
+            .resolve_unfinished_uploads()
+            .map_err(OpenError::Recovery)?;
         Ok((
             engine,
             InitReport {
@@ -285,7 +292,7 @@ impl<B: Backend> LeaseDb<B> {
 
     /// Backend space left once every upload in flight has its whole
     /// container: what allocate grants from and what clients are told.
-    fn free_space(&self) -> Result<u64> {
+    pub(crate) fn free_space(&self) -> Result<u64> {
         let reserved: u64 = self
             .uploads
             .values()
@@ -310,11 +317,31 @@ impl<B: Backend> LeaseDb<B> {
 
     /// COMING rows with no upload in memory: complete, valid containers
     /// become STABLE (keeping leases, a starter lease if none); the rest are
-    /// removed with their objects.
+    /// removed with their objects. Uploads in memory whose row is no longer
+    /// COMING (their allocation was rolled back) are dropped.
     fn resolve_unfinished_uploads(&mut self) -> Result<(u32, u32)> {
         let (mut removed, mut recovered) = (0, 0);
         let now = self.now();
-        for row in shares::coming(&self.conn)? {
+        let coming = shares::coming(&self.conn)?;
+        let orphans: Vec<_> = self
+            .uploads
+            .keys()
+            .filter(|(si, n)| !coming.iter().any(|r| r.si == *si && r.shnum == *n))
+            .copied()
+            .collect();
+        for (si, shnum) in orphans {
+            if let Some(upload) = self.uploads.remove(&(si, shnum)) {
+                self.sessions.remove_upload(upload.session, si, shnum);
+            }
+            if shares::get(&self.conn, &si, shnum)?.is_none() {
+                self.delete_share_objects(&si, shnum)?;
+            }
+            removed += 1;
+        }
+        for row in coming {
+            if self.uploads.contains_key(&(row.si, row.shnum)) {
+                continue;
+            }
             let listing = self.backend.list_all(&keys::storage_index_dir(&row.si))?;
             let found = discovery::group_by_share(&listing).remove(&(row.si, row.shnum));
             let examined = match &found {
@@ -508,6 +535,29 @@ impl<B: Backend> LeaseDb<B> {
     /// Writes data into an upload in progress.
     pub fn write(&mut self, si: &[u8], shnum: u32, offset: u64, data: &[u8]) -> Result<()> {
         let key = (StorageIndex::from_bytes(si)?, ShareNum::new(shnum)?);
+        let upload = self.uploads.get(&key).ok_or(Error::NoUpload)?;
+        let growth = upload.buffer_growth(offset, data.len() as u64);
+        if growth > 0 {
+            let limit = MAX_PARTIAL_CHUNKS_PER_UPLOAD * upload.chunk_size;
+            let mine = upload.buffered_bytes() + growth;
+            if mine > limit {
+                return Err(BadInput::TooLarge {
+                    what: "bytes of partial chunks buffered for one upload",
+                    requested: mine,
+                    limit,
+                }
+                .into());
+            }
+            let held: u64 = self.uploads.values().map(Upload::buffered_bytes).sum();
+            if held + growth > MAX_BUFFERED_BYTES {
+                return Err(BadInput::TooLarge {
+                    what: "bytes of partial chunks buffered across uploads",
+                    requested: held + growth,
+                    limit: MAX_BUFFERED_BYTES,
+                }
+                .into());
+            }
+        }
         let upload = self.uploads.get_mut(&key).ok_or(Error::NoUpload)?;
         upload.write(&self.backend, offset, data)
     }

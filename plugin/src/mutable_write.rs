@@ -9,7 +9,7 @@ use crate::container::chunked::ChunkedContainer;
 use crate::container::mutable::{self, DATA_LENGTH_OFFSET, DATA_OFFSET, EXTRA_LEASE_OFFSET_OFFSET};
 use crate::container::{self, Container};
 use crate::db::{leases, shares};
-use crate::engine::LeaseDb;
+use crate::engine::{LeaseDb, MAX_READ_LENGTH};
 use crate::error::{BadInput, Error, Result};
 use crate::ids::{base32, ShareNum, StorageIndex};
 use crate::share::{ShareRow, ShareState, ShareType};
@@ -101,6 +101,32 @@ fn checked_range(offset: u64, length: u64) -> Result<()> {
 struct MutableShare {
     row: ShareRow,
     header: mutable::Header,
+}
+
+/// Share data bytes `read_vector` returns from `share`.
+fn bytes_read(share: &MutableShare, read_vector: &[(u64, u64)]) -> u64 {
+    read_vector
+        .iter()
+        .map(|&(offset, length)| {
+            offset
+                .saturating_add(length)
+                .min(share.header.data_length)
+                .saturating_sub(offset)
+        })
+        .fold(0, u64::saturating_add)
+}
+
+/// Refuses a request whose reads would hold more than one read may.
+fn check_read_total(total: u64) -> Result<()> {
+    if total > MAX_READ_LENGTH {
+        return Err(BadInput::TooLarge {
+            what: "bytes read by one request",
+            requested: total,
+            limit: MAX_READ_LENGTH,
+        }
+        .into());
+    }
+    Ok(())
 }
 
 impl<B: Backend> LeaseDb<B> {
@@ -197,6 +223,18 @@ impl<B: Backend> LeaseDb<B> {
                 node_id: base32(&other.header.node_id),
             });
         }
+        let tested = writes.iter().map(|w| {
+            let share = valid.get(&ShareNum(w.shnum as u8));
+            let ranges: Vec<_> = w.tests.iter().map(|t| (t.offset, t.length)).collect();
+            share.map_or(0, |s| bytes_read(s, &ranges))
+        });
+        check_read_total(
+            valid
+                .values()
+                .map(|s| bytes_read(s, read_vector))
+                .chain(tested)
+                .fold(0, u64::saturating_add),
+        )?;
         let mut reads = BTreeMap::new();
         for (shnum, share) in &valid {
             let mut results = Vec::with_capacity(read_vector.len());
@@ -241,6 +279,7 @@ impl<B: Backend> LeaseDb<B> {
                 }
             }
         }
+        self.check_growth(&valid, writes)?;
         let account_id = leases::account_id(&self.conn, account, self.now())?;
         for w in writes {
             self.apply(&si, &valid, w, &write_enabler, account_id)?;
@@ -249,6 +288,41 @@ impl<B: Backend> LeaseDb<B> {
             success: true,
             reads,
         })
+    }
+
+    /// Refuses writes that would grow the shares by more than the space left
+    /// beside uploads in flight, as allocation does; shrinking is always allowed.
+    fn check_growth(&self, valid: &BTreeMap<ShareNum, MutableShare>, writes: &[ShareWrites]) -> Result<()> {
+        let mut growth = 0u64;
+        for w in writes {
+            if w.new_length == Some(0) {
+                continue;
+            }
+            let existing = valid.get(&ShareNum(w.shnum as u8));
+            let old_data = existing.map_or(0, |s| s.header.data_length);
+            let mut data = w
+                .writes
+                .iter()
+                .map(|v| v.offset + v.data.len() as u64)
+                .fold(old_data, u64::max);
+            if let Some(n) = w.new_length {
+                data = data.min(n);
+            }
+            let container = DATA_OFFSET + data + 4;
+            growth += container.saturating_sub(existing.map_or(0, |s| s.row.used_space));
+        }
+        if growth > 0 {
+            let free = self.free_space()?;
+            if growth > free {
+                return Err(BadInput::TooLarge {
+                    what: "growth of mutable shares (bytes of available space)",
+                    requested: growth,
+                    limit: free,
+                }
+                .into());
+            }
+        }
+        Ok(())
     }
 
     /// Applies one share's writes: STABLE → COMING → STABLE around the
@@ -364,6 +438,13 @@ impl<B: Backend> LeaseDb<B> {
             checked_range(offset, length)?;
         }
         let (_, valid) = self.mutable_shares(&si)?;
+        check_read_total(
+            valid
+                .iter()
+                .filter(|(n, _)| wanted.is_empty() || wanted.contains(n))
+                .map(|(_, s)| bytes_read(s, read_vector))
+                .fold(0, u64::saturating_add),
+        )?;
         let mut out = BTreeMap::new();
         for (shnum, share) in &valid {
             if !wanted.is_empty() && !wanted.contains(shnum) {

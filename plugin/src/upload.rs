@@ -220,6 +220,37 @@ impl Upload {
         Ok((total, self.data_end))
     }
 
+    /// How many more bytes would be held in memory after writing `length`
+    /// share data bytes at `offset` (a chunk the write completes is stored
+    /// at once and adds nothing).
+    pub fn buffer_growth(&self, offset: u64, length: u64) -> u64 {
+        let total = self.full_container_length();
+        let Some(start) = offset.checked_add(DATA_OFFSET) else {
+            return 0;
+        };
+        container::pieces(start, length, self.chunk_size)
+            .filter(|p| !self.stored.contains(&p.chunk))
+            .map(|p| {
+                let (held, mut written) = match self.pending.get(&p.chunk) {
+                    Some(c) => (
+                        c.data.len() as u64,
+                        PendingChunk {
+                            data: Vec::new(),
+                            written: c.written.clone(),
+                        },
+                    ),
+                    None => (0, PendingChunk::default()),
+                };
+                written.mark(p.within, p.within + p.len);
+                if written.written_bytes() == self.chunk_length(p.chunk, total) {
+                    0
+                } else {
+                    (p.within + p.len).saturating_sub(held)
+                }
+            })
+            .sum()
+    }
+
     /// Bytes held in memory.
     pub fn buffered_bytes(&self) -> u64 {
         self.pending.values().map(|p| p.data.len() as u64).sum()
@@ -291,6 +322,21 @@ mod tests {
             Err(Error::BadInput(BadInput::RangeOverflow { .. }))
         ));
         assert!(b.keys().is_empty());
+    }
+
+    #[test]
+    fn buffer_growth_counts_partial_chunks_only() {
+        let b = MemoryBackend::new(u64::MAX);
+        let mut u = upload(1000, 100);
+        // A byte at data offset 500 (container 512) holds chunk 5 up to byte 13.
+        assert_eq!(u.buffer_growth(500, 1), 13);
+        // Data 88..188 is exactly container chunk 1: stored at once.
+        assert_eq!(u.buffer_growth(88, 100), 0);
+        u.write(&b, 0, &[1; 50]).unwrap();
+        assert_eq!(u.buffered_bytes(), 62);
+        // Completing chunk 0 frees it; growing into chunk 1 holds 50 bytes.
+        assert_eq!(u.buffer_growth(50, 88), 50);
+        assert_eq!(u.buffer_growth(50, 10), 10);
     }
 
     #[test]

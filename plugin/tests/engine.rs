@@ -320,6 +320,16 @@ fn advisories_are_recorded_and_change_nothing_else() {
     let f = Fixture::new();
     let mut db = f.open();
     store(&mut db, &SI, 0, b"fine data");
+    let mutable = leasedb_plugin::mutable_write::ShareWrites {
+        shnum: 9,
+        tests: vec![],
+        writes: vec![],
+        new_length: None,
+    };
+    assert!(db
+        .read_test_write(&Account::Anonymous, b"mutable-storage!", &[7; 32], &[mutable], &[])
+        .unwrap()
+        .success);
     let objects = f.backend.keys();
     db.advise_corrupt(
         &Account::Anonymous,
@@ -332,7 +342,7 @@ fn advisories_are_recorded_and_change_nothing_else() {
     db.advise_corrupt(
         &Account::named("dave").unwrap(),
         ShareType::Mutable,
-        &SI,
+        b"mutable-storage!",
         9,
         "bad signature",
     )
@@ -351,6 +361,37 @@ fn advisories_are_recorded_and_change_nothing_else() {
     assert_eq!(f.backend.keys(), objects);
     assert_eq!(db.read(&SI, 0, 0, 100).unwrap(), b"fine data");
     assert_eq!(db.list_leases(&SI).unwrap().len(), 1);
+}
+
+#[test]
+fn advisories_for_shares_not_held_are_not_found_and_kept_per_share_are_bounded() {
+    use leasedb_plugin::advisory::MAX_ADVISORIES_PER_SHARE;
+    use leasedb_plugin::share::ShareType;
+    let f = Fixture::new();
+    let mut db = f.open();
+    store(&mut db, &SI, 0, b"fine data");
+    let advise = |db: &mut LeaseDb<Rc<MemoryBackend>>, t, si: &[u8], n, why: &str| {
+        db.advise_corrupt(&Account::Anonymous, t, si, n, why)
+    };
+    // Tahoe answers 404 for a share it does not hold: another number, another
+    // index, the wrong type, or an upload still in progress.
+    assert_eq!(advise(&mut db, ShareType::Immutable, &SI, 1, "x"), Err(Error::NotFound));
+    assert_eq!(advise(&mut db, ShareType::Immutable, &[9; 16], 0, "x"), Err(Error::NotFound));
+    assert_eq!(advise(&mut db, ShareType::Mutable, &SI, 0, "x"), Err(Error::NotFound));
+    db.allocate(1, &Account::Anonymous, &SI, &[2], 10).unwrap();
+    assert_eq!(advise(&mut db, ShareType::Immutable, &SI, 2, "x"), Err(Error::NotFound));
+    assert!(db.list_advisories(0, 100).unwrap().is_empty());
+
+    for i in 0..2 * MAX_ADVISORIES_PER_SHARE {
+        advise(&mut db, ShareType::Immutable, &SI, 0, &format!("report {i}")).unwrap();
+    }
+    let kept = db.list_advisories(0, 1000).unwrap();
+    assert_eq!(kept.len() as i64, MAX_ADVISORIES_PER_SHARE);
+    assert_eq!(
+        kept.last().unwrap().reason,
+        format!("report {}", 2 * MAX_ADVISORIES_PER_SHARE - 1),
+        "the newest reports are the ones kept"
+    );
 }
 
 #[test]
@@ -453,6 +494,39 @@ fn a_handed_over_upload_finishes_on_the_next_engine_with_identical_bytes() {
 }
 
 #[test]
+fn a_handover_after_a_lost_batch_keeps_earlier_uploads_and_drops_the_batch_s() {
+    let f = Fixture::new();
+    let data = vec![3u8; 9000];
+    let blob = {
+        let mut db = f.open();
+        db.allocate(1, &Account::Anonymous, &SI, &[0], data.len() as u64)
+            .unwrap();
+        db.write(&SI, 0, 0, &data[..5000]).unwrap();
+        db.begin_batch().unwrap();
+        db.allocate(2, &Account::Anonymous, &SI, &[1], 100).unwrap();
+        db.write(&SI, 1, 0, &[1; 100]).unwrap();
+        db.handover().unwrap()
+        // Dropped before its commit: the batch (share 1's row) is rolled back.
+    };
+    let config = Config {
+        chunk_size: 4096,
+        ..Config::default()
+    };
+    let (mut db, report) =
+        LeaseDb::start(&f.path, f.backend.clone(), config, Box::new(|| 1), Some(&blob)).unwrap();
+    assert_eq!(report.uploads_removed, 1, "the batch's upload has no row");
+    assert_eq!(db.write(&SI, 1, 0, b"x"), Err(Error::NoUpload));
+    db.write(&SI, 0, 5000, &data[5000..]).unwrap();
+    db.close(&SI, 0).unwrap();
+    assert_eq!(db.list_shares(&SI).unwrap(), vec![ShareNum(0)]);
+    assert!(f
+        .backend
+        .keys()
+        .iter()
+        .all(|k| keys::parse_chunk_key(k).is_some_and(|c| c.shnum == ShareNum(0))));
+}
+
+#[test]
 fn a_handover_blob_that_does_not_decode_is_refused() {
     let f = Fixture::new();
     let config = Config {
@@ -488,4 +562,55 @@ fn a_batch_of_lease_renewals_is_durable_at_its_commit() {
     }
     let mut db = f.open();
     assert_eq!(db.list_leases(&SI).unwrap().len(), 4);
+}
+
+#[test]
+fn scattered_writes_are_refused_once_partial_chunks_fill_their_budget() {
+    use leasedb_plugin::engine::{MAX_BUFFERED_BYTES, MAX_PARTIAL_CHUNKS_PER_UPLOAD};
+    let f = Fixture::new();
+    let chunk = 1u64 << 20;
+    let config = Config {
+        chunk_size: chunk,
+        ..Config::default()
+    };
+    let mut db = LeaseDb::open(&f.path, f.backend.clone(), config).unwrap().0;
+    // One byte at the end of chunk after chunk holds a whole chunk each.
+    let size = 8 * chunk;
+    db.allocate(1, &Account::Anonymous, &SI, &[0], size).unwrap();
+    let scattered = |k: u64| (k + 1) * chunk - 12 - 1;
+    for k in 1..MAX_PARTIAL_CHUNKS_PER_UPLOAD {
+        db.write(&SI, 0, scattered(k), b"x").unwrap();
+    }
+    let refused = db.write(&SI, 0, scattered(MAX_PARTIAL_CHUNKS_PER_UPLOAD), b"x");
+    assert!(
+        matches!(refused, Err(Error::BadInput(BadInput::TooLarge { what, .. })) if what.contains("one upload")),
+        "{refused:?}"
+    );
+
+    // Many uploads each within their own bound still meet the shared budget.
+    let uploads = MAX_BUFFERED_BYTES / (chunk * (MAX_PARTIAL_CHUNKS_PER_UPLOAD - 1)) + 2;
+    let mut shared_refusal = None;
+    'fill: for n in 0..uploads {
+        let si = (n as u128 + 1).to_be_bytes();
+        db.allocate(2, &Account::Anonymous, &si, &[0], size).unwrap();
+        for k in 1..MAX_PARTIAL_CHUNKS_PER_UPLOAD {
+            if let Err(e) = db.write(&si, 0, scattered(k), b"x") {
+                shared_refusal = Some(e);
+                break 'fill;
+            }
+        }
+    }
+    assert!(
+        matches!(&shared_refusal, Some(Error::BadInput(BadInput::TooLarge { what, limit, .. }))
+            if what.contains("across uploads") && *limit == MAX_BUFFERED_BYTES),
+        "{shared_refusal:?}"
+    );
+
+    // Writes that complete chunks hold nothing, so an in-order upload still finishes.
+    let data: Vec<u8> = (0..3 * chunk - 12).map(|i| i as u8).collect();
+    db.allocate(3, &Account::Anonymous, b"an honest upload", &[0], data.len() as u64)
+        .unwrap();
+    db.write(b"an honest upload", 0, 0, &data).unwrap();
+    db.close(b"an honest upload", 0).unwrap();
+    assert!(db.read(b"an honest upload", 0, 0, data.len() as u64).unwrap() == data);
 }

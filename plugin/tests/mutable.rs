@@ -241,3 +241,56 @@ fn a_write_by_another_account_adds_a_second_lease() {
     );
     assert_eq!(db.list_leases(&SI).unwrap().len(), 2);
 }
+
+#[test]
+fn growth_beyond_the_available_space_is_refused_and_shrinking_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db").to_str().unwrap().to_string();
+    let backend = Rc::new(MemoryBackend::new(1 << 20));
+    let config = Config {
+        chunk_size: 4096,
+        ..Config::default()
+    };
+    let mut db = LeaseDb::open(&path, backend.clone(), config).unwrap().0;
+    assert!(rtw(&mut db, vec![write(0, 0, &[1; 1000])]));
+    // A hole far past the end would need space the backend does not have.
+    let refused = db.read_test_write(&Account::Anonymous, &SI, &WE, &[write(0, 1 << 30, b"x")], &[]);
+    assert!(
+        matches!(refused, Err(Error::BadInput(leasedb_plugin::BadInput::TooLarge { what, .. })) if what.contains("available space")),
+        "{refused:?}"
+    );
+    assert_eq!(read_all(&mut db, 0), vec![1; 1000]);
+    // Space held for an upload in flight counts as used.
+    db.allocate(1, &Account::Anonymous, b"an upload in fli", &[0], 900 << 10)
+        .unwrap();
+    assert!(db
+        .read_test_write(&Account::Anonymous, &SI, &WE, &[write(1, 0, &[2; 200 << 10])], &[])
+        .is_err());
+    // Rewriting in place, or shrinking, needs no space.
+    assert!(rtw(&mut db, vec![write(0, 0, &[3; 1000])]));
+    let shrink = ShareWrites {
+        new_length: Some(10),
+        ..write(0, 0, b"")
+    };
+    assert!(rtw(&mut db, vec![shrink]));
+    assert_eq!(read_all(&mut db, 0), vec![3; 10]);
+}
+
+#[test]
+fn reads_adding_up_past_the_read_limit_are_refused() {
+    use leasedb_plugin::engine::MAX_READ_LENGTH;
+    let (_d, _b, mut db) = open();
+    assert!(rtw(&mut db, vec![write(0, 0, &vec![5; 1 << 20])]));
+    let vectors = (MAX_READ_LENGTH >> 20) as usize + 1;
+    let many = vec![(0u64, 1u64 << 20); vectors];
+    let too_large = |r: Result<_, Error>| {
+        matches!(r, Err(Error::BadInput(leasedb_plugin::BadInput::TooLarge { what, .. })) if what.contains("read"))
+    };
+    assert!(too_large(
+        db.read_test_write(&Account::Anonymous, &SI, &WE, &[], &many).map(|_| ())
+    ));
+    assert!(too_large(db.mutable_read(&SI, &[], &many).map(|_| ())));
+    // Just under the limit is answered in full.
+    let fits = db.mutable_read(&SI, &[], &many[1..]).unwrap();
+    assert_eq!(fits[&ShareNum(0)].len(), vectors - 1);
+}

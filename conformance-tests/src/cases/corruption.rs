@@ -2,7 +2,9 @@
 //! held; old v1 containers with lease records are valid. Corruption advisories
 //! (SPEC §9) are recorded and change nothing else.
 
-use crate::client::{all_rows, crawl_one_prefix, lease_owners, named, plugin_error, read_all, row, upload};
+use crate::client::{
+    all_rows, crawl_one_prefix, lease_owners, named, plugin_error, read_all, row, upload, write_mutable,
+};
 use crate::containers::{immutable, mutable, pattern};
 use crate::ids::{self, si, si_with_prefix};
 use crate::wit::{Account, AdvisedType, PluginError, ShareType};
@@ -77,6 +79,8 @@ pub fn advisory_is_recorded_with_its_details<H: Harness>(h: &H) {
     let mut host = h.start(&Options::small_chunks()).unwrap();
     let (a, b) = (si(4), si(5));
     upload(&mut host, 1, &named("alice"), &a, 0, b"suspect");
+    // Advisories are taken only for shares the server holds.
+    write_mutable(&mut host, &Account::Anonymous, &b, 7, b"signed");
     host.advise_corrupt(&named("alice"), AdvisedType::Immutable, &a, 0, "hash mismatch").unwrap();
     h.set_now(h.now() + 10);
     host.advise_corrupt(&Account::Anonymous, AdvisedType::Mutable, &b, 7, "bad signature").unwrap();
@@ -96,6 +100,18 @@ pub fn advisory_is_recorded_with_its_details<H: Harness>(h: &H) {
     assert_eq!(second.reported, first.reported + 10);
     assert_eq!(host.list_advisories(first.id, 10).unwrap(), all[1..]);
     assert_eq!(host.list_advisories(0, 1).unwrap(), all[..1]);
+}
+
+/// Tahoe takes advisories only for shares it holds: one for a share number,
+/// type or storage index not held is not found and nothing is recorded.
+pub fn advisory_for_a_share_not_held_is_not_found<H: Harness>(h: &H) {
+    let mut host = h.start(&Options::small_chunks()).unwrap();
+    let a = si(7);
+    upload(&mut host, 1, &named("alice"), &a, 0, b"held");
+    for (kind, si, n) in [(AdvisedType::Immutable, a, 1), (AdvisedType::Mutable, a, 0), (AdvisedType::Immutable, si(8), 0)] {
+        assert_eq!(plugin_error(host.advise_corrupt(&named("alice"), kind, &si, n, "r")), PluginError::NotFound);
+    }
+    assert_eq!(host.list_advisories(0, 10).unwrap(), vec![]);
 }
 
 /// An advisory changes no share, row, lease or object.

@@ -3,6 +3,7 @@
 //! client of the server tests in `tahoe/`.
 
 mod cli;
+mod edge;
 mod fixture;
 mod gbs_protocol;
 mod group_commit;

@@ -2,7 +2,7 @@
 //! reads and writes at container offsets touch only the chunks they cover,
 //! and `flush` stores each changed chunk once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::pieces;
 use crate::backend::{keys, Backend};
@@ -21,7 +21,10 @@ pub struct ChunkedContainer {
     /// Chunks read or edited, by index.
     cache: BTreeMap<u64, Vec<u8>>,
     /// Chunks whose cached bytes differ from what is stored.
-    dirty: std::collections::BTreeSet<u64>,
+    dirty: BTreeSet<u64>,
+    /// Whole chunks of a hole that are all zeros: kept as numbers, not bytes,
+    /// so a write far past the end costs no memory for the gap.
+    zeros: BTreeSet<u64>,
 }
 
 impl ChunkedContainer {
@@ -35,6 +38,7 @@ impl ChunkedContainer {
             length,
             cache: BTreeMap::new(),
             dirty: Default::default(),
+            zeros: Default::default(),
         }
     }
 
@@ -55,6 +59,11 @@ impl ChunkedContainer {
     }
 
     fn load(&mut self, backend: &impl Backend, k: u64) -> Result<&mut Vec<u8>> {
+        if self.zeros.remove(&k) {
+            let len = self.chunk_len(k, self.length);
+            self.cache.insert(k, vec![0; len as usize]);
+            self.dirty.insert(k);
+        }
         if !self.cache.contains_key(&k) {
             let stored = self.chunk_len(k, self.stored_length);
             let data = if stored == 0 {
@@ -81,8 +90,23 @@ impl ChunkedContainer {
         let end = start.saturating_add(len).min(self.length);
         let mut out = Vec::with_capacity(end.saturating_sub(start) as usize);
         for p in pieces(start, end.saturating_sub(start), self.chunk_size) {
-            let chunk = self.load(backend, p.chunk)?;
-            out.extend_from_slice(&chunk[p.within as usize..(p.within + p.len) as usize]);
+            if let Some(chunk) = self.cache.get(&p.chunk) {
+                out.extend_from_slice(&chunk[p.within as usize..(p.within + p.len) as usize]);
+            } else if self.zeros.contains(&p.chunk) {
+                out.resize(out.len() + p.len as usize, 0);
+            } else {
+                // Only the piece is read, and nothing is cached: a read holds
+                // what it returns and no more.
+                let key = keys::chunk_key(&self.si, self.shnum, p.chunk);
+                let piece = backend.read(&key, p.within, p.len)?;
+                if piece.len() as u64 != p.len {
+                    return Err(Error::Corrupted(format!(
+                        "chunk {} of share {}/{} is shorter than its container length says",
+                        p.chunk, self.si, self.shnum
+                    )));
+                }
+                out.extend_from_slice(&piece);
+            }
         }
         Ok(out)
     }
@@ -108,6 +132,13 @@ impl ChunkedContainer {
 
     fn write_zeros(&mut self, backend: &impl Backend, from: u64, to: u64) -> Result<()> {
         for p in pieces(from, to - from, self.chunk_size) {
+            if p.within == 0 && p.len == self.chunk_size {
+                // Whatever the chunk held, it becomes all zeros.
+                self.cache.remove(&p.chunk);
+                self.dirty.remove(&p.chunk);
+                self.zeros.insert(p.chunk);
+                continue;
+            }
             let chunk = self.load(backend, p.chunk)?;
             chunk.truncate(p.within as usize);
             chunk.resize((p.within + p.len) as usize, 0);
@@ -128,7 +159,8 @@ impl ChunkedContainer {
         } else {
             Some((length - 1) / self.chunk_size)
         };
-        if let Some(k) = last {
+        self.zeros.retain(|&k| last.is_some_and(|l| k <= l));
+        if let Some(k) = last.filter(|k| !self.zeros.contains(k)) {
             let keep = self.chunk_len(k, length) as usize;
             let chunk = self.load(backend, k)?;
             if chunk.len() > keep {
@@ -147,6 +179,15 @@ impl ChunkedContainer {
             backend.write(&keys::chunk_key(&self.si, self.shnum, k), &self.cache[&k])?;
         }
         self.dirty.clear();
+        if !self.zeros.is_empty() {
+            // One chunk of zeros serves every zero chunk.
+            let zeros = vec![0; self.chunk_len(0, self.length) as usize];
+            for &k in &self.zeros {
+                let len = self.chunk_len(k, self.length) as usize;
+                backend.write(&keys::chunk_key(&self.si, self.shnum, k), &zeros[..len])?;
+            }
+            self.zeros.clear();
+        }
         let old_chunks = self.stored_length.div_ceil(self.chunk_size);
         let new_chunks = self.length.div_ceil(self.chunk_size);
         for k in new_chunks..old_chunks {
@@ -184,5 +225,31 @@ mod tests {
         let mut c = ChunkedContainer::open(si, ShareNum(0), 4, 6);
         assert_eq!(whole(&mut c, &b), b"abcdeX");
         assert_eq!(b.keys().len(), 2, "chunks past the end removed");
+    }
+
+    #[test]
+    fn a_hole_of_whole_chunks_is_stored_as_zeros_without_being_held() {
+        let b = MemoryBackend::new(u64::MAX);
+        let si = StorageIndex([2; 16]);
+        let mut c = ChunkedContainer::open(si, ShareNum(0), 4, 0);
+        c.write(&b, 0, b"ab").unwrap();
+        c.write(&b, 4 * 1000 + 1, b"Z").unwrap();
+        assert!(c.cache.len() <= 2, "only the edges of the hole are in memory");
+        assert_eq!(c.read(&b, 0, 6).unwrap(), b"ab\0\0\0\0");
+        c.flush(&b).unwrap();
+        assert_eq!(b.keys().len(), 1001);
+        let mut c = ChunkedContainer::open(si, ShareNum(0), 4, 4002);
+        let all = whole(&mut c, &b);
+        assert_eq!(&all[..2], b"ab");
+        assert!(all[2..4001].iter().all(|&x| x == 0));
+        assert_eq!(all[4001], b'Z');
+        // A hole over stored bytes zeroes them too; truncating into it keeps zeros.
+        c.write(&b, 4010, b"Q").unwrap();
+        c.truncate(&b, 2).unwrap();
+        c.write(&b, 9, b"R").unwrap();
+        c.flush(&b).unwrap();
+        let mut c = ChunkedContainer::open(si, ShareNum(0), 4, 10);
+        assert_eq!(whole(&mut c, &b), b"ab\0\0\0\0\0\0\0R");
+        assert_eq!(b.keys().len(), 3);
     }
 }
