@@ -94,8 +94,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Usage { place, json } => usage::usage_command(&place, json),
         Command::Swap {
             admin,
+            state,
             plugin,
             json,
-        } => swap::swap(&admin, &plugin, json),
+        } => swap::swap(&admin, &state, &plugin, json),
     }
 }

@@ -15,15 +15,16 @@
 //! them. No answer leaves before the commit that makes it true: if the commit
 //! fails, or the instance dies during the batch (its open transaction dies
 //! with it), every operation of the batch is answered with an error (its own,
-//! if it had one) and the plugin is restarted cold, so uploads the batch left
-//! half-recorded are resolved as after a crash. A batch closes after
+//! if it had one). A failed commit leaves a live instance: the next one takes
+//! over its uploads in flight as a hot swap does, settling what the batch left
+//! half-recorded, so only the batch fails; an instance that died restarts cold. A batch closes after
 //! [`MAX_BATCH_OPS`] operations or [`MAX_BATCH_TIME`] of work, to bound the
 //! latency it adds; an operation queued alone runs (and commits) alone, as
 //! does anything posted with [`Service::call`] (hot swaps, crawler slices,
 //! shutdowns, anything not a single operation).
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -98,6 +99,8 @@ impl Counters {
 pub struct Service {
     jobs: mpsc::Sender<Job>,
     counters: Arc<Counters>,
+    /// Jobs posted and not yet started.
+    queued: Arc<AtomicUsize>,
 }
 
 /// The running service thread; joining waits until every handle is dropped.
@@ -141,7 +144,14 @@ impl Service {
             })
             .expect("spawning the plugin service thread");
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok((Service { jobs, counters }, ServiceThread { handle })),
+            Ok(Ok(())) => Ok((
+                Service {
+                    jobs,
+                    counters,
+                    queued: Arc::default(),
+                },
+                ServiceThread { handle },
+            )),
             Ok(Err(e)) => {
                 let _ = handle.join();
                 Err(e)
@@ -167,7 +177,14 @@ impl Service {
                 serve(&mut host, &queue, &owned);
             })
             .expect("spawning the plugin service thread");
-        (Service { jobs, counters }, ServiceThread { handle })
+        (
+            Service {
+                jobs,
+                counters,
+                queued: Arc::default(),
+            },
+            ServiceThread { handle },
+        )
     }
 
     /// How operations were committed so far.
@@ -181,13 +198,22 @@ impl Service {
         }
     }
 
+    /// Jobs waiting for the service thread: what a caller that can be
+    /// refused (a client request) checks before adding to the queue.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
     fn post<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut PluginHost) -> T + Send + 'static,
     ) -> Result<oneshot::Receiver<T>, ServiceGone> {
         let (tx, rx) = oneshot::channel();
+        let queued = self.queued.clone();
+        queued.fetch_add(1, Ordering::Relaxed);
         self.jobs
             .send(Job::Alone(Box::new(move |host: &mut PluginHost| {
+                queued.fetch_sub(1, Ordering::Relaxed);
                 let _ = tx.send(f(host));
             })))
             .map_err(|_| ServiceGone)?;
@@ -199,8 +225,11 @@ impl Service {
         f: impl FnOnce(&mut PluginHost) -> Result<T, CallError> + Send + 'static,
     ) -> Result<oneshot::Receiver<Result<T, CallError>>, ServiceGone> {
         let (tx, rx) = oneshot::channel();
+        let queued = self.queued.clone();
+        queued.fetch_add(1, Ordering::Relaxed);
         self.jobs
             .send(Job::Operation(Box::new(move |host: &mut PluginHost| {
+                queued.fetch_sub(1, Ordering::Relaxed);
                 let answer = f(host);
                 Box::new(move |commit_failed: Option<&CallError>| {
                     let _ = tx.send(match (answer, commit_failed) {

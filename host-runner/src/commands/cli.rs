@@ -231,6 +231,9 @@ pub enum Command {
         /// The server's admin address (loopback).
         #[arg(long, value_name = "HOST:PORT")]
         admin: String,
+        /// The server's state directory: the admin token is read from it.
+        #[arg(long, value_name = "DIR", default_value = "./data/state")]
+        state: PathBuf,
         /// The plugin component to run from now on.
         plugin: PathBuf,
         /// Print the server's JSON report instead of a summary.
@@ -247,9 +250,21 @@ pub struct ServeArgs {
     /// HTTPS address (default: the one used last time, else 127.0.0.1 on a free port).
     #[arg(long, value_name = "HOST:PORT")]
     pub listen: Option<String>,
-    /// Status page address (plain HTTP; `off` disables it).
+    /// Status page address (plain HTTP; `off` disables it). Loopback only
+    /// unless --status-public.
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:0")]
     pub status: String,
+    /// Allow the status page (every account's usage) on a non-loopback address.
+    #[arg(long)]
+    pub status_public: bool,
+    /// The address clients are told to reach (NURLs, servers.yaml), like
+    /// Tahoe's tub.location; remembered. Needed when --listen is a wildcard.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub location: Option<String>,
+    /// Most client connections served at once (default: 1024, or half the
+    /// file-descriptor limit if lower); further ones wait.
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
     /// Admin address, loopback only (plain HTTP: `POST /swap` hot-swaps the plugin,
     /// as `host-runner swap --admin HOST:PORT PLUGIN.wasm` does; `GET /version`).
     #[arg(long, value_name = "HOST:PORT")]

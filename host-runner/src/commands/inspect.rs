@@ -161,7 +161,9 @@ pub fn advisories(place: &Place, as_json: bool) -> Result<()> {
             super::si_text(&a.storage_index),
             a.share_number,
             a.account_id,
-            a.reason
+            // A client wrote this: escape control characters so it cannot
+            // move the cursor, clear the screen or forge further lines.
+            a.reason.escape_debug()
         );
     }
     println!("{} advisory(ies)", all.len());

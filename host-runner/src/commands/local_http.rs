@@ -20,12 +20,14 @@ pub struct Answer {
     pub body: Bytes,
 }
 
-/// Sends one request to `addr` (`HOST:PORT`) and reads the whole answer,
-/// giving up after `timeout`; the error says what failed.
+/// Sends one request to `addr` (`HOST:PORT`), with `authorization` as its
+/// `Authorization` header if given, and reads the whole answer, giving up
+/// after `timeout`; the error says what failed.
 pub fn request(
     addr: &str,
     method: Method,
     path: &str,
+    authorization: Option<&str>,
     body: Option<(&str, Vec<u8>)>,
     timeout: Duration,
 ) -> Result<Answer, String> {
@@ -46,6 +48,9 @@ pub fn request(
                 .method(method)
                 .uri(path)
                 .header(http::header::HOST, addr);
+            if let Some(value) = authorization {
+                builder = builder.header(http::header::AUTHORIZATION, value);
+            }
             let body = match body {
                 Some((content_type, bytes)) => {
                     builder = builder.header(http::header::CONTENT_TYPE, content_type);

@@ -25,6 +25,11 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     opts.host = config;
     opts.listen = args.listen;
     opts.status = (args.status != "off").then_some(args.status);
+    opts.status_public = args.status_public;
+    opts.location = args.location;
+    if let Some(n) = args.max_connections {
+        opts.max_connections = n;
+    }
     if let Some(admin) = &args.admin {
         require_loopback(admin).map_err(|e| anyhow!(e))?;
     }
@@ -84,8 +89,11 @@ pub fn client_config(state: &Path, account: Option<&str>, listen: Option<&str>) 
     };
     let listen = match listen {
         Some(l) => l.to_owned(),
-        None => id.last_listen()?.ok_or_else(|| {
-            anyhow!("the server has not listened yet: run `serve` once, or pass --listen HOST:PORT")
+        None => id.advertised()?.ok_or_else(|| {
+            anyhow!(
+                "no address to advertise: run `serve` once (with --location HOST:PORT if it \
+                 listens on every interface), or pass --listen HOST:PORT"
+            )
         })?,
     };
     let nurl = id.nurl(&listen, &swissnum);

@@ -9,14 +9,23 @@ use anyhow::{Context, Result};
 use http::{Method, StatusCode};
 
 use super::local_http::request;
+use host_runner::server::admin::authorization;
 
 /// Compiling a large component can take a while; a swap that hangs should not.
 const SWAP_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// `swap`: posts the component to the admin endpoint; the error carries the server's reason.
-pub fn swap(admin: &str, plugin: &Path, json: bool) -> Result<()> {
+/// `swap`: posts the component to the admin endpoint with the admin token
+/// read from the server's `state` directory; the error carries the server's reason.
+pub fn swap(admin: &str, state: &Path, plugin: &Path, json: bool) -> Result<()> {
     let wasm = fs::read(plugin).with_context(|| format!("reading plugin {}", plugin.display()))?;
-    let report = request_swap(admin, &wasm)?;
+    let token_path = state.join("host").join("admin-token");
+    let token = fs::read_to_string(&token_path).with_context(|| {
+        format!(
+            "reading the admin token {} (is --state the server's?)",
+            token_path.display()
+        )
+    })?;
+    let report = request_swap(admin, token.trim(), &wasm)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -61,12 +70,18 @@ impl fmt::Display for SwapRequestError {
 
 impl std::error::Error for SwapRequestError {}
 
-/// Posts `wasm` to `POST /swap` at `addr` and waits for the outcome (the JSON report).
-fn request_swap(addr: &str, wasm: &[u8]) -> Result<serde_json::Value, SwapRequestError> {
+/// Posts `wasm` to `POST /swap` at `addr` with the admin `token` and waits
+/// for the outcome (the JSON report).
+fn request_swap(
+    addr: &str,
+    token: &str,
+    wasm: &[u8],
+) -> Result<serde_json::Value, SwapRequestError> {
     let answer = request(
         addr,
         Method::POST,
         "/swap",
+        Some(&authorization(token)),
         Some(("application/wasm", wasm.to_vec())),
         SWAP_TIMEOUT,
     )

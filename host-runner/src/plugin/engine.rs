@@ -104,26 +104,80 @@ pub fn load_component(
     wasm: &[u8],
     cache_dir: &Path,
 ) -> Result<(Component, CompileOutcome), EngineError> {
-    let path = cache_dir.join(cache_file_name(engine, wasm));
-    if path.is_file() {
-        // SAFETY: the file was written by `Component::serialize` of this same engine
-        // configuration (its name carries the compatibility hash), through a rename,
-        // so it is complete; wasmtime still checks its header and refuses mismatches.
-        // A damaged cache entry is only a missed optimisation: fall through and recompile over it.
-        if let Ok(component) = unsafe { Component::deserialize_file(engine, &path) } {
+    let name = cache_file_name(engine, wasm);
+    let path = cache_dir.join(&name);
+    if let Some(artifact) = read_verified(&path, &name) {
+        // SAFETY: these bytes are exactly what `Component::serialize` of this
+        // engine configuration wrote under this name (the tag binds them to the
+        // name, which carries the component's hash and the engine's): a torn,
+        // truncated or foreign file fails the check and is recompiled instead.
+        // wasmtime checks the header again. A refusal is only a missed optimisation.
+        if let Ok(component) = unsafe { Component::deserialize(engine, &artifact) } {
             return Ok((component, CompileOutcome::CacheHit(path)));
         }
     }
     let component =
         Component::new(engine, wasm).map_err(|e| EngineError::Compile(format!("{e:#}")))?;
-    let compiled = component
+    let mut compiled = component
         .serialize()
         .map_err(|e| EngineError::Compile(format!("serializing: {e:#}")))?;
-    write_atomically(cache_dir, &path, &compiled).map_err(|source| EngineError::Cache {
+    let tag = cache_tag(&name, &compiled);
+    compiled.extend_from_slice(&tag);
+    write_durably(cache_dir, &path, &compiled).map_err(|source| EngineError::Cache {
         path: path.clone(),
         source,
     })?;
+    prune(cache_dir, &path);
     Ok((component, CompileOutcome::Compiled(path)))
+}
+
+/// Compiled artifacts kept in the cache (the running one among them): enough
+/// for a swap and its rollback; older ones are removed.
+pub const CACHE_ENTRIES_KEPT: usize = 4;
+
+/// SHA-256 over the file name and the artifact: what a cache file ends with.
+fn cache_tag(name: &str, artifact: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update((name.len() as u64).to_be_bytes());
+    h.update(name.as_bytes());
+    h.update(artifact);
+    h.finalize().into()
+}
+
+/// The artifact in `path` if it is whole and was written under `name`.
+fn read_verified(path: &Path, name: &str) -> Option<Vec<u8>> {
+    let mut bytes = fs::read(path).ok()?;
+    let at = bytes.len().checked_sub(32)?;
+    let tag = bytes.split_off(at);
+    (tag == cache_tag(name, &bytes)).then_some(bytes)
+}
+
+/// Removes all but the newest [`CACHE_ENTRIES_KEPT`] artifacts (never `keep`),
+/// and temporary files an interrupted write left an hour ago or more.
+fn prune(cache_dir: &Path, keep: &Path) {
+    let Ok(entries) = fs::read_dir(cache_dir) else {
+        return;
+    };
+    let mut artifacts = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let modified = entry.metadata().and_then(|m| m.modified()).ok();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.contains(".tmp-") {
+            let old = modified
+                .and_then(|m| m.elapsed().ok())
+                .is_some_and(|age| age >= Duration::from_secs(3600));
+            if old {
+                let _ = fs::remove_file(&path);
+            }
+        } else if name.ends_with(".cwasm") && path != keep {
+            artifacts.push((modified, path));
+        }
+    }
+    artifacts.sort_by(|a, b| b.0.cmp(&a.0));
+    for (_, path) in artifacts.into_iter().skip(CACHE_ENTRIES_KEPT.saturating_sub(1)) {
+        let _ = fs::remove_file(path);
+    }
 }
 
 fn cache_file_name(engine: &Engine, wasm: &[u8]) -> String {
@@ -149,14 +203,62 @@ impl Hasher for Sha256Hasher {
     }
 }
 
-/// Writes to a temp file beside `path` and renames it into place, so a reader
-/// (another process starting) never sees a partial artifact.
-fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// Writes to a temp file beside `path`, syncs it, renames it into place and
+/// syncs the directory: a reader (another process starting) never sees a
+/// partial artifact, and a crash leaves the old entry or the whole new one.
+fn write_durably(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
     fs::create_dir_all(dir)?;
     let temp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let written = fs::write(&temp, bytes).and_then(|()| fs::rename(&temp, path));
+    let written = fs::File::create(&temp)
+        .and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        })
+        .and_then(|()| fs::rename(&temp, path))
+        .and_then(|()| fs::File::open(dir)?.sync_all());
     if written.is_err() {
         let _ = fs::remove_file(&temp);
     }
     written
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The smallest component: a header and nothing else.
+    const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\x00\x01\x00";
+
+    #[test]
+    fn a_torn_or_foreign_cache_file_is_recompiled_and_old_entries_pruned() {
+        let engine = wasm_engine().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (_, first) = load_component(engine, EMPTY_COMPONENT, dir.path()).unwrap();
+        let CompileOutcome::Compiled(path) = first else {
+            panic!("{first}")
+        };
+        let (_, again) = load_component(engine, EMPTY_COMPONENT, dir.path()).unwrap();
+        assert!(matches!(again, CompileOutcome::CacheHit(_)), "{again}");
+
+        let whole = fs::read(&path).unwrap();
+        fs::write(&path, &whole[..whole.len() - 40]).unwrap(); // torn
+        let (_, torn) = load_component(engine, EMPTY_COMPONENT, dir.path()).unwrap();
+        assert!(matches!(torn, CompileOutcome::Compiled(_)), "{torn}");
+        let mut foreign = fs::read(&path).unwrap();
+        let n = foreign.len();
+        foreign[n / 2] ^= 1; // any other bytes under this name
+        fs::write(&path, &foreign).unwrap();
+        let (_, refused) = load_component(engine, EMPTY_COMPONENT, dir.path()).unwrap();
+        assert!(matches!(refused, CompileOutcome::Compiled(_)), "{refused}");
+
+        for i in 0..10 {
+            fs::write(dir.path().join(format!("old-{i}.cwasm")), b"stale").unwrap();
+        }
+        fs::remove_file(&path).unwrap();
+        load_component(engine, EMPTY_COMPONENT, dir.path()).unwrap();
+        let left = fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(left, CACHE_ENTRIES_KEPT, "the cache is pruned");
+        assert!(path.exists(), "never the entry just written");
+    }
 }

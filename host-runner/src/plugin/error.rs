@@ -26,6 +26,8 @@ pub enum HostError {
     Init(CallError),
     /// Not a plugin, or one whose interface version this host does not run.
     Version(VersionError),
+    /// Another process has the state directory.
+    Locked(super::lock::LockError),
 }
 
 impl fmt::Display for HostError {
@@ -37,6 +39,7 @@ impl fmt::Display for HostError {
             HostError::Instantiate(why) => write!(f, "cannot instantiate the plugin: {why}"),
             HostError::Init(e) => write!(f, "the plugin failed to start: {e}"),
             HostError::Version(e) => e.fmt(f),
+            HostError::Locked(e) => e.fmt(f),
         }
     }
 }

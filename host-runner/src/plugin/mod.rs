@@ -17,6 +17,7 @@ pub(crate) mod bindings;
 pub mod clock;
 pub mod config;
 pub mod engine;
+pub mod lock;
 mod error;
 pub mod imports;
 mod launcher;
@@ -69,6 +70,8 @@ pub struct PluginHost {
     supervisor: Supervisor,
     /// Whether a group commit is open in the running instance.
     batch: Batch,
+    /// This process's claim on the state directory, for as long as the host lives.
+    _lock: lock::StateLock,
 }
 
 /// The group commit of the running instance ([`PluginHost::begin_batch`]).
@@ -86,6 +89,8 @@ enum Batch {
 impl PluginHost {
     /// Compiles (or loads from cache) the component, links it and runs `init`.
     pub fn start(config: HostConfig, backend: Arc<dyn ObjectStore>) -> Result<Self, HostError> {
+        // First: a second process must not even compile before it is told.
+        let lock = lock::StateLock::acquire(&config.state_dir).map_err(HostError::Locked)?;
         let engine = wasm_engine()?;
         let (component, compile_outcome) =
             load_component(engine, &config.wasm, &config.cache_dir())?;
@@ -103,6 +108,7 @@ impl PluginHost {
         Ok(PluginHost {
             supervisor: Supervisor::start(launcher, compile_outcome)?,
             batch: Batch::Closed,
+            _lock: lock,
         })
     }
 
@@ -190,9 +196,9 @@ impl PluginHost {
 
     /// Makes the operations since [`begin_batch`] durable together (one sync
     /// of the database). On an error none of them is: the instance is then
-    /// replaced by a cold start, which resolves the uploads the batch left
-    /// half-recorded (its memory still reflected operations whose database
-    /// effects were rolled back). Without an open batch it does nothing.
+    /// replaced by one that takes over its uploads in flight and settles what
+    /// the batch left half-recorded (its memory still reflected operations
+    /// whose database effects were rolled back). Without an open batch it does nothing.
     ///
     /// [`begin_batch`]: PluginHost::begin_batch
     pub fn commit_batch(&mut self) -> Result<(), CallError> {
@@ -208,7 +214,7 @@ impl PluginHost {
                 // The instance died committing: `call` already replaced it.
                 Err(e) if e.killed_instance() => Err(e),
                 Err(e) => {
-                    self.supervisor.restart_cold();
+                    self.supervisor.restart_after_failed_commit();
                     Err(e)
                 }
             },

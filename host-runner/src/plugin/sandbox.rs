@@ -19,6 +19,15 @@ pub const GUEST_STATE_DIR: &str = "/state";
 /// Default cap on the plugin's linear memory.
 pub const DEFAULT_MEMORY_CAP: usize = 256 << 20;
 
+/// Linear memories one instance may have (a component has one per core module that owns one).
+pub const MAX_MEMORIES: usize = 8;
+/// Tables one instance may have.
+pub const MAX_TABLES: usize = 32;
+/// Core instances one component instance may create.
+pub const MAX_INSTANCES: usize = 64;
+/// Elements one table may grow to.
+pub const MAX_TABLE_ELEMENTS: usize = 100_000;
+
 /// Default time one call may run.
 pub const DEFAULT_CALL_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -119,8 +128,14 @@ impl MemoryCap {
     fn new(bytes: usize) -> Self {
         // Trapping on a refused growth makes exhaustion fail the call at once,
         // instead of leaving the guest's allocator to abort somewhere later.
+        // Counts and table sizes are capped too: the plugin needs a handful
+        // of each, and only a faulty or hostile component would ask for more.
         let limits = StoreLimitsBuilder::new()
             .memory_size(bytes)
+            .memories(MAX_MEMORIES)
+            .tables(MAX_TABLES)
+            .instances(MAX_INSTANCES)
+            .table_elements(MAX_TABLE_ELEMENTS)
             .trap_on_grow_failure(true)
             .build();
         MemoryCap {
@@ -197,6 +212,17 @@ mod tests {
         assert_eq!(policy.deadline_ticks(), 2);
         policy.call_deadline = Duration::ZERO;
         assert_eq!(policy.deadline_ticks(), 1);
+    }
+
+    #[test]
+    fn counts_and_table_sizes_are_capped_not_only_memory() {
+        let mut cap = SandboxPolicy::default().memory_cap();
+        assert_eq!(
+            (cap.memories(), cap.tables(), cap.instances()),
+            (MAX_MEMORIES, MAX_TABLES, MAX_INSTANCES)
+        );
+        assert!(cap.table_growing(0, MAX_TABLE_ELEMENTS, None).unwrap());
+        assert!(cap.table_growing(0, MAX_TABLE_ELEMENTS + 1, None).is_err());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use wasmtime::Store;
 
 use super::bindings::version::InterfaceVersion;
-use super::bindings::{Plugin, PluginPre};
+use super::bindings::{on_version, Plugin, PluginPre};
 use super::engine::CompileOutcome;
 use super::error::{CallError, HostError};
 use super::launcher::{classify, Instance, Launcher};
@@ -128,13 +128,31 @@ impl Supervisor {
         }
     }
 
-    /// Shuts the running instance down and starts a fresh one without a
-    /// handover (a cold start); if that fails, the next call tries again.
-    pub(crate) fn restart_cold(&mut self) {
-        if let Some(old) = self.instance.take() {
+    /// Replaces the instance after a failed group commit: its database
+    /// transaction is gone, but its memory still holds every upload in
+    /// flight. Like a hot swap, the next instance takes them over (settling
+    /// whatever the lost batch had recorded), so only the batch fails; a cold
+    /// start is the fallback. If that fails too, the next call tries again.
+    pub(crate) fn restart_after_failed_commit(&mut self) {
+        let mut blob = None;
+        if let Some(mut old) = self.instance.take() {
+            old.arm(&self.launcher.sandbox);
+            if let Ok(Ok(state)) = on_version!(&old.plugin, p => p.leasedb_plugin_lifecycle().call_handover(&mut old.store)) {
+                blob = Some(state);
+            }
             old.shut_down(&self.launcher.sandbox);
         }
         self.restarts += 1;
+        if let Some(blob) = blob {
+            match self.launcher.launch(Some(&blob)) {
+                Ok((instance, report)) => {
+                    self.instance = Some(instance);
+                    self.init_report = report;
+                    return;
+                }
+                Err(e) => eprintln!("plugin: the uploads in flight could not be carried over: {e}"),
+            }
+        }
         match self.relaunch() {
             Ok(instance) => self.instance = Some(instance),
             Err(e) => eprintln!("plugin: restarting after a failed group commit: {e}"),

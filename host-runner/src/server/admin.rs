@@ -7,16 +7,17 @@
 //!   before anything stopped; `409` when the swap failed and was rolled back.
 //! - `GET /version`: the running plugin's version and interface version.
 //!
-//! `host-runner swap --admin HOST:PORT PLUGIN.wasm` is its client.
+//! `host-runner swap --admin HOST:PORT --state DIR PLUGIN.wasm` is its client
+//! (it reads the admin token from the state directory).
 
 use crate::Operations;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
+use subtle::ConstantTimeEq;
 
 use crate::plugin::swap::{Preparer, SwapError, SwapReport};
 use crate::service::Service;
@@ -25,18 +26,31 @@ use crate::service::Service;
 pub const MAX_COMPONENT_SIZE: usize = 256 << 20;
 
 /// The response body type.
-pub type Body = Full<Bytes>;
+pub use super::gbs::reply::Body;
 
-/// What the admin endpoint needs: the service thread and a preparer.
+/// What the admin endpoint needs: the service thread, a preparer and the
+/// token a swap must present (`<state>/host/admin-token`, readable by the
+/// server's user only: the credential is "may read the state directory").
 pub struct Admin {
     service: Service,
     preparer: Preparer,
+    token: String,
+}
+
+/// The header value a swap request carries.
+pub fn authorization(token: &str) -> String {
+    format!("Bearer {token}")
 }
 
 impl Admin {
-    /// Swaps through `service`, preparing with `preparer` (from [`crate::PluginHost::preparer`]).
-    pub fn new(service: Service, preparer: Preparer) -> Self {
-        Admin { service, preparer }
+    /// Swaps through `service`, preparing with `preparer` (from
+    /// [`crate::PluginHost::preparer`]), for requests presenting `token`.
+    pub fn new(service: Service, preparer: Preparer, token: String) -> Self {
+        Admin {
+            service,
+            preparer,
+            token,
+        }
     }
 
     /// Prepares `wasm` on this (blocking) thread, then swaps on the service thread.
@@ -62,10 +76,53 @@ pub fn require_loopback(addr: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Serves one admin request.
+/// Whether a `Host` header names a loopback address: a browser tricked by a
+/// DNS name that resolves to 127.0.0.1 still sends that name, and is refused.
+fn loopback_host(host: Option<&http::HeaderValue>) -> bool {
+    let Some(host) = host.and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|c| c.is_ascii_digit()) => name,
+        _ => host,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Serves one admin request: the `Host` must be a loopback address, and a
+/// swap must present the admin token.
 pub async fn handle(admin: Arc<Admin>, req: Request<Incoming>) -> Response<Body> {
+    if !loopback_host(req.headers().get(http::header::HOST)) {
+        return json(
+            StatusCode::FORBIDDEN,
+            &error_json(
+                "the admin endpoint answers only requests addressed to loopback",
+                true,
+            ),
+        );
+    }
     match (req.method(), req.uri().path()) {
         (&Method::POST, "/swap") => {
+            let presented = req
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .map(|v| v.as_bytes())
+                .unwrap_or_default();
+            let expected = authorization(&admin.token);
+            if !bool::from(presented.ct_eq(expected.as_bytes())) {
+                return json(
+                    StatusCode::UNAUTHORIZED,
+                    &error_json(
+                        "a swap needs the admin token of the server's state directory \
+                         (host-runner swap --state DIR reads it)",
+                        true,
+                    ),
+                );
+            }
             let wasm = match Limited::new(req.into_body(), MAX_COMPONENT_SIZE)
                 .collect()
                 .await
@@ -145,7 +202,7 @@ fn error_json(why: &str, refused: bool) -> serde_json::Value {
 }
 
 fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from(value.to_string() + "\n")));
+    let mut response = Response::new(super::gbs::reply::full(value.to_string() + "\n"));
     *response.status_mut() = status;
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,

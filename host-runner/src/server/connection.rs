@@ -1,6 +1,7 @@
 //! Connections: the TLS accept loop serving GBS over HTTP/1.1 keep-alive
-//! connections, each closed once idle for the configured time (never with a
-//! request in flight), and the plain HTTP loop of the status page and the
+//! connections (at most a set number at once), each closed once idle for the
+//! configured time (never with a request in flight) or when a request header
+//! takes too long, and the plain HTTP loop of the status page and the
 //! admin endpoint.
 
 use std::convert::Infallible;
@@ -26,21 +27,84 @@ use super::gbs::{handle, Gbs};
 /// connections for 240 s and never retries a POST, so be generous).
 pub const DEFAULT_CONNECTION_IDLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
-/// Records the last time bytes moved on a connection.
+/// Time to send a request header (hyper's default, which it applies only with a timer).
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Connections served at once unless the file-descriptor limit is lower:
+/// each takes one descriptor, and the plugin, backend and listeners need some.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+/// [`DEFAULT_MAX_CONNECTIONS`], or half the process's descriptor limit if that is less.
+pub fn default_max_connections() -> usize {
+    match rustix::process::getrlimit(rustix::process::Resource::Nofile).current {
+        // `None` is no limit.
+        None => DEFAULT_MAX_CONNECTIONS,
+        Some(current) => DEFAULT_MAX_CONNECTIONS.min((current / 2).max(16) as usize),
+    }
+}
+
+/// No request header is being received.
+const NO_HEAD: u64 = u64::MAX;
+
+/// Records the last time bytes moved on a connection, and when the bytes of
+/// a request header began to arrive with no request yet being served.
 struct Activity {
     origin: Instant,
     last_ms: AtomicU64,
+    head_started_ms: AtomicU64,
+    in_flight: AtomicUsize,
 }
 
 impl Activity {
+    fn new() -> Activity {
+        Activity {
+            origin: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            head_started_ms: AtomicU64::new(NO_HEAD),
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.origin.elapsed().as_millis() as u64
+    }
+
     fn touch(&self) {
-        self.last_ms
-            .store(self.origin.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.last_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// Bytes arrived: between requests, they begin a header.
+    fn read(&self) {
+        self.touch();
+        if self.in_flight.load(Ordering::SeqCst) == 0 {
+            let _ = self.head_started_ms.compare_exchange(
+                NO_HEAD,
+                self.now_ms(),
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
+        }
+    }
+
+    /// A request's header is complete and its handler runs.
+    fn request_started(&self) {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.head_started_ms.store(NO_HEAD, Ordering::SeqCst);
+    }
+
+    fn request_ended(&self) {
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 
     fn idle(&self) -> Duration {
         let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
         self.origin.elapsed().saturating_sub(last)
+    }
+
+    /// How long the header being received has taken, if one is.
+    fn head_pending(&self) -> Option<Duration> {
+        let started = self.head_started_ms.load(Ordering::SeqCst);
+        (started != NO_HEAD).then(|| Duration::from_millis(self.now_ms().saturating_sub(started)))
     }
 }
 
@@ -59,7 +123,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
-            self.activity.touch();
+            self.activity.read();
         }
         r
     }
@@ -93,16 +157,39 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
     }
 }
 
+/// How long connections may take at each stage.
+#[derive(Clone, Copy)]
+pub(super) struct ConnectionLimits {
+    /// A keep-alive connection idle this long is closed.
+    pub(super) idle: Duration,
+    /// Longest a request header (or the TLS handshake) may take.
+    pub(super) header: Duration,
+    /// Most connections served at once.
+    pub(super) max_connections: usize,
+}
+
 /// Accepts TLS connections and serves GBS on them until `stop` turns true.
+/// At most `max_connections` are served at once: beyond that, new ones wait
+/// in the listen queue until one closes, so clients that stall cannot take
+/// every descriptor, and the header timeout frees their places.
 pub(super) async fn accept_loop(
     gbs: Arc<Gbs>,
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
-    idle_timeout: Duration,
+    limits: ConnectionLimits,
     mut stop: watch::Receiver<bool>,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let places = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let (idle_timeout, header_timeout) = (limits.idle, limits.header);
     loop {
+        let place = tokio::select! {
+            p = places.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            _ = stop.changed() => return,
+        };
         let (tcp, _peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(c) => c,
@@ -119,8 +206,8 @@ pub(super) async fn accept_loop(
         let acceptor = acceptor.clone();
         let mut stop = stop.clone();
         tokio::spawn(async move {
-            let Ok(Ok(tls)) =
-                tokio::time::timeout(Duration::from_secs(30), acceptor.accept(tcp)).await
+            let _place = place;
+            let Ok(Ok(tls)) = tokio::time::timeout(header_timeout, acceptor.accept(tcp)).await
             else {
                 return;
             };
@@ -128,24 +215,20 @@ pub(super) async fn accept_loop(
             gbs.counters()
                 .connections_total
                 .fetch_add(1, Ordering::Relaxed);
-            let activity = Arc::new(Activity {
-                origin: Instant::now(),
-                last_ms: AtomicU64::new(0),
-            });
+            let activity = Arc::new(Activity::new());
             let io = TokioIo::new(Tracked {
                 inner: tls,
                 activity: activity.clone(),
             });
-            let in_flight = Arc::new(AtomicUsize::new(0));
             let svc_gbs = gbs.clone();
-            let svc_in_flight = in_flight.clone();
+            let svc_activity = activity.clone();
             let svc = service_fn(move |req: Request<Incoming>| {
                 let gbs = svc_gbs.clone();
-                let in_flight = svc_in_flight.clone();
+                let activity = svc_activity.clone();
                 async move {
-                    in_flight.fetch_add(1, Ordering::SeqCst);
+                    activity.request_started();
                     let resp = handle(gbs, req).await;
-                    in_flight.fetch_sub(1, Ordering::SeqCst);
+                    activity.request_ended();
                     Ok::<_, Infallible>(resp)
                 }
             });
@@ -153,20 +236,33 @@ pub(super) async fn accept_loop(
                 .keep_alive(true)
                 .serve_connection(io, svc);
             tokio::pin!(conn);
-            let mut check = tokio::time::interval(Duration::from_secs(5).min(idle_timeout));
-            let mut shutting_down = false;
+            let every = (header_timeout.min(idle_timeout) / 4)
+                .clamp(Duration::from_millis(50), Duration::from_secs(5));
+            let mut check = tokio::time::interval(every);
+            let mut shutting_down: Option<Instant> = None;
             loop {
                 tokio::select! {
                     _ = conn.as_mut() => break,
                     _ = check.tick() => {
-                        if !shutting_down && in_flight.load(Ordering::SeqCst) == 0 && activity.idle() >= idle_timeout {
-                            conn.as_mut().graceful_shutdown();
-                            shutting_down = true;
+                        let in_flight = activity.in_flight.load(Ordering::SeqCst);
+                        // A header that takes too long: the client is stalling,
+                        // and dropping the connection is the only answer hyper allows.
+                        if activity.head_pending().is_some_and(|t| t >= header_timeout) {
+                            break;
+                        }
+                        match shutting_down {
+                            None if in_flight == 0 && activity.idle() >= idle_timeout => {
+                                conn.as_mut().graceful_shutdown();
+                                shutting_down = Some(Instant::now());
+                            }
+                            // A reply the client does not read must not hold the place forever.
+                            Some(at) if at.elapsed() >= header_timeout && activity.idle() >= header_timeout => break,
+                            _ => {}
                         }
                     }
-                    _ = stop.changed(), if !shutting_down => {
+                    _ = stop.changed(), if shutting_down.is_none() => {
                         conn.as_mut().graceful_shutdown();
-                        shutting_down = true;
+                        shutting_down = Some(Instant::now());
                     }
                 }
             }

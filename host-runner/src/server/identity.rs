@@ -71,14 +71,30 @@ pub fn authorization_value(swissnum: &str) -> String {
     )
 }
 
+/// Replaces `path` with `contents` durably: a temporary file created
+/// readable by its owner only (there is never a moment when a secret is
+/// readable by others), synced, renamed over `path`, and the directory synced
+/// so the new name survives a crash.
 fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), IdentityError> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(|e| fail(dir, e))?;
-    }
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(|e| fail(dir, e))?;
     let temp = path.with_extension(format!("tmp-{}", std::process::id()));
-    fs::write(&temp, contents)
-        .and_then(|()| fs::File::open(&temp)?.sync_all())
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+        .open(&temp)
+        .and_then(|mut f| {
+            f.write_all(contents)?;
+            f.sync_all()
+        })
         .and_then(|()| fs::rename(&temp, path))
+        .and_then(|()| fs::File::open(dir)?.sync_all())
         .map_err(|e| fail(path, e))
 }
 
@@ -197,6 +213,33 @@ impl Identity {
         }
     }
 
+    /// What the NURLs name: the `--location` set, else the last listen
+    /// address unless it was a wildcard (which names no reachable host).
+    pub fn advertised(&self) -> Result<Option<String>, IdentityError> {
+        if let Some(location) = self.location()? {
+            return Ok(Some(location));
+        }
+        Ok(self.last_listen()?.filter(|l| {
+            l.parse::<std::net::SocketAddr>()
+                .map_or(true, |a| !a.ip().is_unspecified())
+        }))
+    }
+
+    /// The admin endpoint's token (created on first use, owner-readable only).
+    pub fn admin_token(&self) -> Result<String, IdentityError> {
+        load_or_create_token(&self.dir.join("admin-token"))
+    }
+
+    /// The `HOST:PORT` clients are told to use (`serve --location`), if set.
+    pub fn location(&self) -> Result<Option<String>, IdentityError> {
+        Ok(read_optional(&self.dir.join("location"))?.map(|t| t.trim().to_owned()))
+    }
+
+    /// Remembers the `HOST:PORT` the NURLs and `servers.yaml` advertise.
+    pub fn set_location(&self, location: &str) -> Result<(), IdentityError> {
+        write_atomic(&self.dir.join("location"), format!("{location}\n").as_bytes())
+    }
+
     /// The accounts file.
     pub fn accounts_path(&self) -> PathBuf {
         self.dir.join("accounts.json")
@@ -231,11 +274,6 @@ fn load_or_create_cert(dir: &Path) -> Result<(Vec<u8>, Vec<u8>), IdentityError> 
     let cert = params.self_signed(&key).map_err(|e| fail(&cert_path, e))?;
     // Key first: a certificate without its key would be useless.
     write_atomic(&key_path, key.serialize_pem().as_bytes())?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = fs::set_permissions(&key_path, fs::Permissions::from_mode(0o600));
-    }
     write_atomic(&cert_path, cert.pem().as_bytes())?;
     Ok((cert.der().to_vec(), key.serialize_der()))
 }
@@ -273,6 +311,8 @@ pub enum AccountError {
     Exists(String),
     /// No account has that name.
     Unknown(String),
+    /// The name belonged to an account that was revoked; it is not reused.
+    Revoked(String),
     /// The file could not be read or written.
     Io(IdentityError),
 }
@@ -286,6 +326,11 @@ impl fmt::Display for AccountError {
             ),
             AccountError::Exists(n) => write!(f, "account {n:?} exists already"),
             AccountError::Unknown(n) => write!(f, "no account is named {n:?}"),
+            AccountError::Revoked(n) => write!(
+                f,
+                "account {n:?} was revoked and its name is not given out again \
+                 (its leases stay with it); choose another name"
+            ),
             AccountError::Io(e) => e.fmt(f),
         }
     }
@@ -318,16 +363,11 @@ pub fn list_accounts(path: &Path) -> Result<Vec<NamedAccount>, IdentityError> {
 
 fn save_accounts(path: &Path, accounts: Vec<NamedAccount>) -> Result<(), IdentityError> {
     let text = serde_json::to_string_pretty(&AccountsFile { accounts }).expect("serialisable");
-    write_atomic(path, text.as_bytes())?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o600));
-    }
-    Ok(())
+    write_atomic(path, text.as_bytes())
 }
 
-/// Mints a swissnum for a new account `name` (a revoked one of that name is replaced).
+/// Mints a swissnum for a new account `name`. A revoked name is never given
+/// out again: leases are kept by account name, so its holder would inherit them.
 pub fn add_account(path: &Path, name: &str) -> Result<NamedAccount, AccountError> {
     let valid = !name.is_empty()
         && name.len() <= 64
@@ -338,10 +378,11 @@ pub fn add_account(path: &Path, name: &str) -> Result<NamedAccount, AccountError
         return Err(AccountError::BadName(name.to_owned()));
     }
     let mut accounts = list_accounts(path)?;
-    if accounts.iter().any(|a| a.name == name && !a.revoked) {
-        return Err(AccountError::Exists(name.to_owned()));
+    match accounts.iter().find(|a| a.name == name) {
+        Some(a) if a.revoked => return Err(AccountError::Revoked(name.to_owned())),
+        Some(_) => return Err(AccountError::Exists(name.to_owned())),
+        None => {}
     }
-    accounts.retain(|a| a.name != name);
     let account = NamedAccount {
         name: name.to_owned(),
         swissnum: fresh_swissnum(),
@@ -466,5 +507,24 @@ mod tests {
             creds.authorize(authorization_value(&alice.swissnum).as_bytes()),
             None
         );
+        // A new holder of the name would inherit alice's leases: refused.
+        assert!(matches!(
+            add_account(&path, "alice"),
+            Err(AccountError::Revoked(_))
+        ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn secrets_are_created_owner_readable_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let identity = Identity::load_or_create(dir.path()).unwrap();
+        identity.admin_token().unwrap();
+        add_account(&identity.accounts_path(), "carol").unwrap();
+        for file in ["swissnum", "tls/key.pem", "accounts.json", "admin-token"] {
+            let mode = fs::metadata(identity.dir.join(file)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "{file} has mode {mode:o}");
+        }
     }
 }

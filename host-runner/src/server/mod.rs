@@ -28,8 +28,12 @@ use crate::backend::{DirStore, ObjectStore};
 use crate::plugin::swap::Preparer;
 use crate::plugin::{HostConfig, HostError};
 use crate::service::{CrawlerPacing, CrawlerThread, Service, ServiceThread};
-pub use connection::DEFAULT_CONNECTION_IDLE_TIMEOUT;
-use connection::{accept_loop, plain_http_loop};
+pub use connection::{
+    default_max_connections, DEFAULT_CONNECTION_IDLE_TIMEOUT, DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+};
+use connection::{accept_loop, plain_http_loop, ConnectionLimits};
+pub use gbs::state::{DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_QUEUED, MAX_READ_TEST_WRITE_BODY};
 use gbs::uploads::DEFAULT_UPLOAD_IDLE_TIMEOUT;
 use gbs::Gbs;
 use identity::{Identity, IdentityError};
@@ -47,8 +51,14 @@ pub struct ServeOptions {
     /// `HOST:PORT` to listen on; `None`: the address remembered from the last
     /// run, or `127.0.0.1:0` the first time.
     pub listen: Option<String>,
-    /// Status page address; `None`: off.
+    /// Status page address; `None`: off. Loopback unless `status_public`.
     pub status: Option<String>,
+    /// Whether the status page may bind a non-loopback address.
+    pub status_public: bool,
+    /// `HOST:PORT` the NURLs and `servers.yaml` advertise (like Tahoe's
+    /// `tub.location`); remembered. `None`: the one remembered, else the
+    /// listen address (which then must not be a wildcard).
+    pub location: Option<String>,
     /// Admin address; `None`: off.
     pub admin: Option<String>,
     /// Crawler pacing; `None`: no background crawler.
@@ -57,6 +67,16 @@ pub struct ServeOptions {
     pub upload_idle_timeout: Duration,
     /// A connection idle this long is closed.
     pub connection_idle_timeout: Duration,
+    /// Longest a client may take to send a request's header once it began
+    /// (and to finish the TLS handshake); the connection is closed after it.
+    pub header_timeout: Duration,
+    /// Longest a request body may go without a byte arriving; the request is
+    /// then answered 408 and its upload stays resumable (or is reaped as idle).
+    pub body_timeout: Duration,
+    /// Most connections served at once; further ones wait to be accepted.
+    pub max_connections: usize,
+    /// Requests that may wait for the plugin; beyond them, 503 with Retry-After.
+    pub max_queued: usize,
 }
 
 impl ServeOptions {
@@ -67,10 +87,16 @@ impl ServeOptions {
             storage: storage.into(),
             listen: None,
             status: Some("127.0.0.1:0".into()),
+            status_public: false,
+            location: None,
             admin: None,
             crawler: Some(CrawlerPacing::default()),
             upload_idle_timeout: DEFAULT_UPLOAD_IDLE_TIMEOUT,
             connection_idle_timeout: DEFAULT_CONNECTION_IDLE_TIMEOUT,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            max_connections: default_max_connections(),
+            max_queued: DEFAULT_MAX_QUEUED,
         }
     }
 }
@@ -90,6 +116,8 @@ pub enum ServeError {
     Tls(String),
     /// The async runtime could not be built.
     Runtime(io::Error),
+    /// The options contradict the server's safety rules.
+    Config(String),
 }
 
 impl fmt::Display for ServeError {
@@ -101,6 +129,7 @@ impl fmt::Display for ServeError {
             ServeError::Listen(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
             ServeError::Tls(e) => write!(f, "TLS: {e}"),
             ServeError::Runtime(e) => write!(f, "async runtime: {e}"),
+            ServeError::Config(e) => f.write_str(e),
         }
     }
 }
@@ -113,15 +142,21 @@ impl From<IdentityError> for ServeError {
     }
 }
 
-/// How a `HOST:PORT` listen address appears in a URL (IPv6 in brackets;
-/// an unspecified address as loopback).
-fn url_authority(addr: &SocketAddr) -> String {
-    match addr {
-        SocketAddr::V4(a) if a.ip().is_unspecified() => format!("127.0.0.1:{}", a.port()),
-        SocketAddr::V4(a) => a.to_string(),
-        SocketAddr::V6(a) if a.ip().is_unspecified() => format!("[::1]:{}", a.port()),
-        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
-    }
+/// How a listen address appears in a NURL; none for a wildcard address,
+/// which names no host a client could reach.
+fn url_authority(addr: &SocketAddr) -> Option<String> {
+    (!addr.ip().is_unspecified()).then(|| addr.to_string())
+}
+
+/// Whether every address `addr` resolves to is loopback.
+fn is_loopback(addr: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    addr.to_socket_addrs()
+        .map(|all| {
+            let all: Vec<_> = all.collect();
+            !all.is_empty() && all.iter().all(|a| a.ip().is_loopback())
+        })
+        .unwrap_or(false)
 }
 
 async fn bind(addr: &str) -> Result<TcpListener, ServeError> {
@@ -175,30 +210,64 @@ impl Server {
             .local_addr()
             .map_err(|e| ServeError::Listen(listen.clone(), e))?;
         let status_listener = match &opts.status {
+            Some(a) if !opts.status_public && !is_loopback(a) => {
+                return Err(ServeError::Config(format!(
+                    "the status page address {a} is not loopback; it shows every account's \
+                     usage, so binding it elsewhere needs --status-public"
+                )))
+            }
             Some(a) => Some(runtime.block_on(bind(a))?),
             None => None,
         };
+        // Enforced here, not only by the CLI: swapping code is not for the network.
         let admin_listener = match &opts.admin {
+            Some(a) if !is_loopback(a) => {
+                return Err(ServeError::Config(format!(
+                    "the admin address must be on loopback (127.0.0.1 or [::1]), not {a:?}"
+                )))
+            }
             Some(a) => Some(runtime.block_on(bind(a))?),
             None => None,
+        };
+        let advertised = match &opts.location {
+            Some(location) => location.clone(),
+            None => match identity.location()? {
+                Some(location) => location,
+                None => url_authority(&addr).ok_or_else(|| {
+                    ServeError::Config(format!(
+                        "listening on {addr}, every interface: say which address clients \
+                         reach with --location HOST:PORT"
+                    ))
+                })?,
+            },
         };
         let max_mutable = opts.host.max_mutable_size;
         let (service, service_thread) =
             Service::start(opts.host.clone(), backend).map_err(ServeError::Host)?;
-        let gbs = Arc::new(Gbs::new(service.clone(), identity.clone(), max_mutable));
+        let gbs = Arc::new(
+            Gbs::new(service.clone(), identity.clone(), max_mutable)
+                .with_body_timeout(opts.body_timeout)
+                .with_max_queued(opts.max_queued),
+        );
         if let Err(e) = runtime.block_on(gbs.refresh_version()) {
             eprintln!("serve: no capabilities from the plugin yet: {e}");
         }
-        let authority = url_authority(&addr);
-        identity.remember_listen(&authority)?;
-        let nurl = identity.nurl(&authority, &identity.swissnum);
+        identity.remember_listen(&addr.to_string())?;
+        if let Some(location) = &opts.location {
+            identity.set_location(location)?;
+        }
+        let nurl = identity.nurl(&advertised, &identity.swissnum);
         let (stop, stop_rx) = watch::channel(false);
 
         runtime.spawn(accept_loop(
             gbs.clone(),
             listener,
             tls,
-            opts.connection_idle_timeout,
+            ConnectionLimits {
+                idle: opts.connection_idle_timeout,
+                header: opts.header_timeout,
+                max_connections: opts.max_connections,
+            },
             stop_rx.clone(),
         ));
         {
@@ -246,6 +315,7 @@ impl Server {
                 let admin = Arc::new(admin::Admin::new(
                     service.clone(),
                     Preparer::new(opts.host.cache_dir(), opts.host.sandbox.clone()),
+                    identity.admin_token()?,
                 ));
                 runtime.spawn(plain_http_loop(
                     l,

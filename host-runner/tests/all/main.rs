@@ -5,6 +5,7 @@
 mod chaos;
 mod cli;
 mod conformance;
+mod edge;
 mod fixture;
 mod gbs_protocol;
 mod group_commit;

@@ -16,6 +16,8 @@ fn swap_command_upgrades_a_running_server_and_explains_a_refusal() {
         None,
         &["--admin", &admin, "--plugin", RELEASE_1B5D437],
     );
+    let state = dir.path().join("s").join("state");
+    let state = state.to_str().unwrap();
     let version = || http_get(&admin, "/version").expect("the admin endpoint answers");
     assert!(!version().contains("+next"), "{}", version());
 
@@ -24,6 +26,8 @@ fn swap_command_upgrades_a_running_server_and_explains_a_refusal() {
             "swap",
             "--admin",
             &admin,
+            "--state",
+            state,
             leasedb_plugin_fixtures::PLUGIN_SCHEMA_V2_WASM,
         ]),
         Duration::from_secs(120),
@@ -42,7 +46,9 @@ fn swap_command_upgrades_a_running_server_and_explains_a_refusal() {
     let junk = dir.path().join("junk.wasm");
     std::fs::write(&junk, b"\0asm but not really a component").unwrap();
     let refused = run_bounded(
-        host_runner().args(["swap", "--admin", &admin]).arg(&junk),
+        host_runner()
+            .args(["swap", "--admin", &admin, "--state", state])
+            .arg(&junk),
         Duration::from_secs(120),
     );
     assert!(
@@ -62,6 +68,8 @@ fn swap_command_upgrades_a_running_server_and_explains_a_refusal() {
             "swap",
             "--admin",
             &admin,
+            "--state",
+            state,
             leasedb_plugin_artifacts::PLUGIN_WASM,
         ]),
         Duration::from_secs(120),

@@ -1,13 +1,14 @@
 //! Immutable shares (GBS.md §3.3–§3.7): allocate, PATCH, abort, list, read.
 
 use crate::Operations;
+use std::sync::Arc;
+
 use http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use super::reply::{cbor, cbor_body, empty, plugin, text, Body, Call, Reply};
-use super::share_read::{read_pieces, share_data_reply, wanted};
-use super::uploads::{Progress, UploadRefusal};
+use super::share_read::{share_reply, wanted};
+use super::uploads::{Progress, UploadRefusal, Uploads};
 use super::wire::{self, AllocateRequest, SecretKind};
 use crate::StorageIndex;
 
@@ -19,7 +20,7 @@ const PIECE: usize = 1 << 20;
 
 /// POST /storage/v1/immutable/:si.
 pub(super) async fn allocate(call: &Call<'_>, si: StorageIndex, req: Request<Incoming>) -> Reply {
-    let body: AllocateRequest = cbor_body(req, ALLOCATE_LIMIT).await?;
+    let body: AllocateRequest = cbor_body(call.gbs, req, ALLOCATE_LIMIT).await?;
     let mut shnums = Vec::with_capacity(body.share_numbers.0.len());
     for n in body.share_numbers.0 {
         shnums.push(u32::try_from(n).map_err(|_| {
@@ -87,8 +88,8 @@ pub(super) async fn write(
     }
     let uploads = call.gbs.uploads();
     let secret = call.secrets.get(SecretKind::Upload);
-    let allocated = match uploads.begin_write(&si, n, secret) {
-        Ok(size) => size,
+    let (allocated, writing) = match uploads.begin_write(&si, n, secret) {
+        Ok(size) => (size, Writing { uploads, si, n }),
         Err(UploadRefusal::NoUpload) => {
             return Err(text(
                 StatusCode::NOT_FOUND,
@@ -107,7 +108,7 @@ pub(super) async fn write(
     } else {
         stream(call, si, n, first, end, req.into_body()).await
     };
-    let progress = uploads.end_write(&si, n);
+    let progress = writing.end();
     streamed?;
     match progress {
         None => Err(text(StatusCode::NOT_FOUND, "the upload was aborted")),
@@ -122,6 +123,28 @@ pub(super) async fn write(
             close_session_if_done(call, &si, n).await;
             Ok(cbor(StatusCode::CREATED, wire::required(&[])))
         }
+    }
+}
+
+/// A PATCH in progress: the upload counts as busy (never reaped) until it
+/// ends, also when the request is dropped mid-body with its connection.
+struct Writing<'a> {
+    uploads: &'a Uploads,
+    si: StorageIndex,
+    n: u32,
+}
+
+impl Writing<'_> {
+    fn end(self) -> Option<Progress> {
+        let progress = self.uploads.end_write(&self.si, self.n);
+        std::mem::forget(self);
+        progress
+    }
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.uploads.end_write(&self.si, self.n);
     }
 }
 
@@ -147,17 +170,7 @@ async fn stream(
     let uploads = call.gbs.uploads();
     let mut at = first;
     let mut buf: Vec<u8> = Vec::with_capacity(PIECE.min((end - first) as usize));
-    loop {
-        let frame = match body.frame().await {
-            None => break,
-            Some(Ok(frame)) => frame,
-            Some(Err(e)) => {
-                return Err(text(
-                    StatusCode::BAD_REQUEST,
-                    format!("reading the body: {e}"),
-                ))
-            }
-        };
+    while let Some(frame) = call.gbs.next_frame(&mut body).await? {
         let Ok(mut data) = frame.into_data() else {
             continue;
         };
@@ -242,9 +255,10 @@ pub(super) async fn read(
     req: &Request<Incoming>,
 ) -> Reply {
     let want = wanted(req)?;
-    let data = plugin(call.gbs, move |h| {
-        read_pieces(&want, |at, length| h.read(si.as_bytes(), n, at, length))
-    })
-    .await?;
-    Ok(share_data_reply(&want, data))
+    share_reply(
+        call.gbs,
+        want,
+        Arc::new(move |h, at, length| h.read(si.as_bytes(), n, at, length)),
+    )
+    .await
 }

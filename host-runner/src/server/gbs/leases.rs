@@ -34,7 +34,7 @@ pub(super) async fn corrupt(
     mutable: bool,
     req: Request<Incoming>,
 ) -> Reply {
-    let body: CorruptRequest = cbor_body(req, CORRUPT_LIMIT).await?;
+    let body: CorruptRequest = cbor_body(call.gbs, req, CORRUPT_LIMIT).await?;
     if body.reason.is_empty() {
         return Err(text(StatusCode::BAD_REQUEST, "empty reason"));
     }

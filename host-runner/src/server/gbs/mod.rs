@@ -12,6 +12,8 @@
     reason = "endpoints return their early reply (a whole response) as the error arm"
 )]
 
+#[cfg(test)]
+mod fuzz;
 mod immutable;
 mod leases;
 mod mutable;

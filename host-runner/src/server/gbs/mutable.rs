@@ -4,11 +4,36 @@ use crate::Operations;
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
 
-use super::reply::{cbor, cbor_body, plugin, text, Call, Reply};
-use super::share_read::{read_pieces, share_data_reply, wanted};
+use super::reply::{cbor, cbor_body, plugin, text, Body, Call, Reply};
+use super::share_read::{share_reply, wanted};
 use super::wire::{self, ReadTestWriteRequest, SecretKind};
 use crate::plugin::wit::{ByteRange, ShareWrites, TestOperator, TestVector, WriteVector};
 use crate::StorageIndex;
+
+/// Share entries in one read-test-write (GBS.md §3.9: `0*256`).
+pub const MAX_SHARES_PER_WRITE: usize = 256;
+/// Test vectors per share and read vectors per request (GBS.md §3.9: `0*30`).
+pub const MAX_VECTORS: usize = 30;
+
+/// Refuses the vectors Tahoe's schema refuses, naming the limit (400).
+fn check_vector_limits(body: &ReadTestWriteRequest) -> Result<(), http::Response<Body>> {
+    let over = |what: &str, n: usize, limit: usize| {
+        Err(text(
+            StatusCode::BAD_REQUEST,
+            format!("{n} {what}; at most {limit} are allowed"),
+        ))
+    };
+    if body.test_write_vectors.len() > MAX_SHARES_PER_WRITE {
+        return over("shares in test-write-vectors", body.test_write_vectors.len(), MAX_SHARES_PER_WRITE);
+    }
+    if body.read_vector.len() > MAX_VECTORS {
+        return over("read vectors", body.read_vector.len(), MAX_VECTORS);
+    }
+    if let Some((n, tw)) = body.test_write_vectors.iter().find(|(_, tw)| tw.test.len() > MAX_VECTORS) {
+        return over(&format!("test vectors for share {n}"), tw.test.len(), MAX_VECTORS);
+    }
+    Ok(())
+}
 
 /// POST /storage/v1/mutable/:si/read-test-write.
 pub(super) async fn read_test_write(
@@ -16,7 +41,8 @@ pub(super) async fn read_test_write(
     si: StorageIndex,
     req: Request<Incoming>,
 ) -> Reply {
-    let body: ReadTestWriteRequest = cbor_body(req, call.gbs.max_mutable_body).await?;
+    let body: ReadTestWriteRequest = cbor_body(call.gbs, req, call.gbs.max_mutable_body).await?;
+    check_vector_limits(&body)?;
     let mut writes = Vec::with_capacity(body.test_write_vectors.len());
     for (n, tw) in body.test_write_vectors {
         let share_number = u32::try_from(n).map_err(|_| {
@@ -94,18 +120,15 @@ pub(super) async fn read(
     req: &Request<Incoming>,
 ) -> Reply {
     let want = wanted(req)?;
-    let data = plugin(call.gbs, move |h| {
-        read_pieces(&want, |offset, length| {
-            let reads = h.mutable_read(si.as_bytes(), &[n], &[ByteRange { offset, length }])?;
-            reads
-                .into_iter()
-                .find(|r| r.share_number == n)
-                .and_then(|r| r.data.into_iter().next())
-                .ok_or(crate::plugin::CallError::Plugin(
-                    crate::plugin::wit::PluginError::NotFound,
-                ))
-        })
-    })
-    .await?;
-    Ok(share_data_reply(&want, data))
+    let read = move |h: &mut crate::plugin::PluginHost, offset, length| {
+        let reads = h.mutable_read(si.as_bytes(), &[n], &[ByteRange { offset, length }])?;
+        reads
+            .into_iter()
+            .find(|r| r.share_number == n)
+            .and_then(|r| r.data.into_iter().next())
+            .ok_or(crate::plugin::CallError::Plugin(
+                crate::plugin::wit::PluginError::NotFound,
+            ))
+    };
+    share_reply(call.gbs, want, std::sync::Arc::new(read)).await
 }

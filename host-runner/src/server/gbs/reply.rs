@@ -1,9 +1,12 @@
 //! Building replies: bodies, plain and CBOR answers, the HTTP status of a
 //! failed plugin call, and reading a bounded request body.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
 use super::state::Gbs;
@@ -12,15 +15,22 @@ use crate::plugin::wit::{Account, BackendFailure, PluginError};
 use crate::plugin::{CallError, PluginHost};
 use crate::service::ServiceGone;
 
-/// A response body: always complete in memory.
-pub type Body = Full<Bytes>;
+/// A response body: complete in memory, or share data streamed in pieces.
+pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// A body of bytes already in memory.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
 
 /// Oversized bodies up to this size are read and dropped before the 413.
 const DRAIN_LIMIT: u64 = 64 << 20;
 
 /// One authorised request's context.
 pub(crate) struct Call<'a> {
-    pub(super) gbs: &'a Gbs,
+    pub(super) gbs: &'a Arc<Gbs>,
     pub(super) account: Account,
     pub(super) secrets: Secrets,
 }
@@ -34,7 +44,7 @@ pub fn respond(
     content_type: Option<&str>,
     body: impl Into<Bytes>,
 ) -> Response<Body> {
-    let mut resp = Response::new(Full::new(body.into()));
+    let mut resp = Response::new(full(body));
     *resp.status_mut() = status;
     if let Some(ct) = content_type {
         resp.headers_mut().insert(
@@ -91,6 +101,18 @@ pub(crate) async fn plugin<T: Send + 'static>(
     gbs: &Gbs,
     f: impl FnOnce(&mut PluginHost) -> Result<T, CallError> + Send + 'static,
 ) -> Result<T, Response<Body>> {
+    if gbs.service.queued() >= gbs.max_queued {
+        let mut busy = text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "{} requests are waiting for the plugin; try again shortly",
+                gbs.max_queued
+            ),
+        );
+        busy.headers_mut()
+            .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return Err(busy);
+    }
     match gbs.service.operation(f).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(call_error(e)),
@@ -98,9 +120,11 @@ pub(crate) async fn plugin<T: Send + 'static>(
     }
 }
 
-/// Reads a whole request body of at most `limit` bytes (413 beyond it).
+/// Reads a whole request body of at most `limit` bytes (413 beyond it, 408
+/// when it stalls).
 pub(crate) async fn read_body(
-    body: Incoming,
+    gbs: &Gbs,
+    mut body: Incoming,
     headers: &http::HeaderMap,
     limit: u64,
 ) -> Result<Bytes, Response<Body>> {
@@ -114,8 +138,7 @@ pub(crate) async fn read_body(
             // Read (and drop) a moderate body first, so the client gets to see the
             // 413 instead of a connection reset in the middle of its upload.
             if len <= DRAIN_LIMIT {
-                let mut body = body;
-                while let Some(Ok(_)) = body.frame().await {}
+                while let Ok(Some(_)) = gbs.next_frame(&mut body).await {}
             }
             return Err(text(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -123,21 +146,24 @@ pub(crate) async fn read_body(
             ));
         }
     }
-    match Limited::new(body, limit as usize).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(text(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("body over {limit} bytes"),
-        )),
-        Err(e) => Err(text(
-            StatusCode::BAD_REQUEST,
-            format!("reading the body: {e}"),
-        )),
+    let mut collected = bytes::BytesMut::new();
+    while let Some(frame) = gbs.next_frame(&mut body).await? {
+        if let Ok(data) = frame.into_data() {
+            if (collected.len() + data.len()) as u64 > limit {
+                return Err(text(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("body over {limit} bytes"),
+                ));
+            }
+            collected.extend_from_slice(&data);
+        }
     }
+    Ok(collected.freeze())
 }
 
 /// Checks the content type (415) and reads and decodes a CBOR body (413, 400).
 pub(crate) async fn cbor_body<T: for<'de> serde::Deserialize<'de>>(
+    gbs: &Gbs,
     req: Request<Incoming>,
     limit: u64,
 ) -> Result<T, Response<Body>> {
@@ -153,6 +179,6 @@ pub(crate) async fn cbor_body<T: for<'de> serde::Deserialize<'de>>(
             "expected application/cbor",
         ));
     }
-    let bytes = read_body(body, &parts.headers, limit).await?;
+    let bytes = read_body(gbs, body, &parts.headers, limit).await?;
     wire::decode(&bytes).map_err(|e| text(StatusCode::BAD_REQUEST, format!("bad CBOR: {}", e.0)))
 }

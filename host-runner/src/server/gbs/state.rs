@@ -8,15 +8,27 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http::Request;
+use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
+use super::reply::{text, Body};
 use super::uploads::Uploads;
 use super::wire;
 use crate::plugin::wit::Account;
 use crate::plugin::CallError;
 use crate::server::identity::{list_accounts, Credentials, Identity};
 use crate::service::{Service, ServiceGone};
+
+/// Time a request body may send nothing.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Requests waiting for the plugin beyond which new ones are answered 503.
+pub const DEFAULT_MAX_QUEUED: usize = 1024;
+
+/// Largest read-test-write body: it is held whole, and the plugin receives it
+/// in its (capped) memory. Tahoe's limit is practically none; SDMF files and
+/// MDMF segments are far smaller.
+pub const MAX_READ_TEST_WRITE_BODY: u64 = 64 << 20;
 
 /// Counters shown on the status page.
 #[derive(Default)]
@@ -44,6 +56,10 @@ pub struct Gbs {
     app_version: String,
     /// Largest read-test-write body accepted.
     pub(super) max_mutable_body: u64,
+    /// Longest a request body may send nothing.
+    body_timeout: Duration,
+    /// Requests that may wait for the plugin before new ones get 503.
+    pub(super) max_queued: usize,
     pub(super) counters: Counters,
     started: Instant,
 }
@@ -61,10 +77,50 @@ impl Gbs {
             uploads: Uploads::new(),
             version: RwLock::new(Bytes::from(wire::version(0, 0, 0, "host-runner"))),
             app_version: format!("host-runner/{}", env!("CARGO_PKG_VERSION")),
-            // Room for the CBOR framing around the share data.
-            max_mutable_body: max_mutable_size.saturating_add(1 << 20),
+            // Room for the CBOR framing; the whole body is held, so it is capped.
+            max_mutable_body: max_mutable_size
+                .saturating_add(1 << 20)
+                .min(MAX_READ_TEST_WRITE_BODY),
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            max_queued: DEFAULT_MAX_QUEUED,
             counters: Counters::default(),
             started: Instant::now(),
+        }
+    }
+
+    /// Sets how many requests may wait for the plugin before new ones get 503.
+    pub fn with_max_queued(mut self, max_queued: usize) -> Gbs {
+        self.max_queued = max_queued;
+        self
+    }
+
+    /// Sets how long a request body may send nothing.
+    pub fn with_body_timeout(mut self, timeout: Duration) -> Gbs {
+        self.body_timeout = timeout;
+        self
+    }
+
+    /// The next frame of a request body, or a 408 once it sent nothing for
+    /// the body timeout (so a stalled upload no longer counts as busy).
+    pub(crate) async fn next_frame(
+        &self,
+        body: &mut Incoming,
+    ) -> Result<Option<hyper::body::Frame<Bytes>>, Response<Body>> {
+        use http_body_util::BodyExt;
+        match tokio::time::timeout(self.body_timeout, body.frame()).await {
+            Err(_) => Err(text(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body sent nothing for {} s",
+                    self.body_timeout.as_secs()
+                ),
+            )),
+            Ok(None) => Ok(None),
+            Ok(Some(Ok(frame))) => Ok(Some(frame)),
+            Ok(Some(Err(e))) => Err(text(
+                StatusCode::BAD_REQUEST,
+                format!("reading the body: {e}"),
+            )),
         }
     }
 

@@ -271,6 +271,10 @@ impl Secrets {
     }
 }
 
+/// Longest secret accepted: clients send 20 (upload) or 32 bytes, and an
+/// upload secret is kept for as long as its upload runs.
+pub const MAX_SECRET_LENGTH: usize = 64;
+
 /// Parses every `X-Tahoe-Authorization` value and checks the set of kinds is
 /// exactly `required`; the error is the 400 body.
 pub fn parse_secrets<'a>(
@@ -291,6 +295,12 @@ pub fn parse_secrets<'a>(
             .map_err(|_| "Malformed X-Tahoe-Authorization header")?;
         if secret.is_empty() {
             return Err("Empty X-Tahoe-Authorization secret".into());
+        }
+        if secret.len() > MAX_SECRET_LENGTH {
+            return Err(format!(
+                "X-Tahoe-Authorization secrets are at most {MAX_SECRET_LENGTH} bytes, got {}",
+                secret.len()
+            ));
         }
         if matches!(kind, SecretKind::LeaseRenew | SecretKind::LeaseCancel) && secret.len() != 32 {
             return Err("Lease secrets must be 32 bytes long".into());
