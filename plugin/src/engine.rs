@@ -8,7 +8,7 @@ use crate::account::Account;
 use crate::backend::{keys, Backend, Retrying};
 use crate::container;
 use crate::container::immutable::DATA_OFFSET;
-use crate::crawler::CrawlerConfig;
+use crate::crawler::config::CrawlerConfig;
 use crate::db::leases::{self, LeaseRow};
 use crate::db::schema::{self, SchemaError};
 use crate::db::shares;
@@ -18,7 +18,7 @@ use crate::error::{BadInput, Error, Result};
 use crate::ids::{SessionId, ShareNum, StorageIndex, Timestamp};
 use crate::session::Sessions;
 use crate::share::{ShareRow, ShareState, ShareType};
-use crate::stats::Latencies;
+use crate::latencies::Latencies;
 use crate::upload::Upload;
 
 /// Largest read answered in one call.

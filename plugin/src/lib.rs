@@ -16,6 +16,7 @@ pub mod error;
 mod faults;
 pub mod handover;
 pub mod ids;
+pub mod latencies;
 pub mod mutable_write;
 pub mod recovery;
 pub mod session;

@@ -3,6 +3,7 @@
 //! leases and collecting unleased shares. Its position and counters are
 //! persisted after every prefix, so a restart repeats at most one prefix.
 
+pub mod config;
 mod prefix;
 pub mod report;
 
@@ -14,28 +15,8 @@ use crate::db::{crawler_state, leases};
 use crate::engine::LeaseDb;
 use crate::error::{Error, Result};
 use crate::ids::{Prefix, Timestamp};
+pub use config::CrawlerConfig;
 pub use report::{Counts, CycleReport, ExpirationPolicy, ShareRef, Tally};
-
-/// How the crawler runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CrawlerConfig {
-    /// Which leases expire at the start of each cycle.
-    pub policy: ExpirationPolicy,
-    /// Finished cycles kept in the history.
-    pub history_limit: u32,
-    /// Least time from the end of one cycle to the start of the next.
-    pub min_cycle_seconds: u64,
-}
-
-impl Default for CrawlerConfig {
-    fn default() -> Self {
-        CrawlerConfig {
-            policy: ExpirationPolicy::Disabled,
-            history_limit: 10,
-            min_cycle_seconds: 12 * 3600,
-        }
-    }
-}
 
 /// What one slice did.
 #[derive(Debug, Clone, PartialEq, Eq)]

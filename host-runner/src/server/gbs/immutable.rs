@@ -6,7 +6,8 @@ use std::sync::Arc;
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
 
-use super::reply::{cbor, cbor_body, empty, plugin, text, Body, Call, Reply};
+use super::reply::{cbor, empty, text, Body, Reply};
+use super::request::{Call, cbor_body, plugin};
 use super::share_read::{share_reply, wanted};
 use super::uploads::{Progress, UploadRefusal, Uploads};
 use super::wire::{self, AllocateRequest, SecretKind};

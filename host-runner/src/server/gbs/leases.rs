@@ -5,7 +5,8 @@ use crate::Operations;
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
 
-use super::reply::{cbor_body, empty, plugin, text, Call, Reply};
+use super::reply::{empty, text, Reply};
+use super::request::{Call, cbor_body, plugin};
 use super::wire::CorruptRequest;
 use crate::plugin::wit::AdvisedType;
 use crate::StorageIndex;

@@ -18,6 +18,7 @@ mod immutable;
 mod leases;
 mod mutable;
 pub mod reply;
+mod request;
 mod share_read;
 pub mod state;
 pub mod uploads;
@@ -30,7 +31,8 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::StorageIndex;
-use reply::{cbor, text, Body, Call};
+use reply::{cbor, text, Body};
+use request::Call;
 pub use state::{Counters, Gbs};
 use wire::SecretKind;
 

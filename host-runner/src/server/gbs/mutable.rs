@@ -4,7 +4,8 @@ use crate::Operations;
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
 
-use super::reply::{cbor, cbor_body, plugin, text, Body, Call, Reply};
+use super::reply::{cbor, text, Body, Reply};
+use super::request::{Call, cbor_body, plugin};
 use super::share_read::{share_reply, wanted};
 use super::wire::{self, ReadTestWriteRequest, SecretKind};
 use crate::plugin::wit::{ByteRange, ShareWrites, TestOperator, TestVector, WriteVector};

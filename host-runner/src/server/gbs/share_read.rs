@@ -11,7 +11,8 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use super::reply::{empty, plugin, respond, text, Body, Reply};
+use super::reply::{empty, respond, text, Body, Reply};
+use super::request::{plugin};
 use super::state::Gbs;
 use super::wire;
 use crate::plugin::{CallError, PluginHost};
