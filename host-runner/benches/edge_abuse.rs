@@ -19,16 +19,19 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use host_runner::server::{ServeOptions, Server};
 use http::Request;
 use http_body_util::{BodyExt, Empty};
-use host_runner::server::{ServeOptions, Server};
 use https_client::*;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Peak resident set of this process so far, in MiB (Linux).
@@ -60,7 +63,10 @@ fn patch(c: &Client, si: &str, first: u64, bytes: Vec<u8>, secret: u8) -> Reply 
     c.send(
         "PATCH",
         &format!("/storage/v1/immutable/{si}/0"),
-        &[upload(secret), ("content-range", format!("bytes {first}-{last}/*"))],
+        &[
+            upload(secret),
+            ("content-range", format!("bytes {first}-{last}/*")),
+        ],
         bytes,
     )
 }
@@ -84,7 +90,10 @@ fn main() {
     let honest_si = si(1);
     let honest_data = data(4000, 1);
     assert_eq!(allocate(&honest, &honest_si, 4000, 9).status, 200);
-    assert_eq!(patch(&honest, &honest_si, 0, honest_data[..1000].to_vec(), 9).status, 200);
+    assert_eq!(
+        patch(&honest, &honest_si, 0, honest_data[..1000].to_vec(), 9).status,
+        200
+    );
 
     // 1. Stalled headers.
     let before = server.gbs().counters().connections.load(Ordering::Relaxed);
@@ -95,10 +104,19 @@ fn main() {
             let (addr, tls) = (addr.clone(), tls.clone());
             let (tx, rx) = tokio::sync::oneshot::channel::<()>();
             tokio::spawn(async move {
-                let Ok(tcp) = tokio::net::TcpStream::connect(&addr).await else { return };
+                let Ok(tcp) = tokio::net::TcpStream::connect(&addr).await else {
+                    return;
+                };
                 let connector = tokio_rustls::TlsConnector::from(tls);
-                let Ok(mut s) = connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await else { return };
-                let _ = s.write_all(b"GET /storage/v1/version HTTP/1.1\r\nHost: x\r\n").await;
+                let Ok(mut s) = connector
+                    .connect(ServerName::try_from("localhost").unwrap(), tcp)
+                    .await
+                else {
+                    return;
+                };
+                let _ = s
+                    .write_all(b"GET /storage/v1/version HTTP/1.1\r\nHost: x\r\n")
+                    .await;
                 let _ = s.flush().await;
                 let _ = tx.send(());
                 let mut sink = [0u8; 64];
@@ -116,9 +134,24 @@ fn main() {
     {
         std::thread::sleep(Duration::from_millis(100));
     }
-    let held = server.gbs().counters().connections.load(Ordering::Relaxed).saturating_sub(before);
+    let held = server
+        .gbs()
+        .counters()
+        .connections
+        .load(Ordering::Relaxed)
+        .saturating_sub(before);
     println!("stalled clients: {stalled}; held at most {peak_held} at once; held after the 2 s header timeout: {held} (after {:.1} s)", started.elapsed().as_secs_f64());
-    assert_eq!(patch(&honest, &honest_si, 1000, honest_data[1000..2000].to_vec(), 9).status, 200);
+    assert_eq!(
+        patch(
+            &honest,
+            &honest_si,
+            1000,
+            honest_data[1000..2000].to_vec(),
+            9
+        )
+        .status,
+        200
+    );
     println!("honest upload in flight: still writable after the stalled clients");
 
     // 2. 20 clients GET one large share.
@@ -139,14 +172,21 @@ fn main() {
     let read_total: u64 = rt.block_on(async {
         let mut readers = Vec::new();
         for _ in 0..20 {
-            let (addr, tls, auth, big) = (addr.clone(), tls.clone(), honest.authorization.clone(), big.clone());
+            let (addr, tls, auth, big) = (
+                addr.clone(),
+                tls.clone(),
+                honest.authorization.clone(),
+                big.clone(),
+            );
             readers.push(tokio::spawn(async move {
                 let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
                 let s = tokio_rustls::TlsConnector::from(tls)
                     .connect(ServerName::try_from("localhost").unwrap(), tcp)
                     .await
                     .unwrap();
-                let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s)).await.unwrap();
+                let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
+                    .await
+                    .unwrap();
                 tokio::spawn(conn);
                 let req = Request::get(format!("/storage/v1/immutable/{big}/0"))
                     .header("host", &addr)
@@ -177,6 +217,9 @@ fn main() {
         peak.saturating_sub(base)
     );
     assert_eq!(read_total, 20 * size);
-    assert_eq!(patch(&honest, &honest_si, 2000, honest_data[2000..].to_vec(), 9).status, 201);
+    assert_eq!(
+        patch(&honest, &honest_si, 2000, honest_data[2000..].to_vec(), 9).status,
+        201
+    );
     println!("honest upload in flight: completed after both abuses");
 }

@@ -311,7 +311,11 @@ impl<B: Backend> LeaseDb<B> {
 
     /// Refuses writes that would grow the shares by more than the space left
     /// beside uploads in flight, as allocation does; shrinking is always allowed.
-    fn check_growth(&self, valid: &BTreeMap<ShareNum, MutableShare>, writes: &[ShareWrites]) -> Result<()> {
+    fn check_growth(
+        &self,
+        valid: &BTreeMap<ShareNum, MutableShare>,
+        writes: &[ShareWrites],
+    ) -> Result<()> {
         let mut growth = 0u64;
         for w in writes {
             if w.new_length == Some(0) {

@@ -327,10 +327,17 @@ fn advisories_are_recorded_and_change_nothing_else() {
         writes: vec![],
         new_length: None,
     };
-    assert!(db
-        .read_test_write(&Account::Anonymous, b"mutable-storage!", &[7; 32], &[mutable], &[])
+    assert!(
+        db.read_test_write(
+            &Account::Anonymous,
+            b"mutable-storage!",
+            &[7; 32],
+            &[mutable],
+            &[]
+        )
         .unwrap()
-        .success);
+        .success
+    );
     let objects = f.backend.keys();
     db.advise_corrupt(
         &Account::Anonymous,
@@ -376,15 +383,34 @@ fn advisories_for_shares_not_held_are_not_found_and_kept_per_share_are_bounded()
     };
     // Tahoe answers 404 for a share it does not hold: another number, another
     // index, the wrong type, or an upload still in progress.
-    assert_eq!(advise(&mut db, ShareType::Immutable, &SI, 1, "x"), Err(Error::NotFound));
-    assert_eq!(advise(&mut db, ShareType::Immutable, &[9; 16], 0, "x"), Err(Error::NotFound));
-    assert_eq!(advise(&mut db, ShareType::Mutable, &SI, 0, "x"), Err(Error::NotFound));
+    assert_eq!(
+        advise(&mut db, ShareType::Immutable, &SI, 1, "x"),
+        Err(Error::NotFound)
+    );
+    assert_eq!(
+        advise(&mut db, ShareType::Immutable, &[9; 16], 0, "x"),
+        Err(Error::NotFound)
+    );
+    assert_eq!(
+        advise(&mut db, ShareType::Mutable, &SI, 0, "x"),
+        Err(Error::NotFound)
+    );
     db.allocate(1, &Account::Anonymous, &SI, &[2], 10).unwrap();
-    assert_eq!(advise(&mut db, ShareType::Immutable, &SI, 2, "x"), Err(Error::NotFound));
+    assert_eq!(
+        advise(&mut db, ShareType::Immutable, &SI, 2, "x"),
+        Err(Error::NotFound)
+    );
     assert!(db.list_advisories(0, 100).unwrap().is_empty());
 
     for i in 0..2 * MAX_ADVISORIES_PER_SHARE {
-        advise(&mut db, ShareType::Immutable, &SI, 0, &format!("report {i}")).unwrap();
+        advise(
+            &mut db,
+            ShareType::Immutable,
+            &SI,
+            0,
+            &format!("report {i}"),
+        )
+        .unwrap();
     }
     let kept = db.list_advisories(0, 1000).unwrap();
     assert_eq!(kept.len() as i64, MAX_ADVISORIES_PER_SHARE);
@@ -513,8 +539,14 @@ fn a_handover_after_a_lost_batch_keeps_earlier_uploads_and_drops_the_batch_s() {
         chunk_size: 4096,
         ..Config::default()
     };
-    let (mut db, report) =
-        LeaseDb::start(&f.path, f.backend.clone(), config, Box::new(|| 1), Some(&blob)).unwrap();
+    let (mut db, report) = LeaseDb::start(
+        &f.path,
+        f.backend.clone(),
+        config,
+        Box::new(|| 1),
+        Some(&blob),
+    )
+    .unwrap();
     assert_eq!(report.uploads_removed, 1, "the batch's upload has no row");
     assert_eq!(db.write(&SI, 1, 0, b"x"), Err(Error::NoUpload));
     db.write(&SI, 0, 5000, &data[5000..]).unwrap();
@@ -577,7 +609,8 @@ fn scattered_writes_are_refused_once_partial_chunks_fill_their_budget() {
     let mut db = LeaseDb::open(&f.path, f.backend.clone(), config).unwrap().0;
     // One byte at the end of chunk after chunk holds a whole chunk each.
     let size = 8 * chunk;
-    db.allocate(1, &Account::Anonymous, &SI, &[0], size).unwrap();
+    db.allocate(1, &Account::Anonymous, &SI, &[0], size)
+        .unwrap();
     let scattered = |k: u64| (k + 1) * chunk - 12 - 1;
     for k in 1..MAX_PARTIAL_CHUNKS_PER_UPLOAD {
         db.write(&SI, 0, scattered(k), b"x").unwrap();
@@ -593,7 +626,8 @@ fn scattered_writes_are_refused_once_partial_chunks_fill_their_budget() {
     let mut shared_refusal = None;
     'fill: for n in 0..uploads {
         let si = (n as u128 + 1).to_be_bytes();
-        db.allocate(2, &Account::Anonymous, &si, &[0], size).unwrap();
+        db.allocate(2, &Account::Anonymous, &si, &[0], size)
+            .unwrap();
         for k in 1..MAX_PARTIAL_CHUNKS_PER_UPLOAD {
             if let Err(e) = db.write(&si, 0, scattered(k), b"x") {
                 shared_refusal = Some(e);
@@ -609,9 +643,19 @@ fn scattered_writes_are_refused_once_partial_chunks_fill_their_budget() {
 
     // Writes that complete chunks hold nothing, so an in-order upload still finishes.
     let data: Vec<u8> = (0..3 * chunk - 12).map(|i| i as u8).collect();
-    db.allocate(3, &Account::Anonymous, b"an honest upload", &[0], data.len() as u64)
-        .unwrap();
+    db.allocate(
+        3,
+        &Account::Anonymous,
+        b"an honest upload",
+        &[0],
+        data.len() as u64,
+    )
+    .unwrap();
     db.write(b"an honest upload", 0, 0, &data).unwrap();
     db.close(b"an honest upload", 0).unwrap();
-    assert!(db.read(b"an honest upload", 0, 0, data.len() as u64).unwrap() == data);
+    assert!(
+        db.read(b"an honest upload", 0, 0, data.len() as u64)
+            .unwrap()
+            == data
+    );
 }

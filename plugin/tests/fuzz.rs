@@ -58,7 +58,12 @@ fn account(u: &mut Unstructured) -> ArbResult<Account> {
 }
 
 fn share_writes(u: &mut Unstructured) -> ArbResult<ShareWrites> {
-    let ops = [TestOperator::Eq, TestOperator::Ne, TestOperator::Lt, TestOperator::Ge];
+    let ops = [
+        TestOperator::Eq,
+        TestOperator::Ne,
+        TestOperator::Lt,
+        TestOperator::Ge,
+    ];
     let tests = (0..u.int_in_range(0..=2)?)
         .map(|_| {
             Ok(TestVector {
@@ -81,7 +86,11 @@ fn share_writes(u: &mut Unstructured) -> ArbResult<ShareWrites> {
         shnum: shnum(u)?,
         tests,
         writes,
-        new_length: if u.arbitrary()? { Some(number(u)?) } else { None },
+        new_length: if u.arbitrary()? {
+            Some(number(u)?)
+        } else {
+            None
+        },
     })
 }
 
@@ -148,7 +157,14 @@ fn step(
             }
         }
         7 => {
-            let (si, we) = (si(u)?, if u.arbitrary()? { vec![7; 32] } else { u.arbitrary()? });
+            let (si, we) = (
+                si(u)?,
+                if u.arbitrary()? {
+                    vec![7; 32]
+                } else {
+                    u.arbitrary()?
+                },
+            );
             let writes = (0..u.int_in_range(0..=2)?)
                 .map(|_| share_writes(u))
                 .collect::<ArbResult<Vec<_>>>()?;
@@ -166,7 +182,11 @@ fn step(
             }
         }
         9 => {
-            let t = if u.arbitrary()? { ShareType::Mutable } else { ShareType::Immutable };
+            let t = if u.arbitrary()? {
+                ShareType::Mutable
+            } else {
+                ShareType::Immutable
+            };
             let reason = String::from_utf8_lossy(&u.arbitrary::<Vec<u8>>()?).into_owned();
             if let Err(e) = db.advise_corrupt(&account(u)?, t, &si(u)?, shnum(u)?, &reason) {
                 acceptable("advise", &e);
@@ -209,7 +229,9 @@ fn arbitrary_operation_sequences_never_panic_or_break_the_engine() {
             chunk_size: 4096,
             ..Config::default()
         };
-        let mut db = LeaseDb::open(&path, backend.clone(), config.clone()).unwrap().0;
+        let mut db = LeaseDb::open(&path, backend.clone(), config.clone())
+            .unwrap()
+            .0;
         let mut rng = fastrand::Rng::with_seed(seed);
         let mut written = HashMap::new();
         let mut taken = 0;

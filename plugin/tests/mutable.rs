@@ -254,7 +254,13 @@ fn growth_beyond_the_available_space_is_refused_and_shrinking_is_not() {
     let mut db = LeaseDb::open(&path, backend.clone(), config).unwrap().0;
     assert!(rtw(&mut db, vec![write(0, 0, &[1; 1000])]));
     // A hole far past the end would need space the backend does not have.
-    let refused = db.read_test_write(&Account::Anonymous, &SI, &WE, &[write(0, 1 << 30, b"x")], &[]);
+    let refused = db.read_test_write(
+        &Account::Anonymous,
+        &SI,
+        &WE,
+        &[write(0, 1 << 30, b"x")],
+        &[],
+    );
     assert!(
         matches!(refused, Err(Error::BadInput(leasedb_plugin::BadInput::TooLarge { what, .. })) if what.contains("available space")),
         "{refused:?}"
@@ -264,7 +270,13 @@ fn growth_beyond_the_available_space_is_refused_and_shrinking_is_not() {
     db.allocate(1, &Account::Anonymous, b"an upload in fli", &[0], 900 << 10)
         .unwrap();
     assert!(db
-        .read_test_write(&Account::Anonymous, &SI, &WE, &[write(1, 0, &[2; 200 << 10])], &[])
+        .read_test_write(
+            &Account::Anonymous,
+            &SI,
+            &WE,
+            &[write(1, 0, &[2; 200 << 10])],
+            &[]
+        )
         .is_err());
     // Rewriting in place, or shrinking, needs no space.
     assert!(rtw(&mut db, vec![write(0, 0, &[3; 1000])]));
@@ -283,11 +295,10 @@ fn reads_adding_up_past_the_read_limit_are_refused() {
     assert!(rtw(&mut db, vec![write(0, 0, &vec![5; 1 << 20])]));
     let vectors = (MAX_READ_LENGTH >> 20) as usize + 1;
     let many = vec![(0u64, 1u64 << 20); vectors];
-    let too_large = |r: Result<_, Error>| {
-        matches!(r, Err(Error::BadInput(leasedb_plugin::BadInput::TooLarge { what, .. })) if what.contains("read"))
-    };
+    let too_large = |r: Result<_, Error>| matches!(r, Err(Error::BadInput(leasedb_plugin::BadInput::TooLarge { what, .. })) if what.contains("read"));
     assert!(too_large(
-        db.read_test_write(&Account::Anonymous, &SI, &WE, &[], &many).map(|_| ())
+        db.read_test_write(&Account::Anonymous, &SI, &WE, &[], &many)
+            .map(|_| ())
     ));
     assert!(too_large(db.mutable_read(&SI, &[], &many).map(|_| ())));
     // Just under the limit is answered in full.

@@ -51,7 +51,15 @@ fn display_name(id: u64, name: &str) -> String {
 
 /// The status page's JSON, if a server answers at `addr`.
 fn status_json(addr: &str) -> Option<Bytes> {
-    let answer = request(addr, Method::GET, "/status.json", None, None, STATUS_TIMEOUT).ok()?;
+    let answer = request(
+        addr,
+        Method::GET,
+        "/status.json",
+        None,
+        None,
+        STATUS_TIMEOUT,
+    )
+    .ok()?;
     (answer.status == StatusCode::OK).then_some(answer.body)
 }
 

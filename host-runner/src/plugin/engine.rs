@@ -175,7 +175,10 @@ fn prune(cache_dir: &Path, keep: &Path) {
         }
     }
     artifacts.sort_by(|a, b| b.0.cmp(&a.0));
-    for (_, path) in artifacts.into_iter().skip(CACHE_ENTRIES_KEPT.saturating_sub(1)) {
+    for (_, path) in artifacts
+        .into_iter()
+        .skip(CACHE_ENTRIES_KEPT.saturating_sub(1))
+    {
         let _ = fs::remove_file(path);
     }
 }

@@ -98,7 +98,10 @@ mod tests {
         let first = StateLock::acquire(dir.path()).unwrap();
         match StateLock::acquire(dir.path()) {
             Err(LockError::Held { holder, .. }) => {
-                assert!(holder.contains(&format!("process {}", std::process::id())), "{holder}")
+                assert!(
+                    holder.contains(&format!("process {}", std::process::id())),
+                    "{holder}"
+                )
             }
             other => panic!("{other:?}"),
         }

@@ -137,7 +137,8 @@ impl Supervisor {
         let mut blob = None;
         if let Some(mut old) = self.instance.take() {
             old.arm(&self.launcher.sandbox);
-            if let Ok(Ok(state)) = on_version!(&old.plugin, p => p.leasedb_plugin_lifecycle().call_handover(&mut old.store)) {
+            if let Ok(Ok(state)) = on_version!(&old.plugin, p => p.leasedb_plugin_lifecycle().call_handover(&mut old.store))
+            {
                 blob = Some(state);
             }
             old.shut_down(&self.launcher.sandbox);

@@ -237,7 +237,10 @@ impl Identity {
 
     /// Remembers the `HOST:PORT` the NURLs and `servers.yaml` advertise.
     pub fn set_location(&self, location: &str) -> Result<(), IdentityError> {
-        write_atomic(&self.dir.join("location"), format!("{location}\n").as_bytes())
+        write_atomic(
+            &self.dir.join("location"),
+            format!("{location}\n").as_bytes(),
+        )
     }
 
     /// The accounts file.
@@ -523,7 +526,10 @@ mod tests {
         identity.admin_token().unwrap();
         add_account(&identity.accounts_path(), "carol").unwrap();
         for file in ["swissnum", "tls/key.pem", "accounts.json", "admin-token"] {
-            let mode = fs::metadata(identity.dir.join(file)).unwrap().permissions().mode();
+            let mode = fs::metadata(identity.dir.join(file))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o077, 0, "{file} has mode {mode:o}");
         }
     }

@@ -28,11 +28,11 @@ use crate::backend::{DirStore, ObjectStore};
 use crate::plugin::swap::Preparer;
 use crate::plugin::{HostConfig, HostError};
 use crate::service::{CrawlerPacing, CrawlerThread, Service, ServiceThread};
+use connection::{accept_loop, plain_http_loop, ConnectionLimits};
 pub use connection::{
     default_max_connections, DEFAULT_CONNECTION_IDLE_TIMEOUT, DEFAULT_HEADER_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
 };
-use connection::{accept_loop, plain_http_loop, ConnectionLimits};
 pub use gbs::state::{DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_QUEUED, MAX_READ_TEST_WRITE_BODY};
 use gbs::uploads::DEFAULT_UPLOAD_IDLE_TIMEOUT;
 use gbs::Gbs;

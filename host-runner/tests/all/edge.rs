@@ -5,8 +5,8 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use host_runner::server::{ServeOptions, Server};
 use crate::tahoe::https_client::*;
+use host_runner::server::{ServeOptions, Server};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -94,7 +94,10 @@ fn patch(c: &Client, si: &str, first: u64, bytes: &[u8], secret: u8) -> Reply {
     c.send(
         "PATCH",
         &format!("/storage/v1/immutable/{si}/0"),
-        &[upload(secret), ("content-range", format!("bytes {first}-{last}/*"))],
+        &[
+            upload(secret),
+            ("content-range", format!("bytes {first}-{last}/*")),
+        ],
         bytes.to_vec(),
     )
 }
@@ -102,7 +105,13 @@ fn patch(c: &Client, si: &str, first: u64, bytes: &[u8], secret: u8) -> Reply {
 #[test]
 fn clients_stalling_in_their_headers_are_disconnected_and_others_are_served() {
     let f = start(|o| o.upload_idle_timeout = Duration::from_secs(600));
-    let connections = || f.server.gbs().counters().connections.load(Ordering::Relaxed);
+    let connections = || {
+        f.server
+            .gbs()
+            .counters()
+            .connections
+            .load(Ordering::Relaxed)
+    };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let honest = Client::new(&f.server.nurl);
     // An honest upload begun before the attack finishes after it.
@@ -110,12 +119,22 @@ fn clients_stalling_in_their_headers_are_disconnected_and_others_are_served() {
     let data = data(1000, 1);
     assert_eq!(allocate(&honest, &si, 1000, 5).status, 200);
     assert_eq!(patch(&honest, &si, 0, &data[..500], 5).status, 200);
-    assert_eq!(honest.send("GET", "/storage/v1/version", &[], vec![]).status, 200);
+    assert_eq!(
+        honest
+            .send("GET", "/storage/v1/version", &[], vec![])
+            .status,
+        200
+    );
     // The honest client's idle keep-alive connections stay open; count the rest.
     let before = connections();
 
     stalled_headers(&rt, &f.server.nurl, 300);
-    assert_eq!(honest.send("GET", "/storage/v1/version", &[], vec![]).status, 200);
+    assert_eq!(
+        honest
+            .send("GET", "/storage/v1/version", &[], vec![])
+            .status,
+        200
+    );
     let honest_now = before + 1;
     assert!(
         eventually(|| connections() <= honest_now),
@@ -137,10 +156,21 @@ fn beyond_the_connection_cap_new_clients_wait_and_are_served_when_places_free() 
     // 20 stalling clients get in only in waves of 8, as the header timeout frees places.
     stalled_headers(&rt, &f.server.nurl, 20);
     let open = counters.connections.load(Ordering::Relaxed);
-    assert!(open <= 8, "{open} connections open at once, over the cap of 8");
-    assert!(eventually(|| counters.connections_total.load(Ordering::Relaxed) >= 20));
+    assert!(
+        open <= 8,
+        "{open} connections open at once, over the cap of 8"
+    );
+    assert!(eventually(|| counters
+        .connections_total
+        .load(Ordering::Relaxed)
+        >= 20));
     let honest = Client::new(&f.server.nurl);
-    assert_eq!(honest.send("GET", "/storage/v1/version", &[], vec![]).status, 200);
+    assert_eq!(
+        honest
+            .send("GET", "/storage/v1/version", &[], vec![])
+            .status,
+        200
+    );
 }
 
 #[test]
@@ -176,7 +206,14 @@ fn an_upload_whose_patch_stalls_mid_body_is_cut_then_reaped_and_its_space_releas
         eventually(|| uploads() == 0),
         "the stalled upload was never reaped"
     );
-    assert!(f.server.gbs().counters().idle_aborts.load(Ordering::Relaxed) >= 1);
+    assert!(
+        f.server
+            .gbs()
+            .counters()
+            .idle_aborts
+            .load(Ordering::Relaxed)
+            >= 1
+    );
     assert_eq!(patch(&honest, &si, 0, &[1; 10], 7).status, 404);
     // Its space is free again: the same share can be allocated anew.
     let again = allocate(&honest, &si, 1000, 8);
@@ -195,7 +232,12 @@ fn cbor_post(c: &Client, path: &str, secrets: &[(&'static str, String)], body: V
 fn rtw_body(shares: u64, tests: usize, written: usize, reads: usize, read_size: u64) -> Vec<u8> {
     use ciborium::Value;
     let t = |k: &str| Value::Text(k.into());
-    let vector = |size: u64| Value::Map(vec![(t("offset"), Value::Integer(0.into())), (t("size"), Value::Integer(size.into()))]);
+    let vector = |size: u64| {
+        Value::Map(vec![
+            (t("offset"), Value::Integer(0.into())),
+            (t("size"), Value::Integer(size.into())),
+        ])
+    };
     let test = Value::Map(vec![
         (t("offset"), Value::Integer(0.into())),
         (t("size"), Value::Integer(1.into())),
@@ -203,15 +245,28 @@ fn rtw_body(shares: u64, tests: usize, written: usize, reads: usize, read_size: 
     ]);
     let entry = Value::Map(vec![
         (t("test"), Value::Array(vec![test; tests])),
-        (t("write"), Value::Array(vec![Value::Map(vec![(t("offset"), Value::Integer(0.into())), (t("data"), Value::Bytes(vec![7; written]))])])),
+        (
+            t("write"),
+            Value::Array(vec![Value::Map(vec![
+                (t("offset"), Value::Integer(0.into())),
+                (t("data"), Value::Bytes(vec![7; written])),
+            ])]),
+        ),
         (t("new-length"), Value::Null),
     ]);
     enc(&Value::Map(vec![
         (
             t("test-write-vectors"),
-            Value::Map((0..shares).map(|n| (Value::Integer(n.into()), entry.clone())).collect()),
+            Value::Map(
+                (0..shares)
+                    .map(|n| (Value::Integer(n.into()), entry.clone()))
+                    .collect(),
+            ),
         ),
-        (t("read-vector"), Value::Array(vec![vector(read_size); reads])),
+        (
+            t("read-vector"),
+            Value::Array(vec![vector(read_size); reads]),
+        ),
     ]))
 }
 
@@ -244,7 +299,10 @@ fn limits_on_vectors_secrets_and_bodies_are_400_or_413_naming_the_limit() {
     assert_eq!(allocate(&c, &honest, 100, 3).status, 200);
 
     // A 300 KB upload secret would be kept for the upload's whole life.
-    let huge_secret = ("x-tahoe-authorization", format!("upload-secret {}", b64(&vec![1; 300_000])));
+    let huge_secret = (
+        "x-tahoe-authorization",
+        format!("upload-secret {}", b64(&vec![1; 300_000])),
+    );
     let r = cbor_post(
         &c,
         &format!("/storage/v1/immutable/{}", si(5)),
@@ -252,7 +310,10 @@ fn limits_on_vectors_secrets_and_bodies_are_400_or_413_naming_the_limit() {
         allocate_body(&[0], 10),
     );
     assert!(r.status == 400 || r.status == 431, "{:?}", r.status);
-    let long_secret = ("x-tahoe-authorization", format!("upload-secret {}", b64(&[1; 65])));
+    let long_secret = (
+        "x-tahoe-authorization",
+        format!("upload-secret {}", b64(&[1; 65])),
+    );
     let r = cbor_post(
         &c,
         &format!("/storage/v1/immutable/{}", si(5)),
@@ -273,7 +334,10 @@ fn limits_on_vectors_secrets_and_bodies_are_400_or_413_naming_the_limit() {
         &c,
         &format!("/storage/v1/immutable/{}/0/corrupt", si(6)),
         &[],
-        enc(&ciborium::Value::Map(vec![(ciborium::Value::Text("reason".into()), ciborium::Value::Text("x".into()))])),
+        enc(&ciborium::Value::Map(vec![(
+            ciborium::Value::Text("reason".into()),
+            ciborium::Value::Text("x".into()),
+        )])),
     );
     assert_eq!(r.status, 404);
     assert_eq!(patch(&c, &honest, 0, &[9; 100], 3).status, 201);
@@ -301,9 +365,19 @@ fn a_large_share_is_streamed_in_pieces_with_its_length() {
     }
     let whole = c.send("GET", &format!("/storage/v1/immutable/{si}/0"), &[], vec![]);
     assert_eq!(whole.status, 200);
-    assert_eq!(whole.headers["content-length"], data.len().to_string().as_str());
+    assert_eq!(
+        whole.headers["content-length"],
+        data.len().to_string().as_str()
+    );
     assert!(whole.body == data);
-    let range = |r: &str| c.send("GET", &format!("/storage/v1/immutable/{si}/0"), &[("range", r.into())], vec![]);
+    let range = |r: &str| {
+        c.send(
+            "GET",
+            &format!("/storage/v1/immutable/{si}/0"),
+            &[("range", r.into())],
+            vec![],
+        )
+    };
     let r = range("bytes=1048570-99999999");
     assert_eq!(r.status, 206);
     assert_eq!(
@@ -311,7 +385,10 @@ fn a_large_share_is_streamed_in_pieces_with_its_length() {
         format!("bytes 1048570-{}/*", data.len() - 1).as_str()
     );
     assert!(r.body == data[1048570..]);
-    assert_eq!(range(&format!("bytes={}-{}", data.len(), data.len() + 10)).status, 204);
+    assert_eq!(
+        range(&format!("bytes={}-{}", data.len(), data.len() + 10)).status,
+        204
+    );
 }
 
 #[test]
@@ -343,7 +420,12 @@ fn the_admin_endpoint_needs_the_token_and_a_loopback_host() {
     assert!(refused.starts_with("HTTP/1.1 422"), "{refused}");
     // A page on evil.example whose name resolves to 127.0.0.1 sends its own Host.
     let mut s = std::net::TcpStream::connect(&admin).unwrap();
-    write!(s, "GET /version HTTP/1.1\r\nHost: evil.example:{}\r\nConnection: close\r\n\r\n", f.server.admin_addr.unwrap().port()).unwrap();
+    write!(
+        s,
+        "GET /version HTTP/1.1\r\nHost: evil.example:{}\r\nConnection: close\r\n\r\n",
+        f.server.admin_addr.unwrap().port()
+    )
+    .unwrap();
     let mut answer = String::new();
     s.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
@@ -363,15 +445,24 @@ fn one_process_per_state_directory_and_status_stays_on_loopback() {
     let mut opts = ServeOptions::new(f._dir.path().join("storage"), &state);
     opts.listen = Some("127.0.0.1:0".into());
     opts.crawler = None;
-    let second = Server::start(opts).err().expect("a second server on the same state is refused");
+    let second = Server::start(opts)
+        .err()
+        .expect("a second server on the same state is refused");
     let why = second.to_string();
-    assert!(why.contains("in use by process") && why.contains(&std::process::id().to_string()), "{why}");
+    assert!(
+        why.contains("in use by process") && why.contains(&std::process::id().to_string()),
+        "{why}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let mut opts = ServeOptions::new(dir.path().join("storage"), dir.path().join("state"));
     opts.listen = Some("127.0.0.1:0".into());
     opts.status = Some("0.0.0.0:0".into());
-    assert!(Server::start(opts).err().unwrap().to_string().contains("--status-public"));
+    assert!(Server::start(opts)
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("--status-public"));
 }
 
 #[test]
@@ -387,9 +478,20 @@ fn a_wildcard_listen_advertises_the_location_given_and_remembers_it() {
     let refused = Server::start(options(None)).err().unwrap().to_string();
     assert!(refused.contains("--location"), "{refused}");
     let server = Server::start(options(Some("storage.example:4433"))).unwrap();
-    assert!(server.nurl.contains("@storage.example:4433/"), "{}", server.nurl);
-    assert!(!server.servers_yaml().contains("127.0.0.1:") || server.servers_yaml().contains("storage.example:4433"));
+    assert!(
+        server.nurl.contains("@storage.example:4433/"),
+        "{}",
+        server.nurl
+    );
+    assert!(
+        !server.servers_yaml().contains("127.0.0.1:")
+            || server.servers_yaml().contains("storage.example:4433")
+    );
     server.shutdown();
     let again = Server::start(options(None)).unwrap();
-    assert!(again.nurl.contains("@storage.example:4433/"), "{}", again.nurl);
+    assert!(
+        again.nurl.contains("@storage.example:4433/"),
+        "{}",
+        again.nurl
+    );
 }

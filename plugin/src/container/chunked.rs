@@ -250,7 +250,10 @@ mod tests {
         let mut c = ChunkedContainer::open(si, ShareNum(0), 4, 0);
         c.write(&b, 0, b"ab").unwrap();
         c.write(&b, 4 * 1000 + 1, b"Z").unwrap();
-        assert!(c.cache.len() <= 2, "only the edges of the hole are in memory");
+        assert!(
+            c.cache.len() <= 2,
+            "only the edges of the hole are in memory"
+        );
         assert_eq!(c.read(&b, 0, 6).unwrap(), b"ab\0\0\0\0");
         c.flush(&b).unwrap();
         assert_eq!(b.keys().len(), 1001);

@@ -9,9 +9,33 @@ use super::{route, Route};
 use ciborium::cbor;
 
 const TOKENS: &[&str] = &[
-    "/storage/v1/", "immutable", "mutable", "lease", "version", "shares", "abort", "corrupt",
-    "read-test-write", "/", "//", "aaaaaaaaaaaaaaaaaaaaaaaaaa", "0", "255", "256", "-1",
-    "18446744073709551616", "bytes=", "bytes ", "-", "*", ",", " ", "9", "%2F", "\u{0}", "é",
+    "/storage/v1/",
+    "immutable",
+    "mutable",
+    "lease",
+    "version",
+    "shares",
+    "abort",
+    "corrupt",
+    "read-test-write",
+    "/",
+    "//",
+    "aaaaaaaaaaaaaaaaaaaaaaaaaa",
+    "0",
+    "255",
+    "256",
+    "-1",
+    "18446744073709551616",
+    "bytes=",
+    "bytes ",
+    "-",
+    "*",
+    ",",
+    " ",
+    "9",
+    "%2F",
+    "\u{0}",
+    "é",
 ];
 
 fn text(rng: &mut fastrand::Rng) -> String {
@@ -49,7 +73,10 @@ fn mutate(rng: &mut fastrand::Rng, mut bytes: Vec<u8>) -> Vec<u8> {
 }
 
 fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 #[test]
@@ -88,7 +115,9 @@ fn arbitrary_paths_headers_and_bodies_never_panic_and_parse_sensibly() {
                 mutate(&mut rng, value)
             })
             .collect();
-        if let Ok(secrets) = wire::parse_secrets(headers.iter().map(Vec::as_slice), &[SecretKind::Upload]) {
+        if let Ok(secrets) =
+            wire::parse_secrets(headers.iter().map(Vec::as_slice), &[SecretKind::Upload])
+        {
             let s = secrets.get(SecretKind::Upload);
             assert!(!s.is_empty() && s.len() <= wire::MAX_SECRET_LENGTH);
         }

@@ -25,13 +25,25 @@ fn check_vector_limits(body: &ReadTestWriteRequest) -> Result<(), http::Response
         ))
     };
     if body.test_write_vectors.len() > MAX_SHARES_PER_WRITE {
-        return over("shares in test-write-vectors", body.test_write_vectors.len(), MAX_SHARES_PER_WRITE);
+        return over(
+            "shares in test-write-vectors",
+            body.test_write_vectors.len(),
+            MAX_SHARES_PER_WRITE,
+        );
     }
     if body.read_vector.len() > MAX_VECTORS {
         return over("read vectors", body.read_vector.len(), MAX_VECTORS);
     }
-    if let Some((n, tw)) = body.test_write_vectors.iter().find(|(_, tw)| tw.test.len() > MAX_VECTORS) {
-        return over(&format!("test vectors for share {n}"), tw.test.len(), MAX_VECTORS);
+    if let Some((n, tw)) = body
+        .test_write_vectors
+        .iter()
+        .find(|(_, tw)| tw.test.len() > MAX_VECTORS)
+    {
+        return over(
+            &format!("test vectors for share {n}"),
+            tw.test.len(),
+            MAX_VECTORS,
+        );
     }
     Ok(())
 }

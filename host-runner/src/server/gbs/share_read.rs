@@ -109,7 +109,11 @@ pub(crate) async fn share_reply(gbs: &Arc<Gbs>, wanted: Wanted, read: Arc<ReadPi
     };
     if stop == first {
         return Ok(match wanted {
-            Wanted::Whole => respond(StatusCode::OK, Some("application/octet-stream"), Bytes::new()),
+            Wanted::Whole => respond(
+                StatusCode::OK,
+                Some("application/octet-stream"),
+                Bytes::new(),
+            ),
             Wanted::Range(..) => empty(StatusCode::NO_CONTENT),
         });
     }
@@ -125,7 +129,9 @@ pub(crate) async fn share_reply(gbs: &Arc<Gbs>, wanted: Wanted, read: Arc<ReadPi
                 Ok(piece) if piece.len() as u64 == length => piece,
                 // The share changed under the read; the client sees a short body.
                 _ => {
-                    let _ = tx.send(Err(io::Error::other("the share changed during the read"))).await;
+                    let _ = tx
+                        .send(Err(io::Error::other("the share changed during the read")))
+                        .await;
                     return;
                 }
             };
@@ -141,7 +147,10 @@ pub(crate) async fn share_reply(gbs: &Arc<Gbs>, wanted: Wanted, read: Arc<ReadPi
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
     );
-    headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(stop - first));
+    headers.insert(
+        http::header::CONTENT_LENGTH,
+        HeaderValue::from(stop - first),
+    );
     if let Wanted::Range(..) = wanted {
         *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
         resp.headers_mut().insert(
