@@ -16,9 +16,9 @@ use crate::db::sqlite::{Connection, DbError};
 use crate::discovery;
 use crate::error::{BadInput, Error, Result};
 use crate::ids::{SessionId, ShareNum, StorageIndex, Timestamp};
+use crate::latencies::Latencies;
 use crate::session::Sessions;
 use crate::share::{ShareRow, ShareState, ShareType};
-use crate::latencies::Latencies;
 use crate::upload::Upload;
 
 /// Largest read answered in one call.

@@ -1,7 +1,6 @@
 //! What the operator sees (SPEC §9): counts and bytes by state and type,
 //! space in flight, usage per account, and latency percentiles per operation.
 
-
 use crate::account::Account;
 use crate::backend::Backend;
 use crate::db::usage;
@@ -9,7 +8,7 @@ pub use crate::db::usage::{AccountUsage, ShareCount, Usage};
 use crate::engine::LeaseDb;
 use crate::error::Result;
 
-pub use crate::latencies::{LatencySummary, Latencies, LATENCY_WINDOW};
+pub use crate::latencies::{Latencies, LatencySummary, LATENCY_WINDOW};
 
 /// The database's shape and the engine's activity.
 #[derive(Debug, Clone, PartialEq, Eq)]

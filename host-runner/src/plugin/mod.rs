@@ -44,12 +44,12 @@ pub use error::{CallError, HostError};
 pub use state::HostState;
 
 use crate::backend::ObjectStore;
+use bindings::vocabulary::convert;
 use engine::{load_component, wasm_engine, CompileOutcome};
 use launcher::{link, Launcher};
+pub use leasedb_types::Operations;
 use supervisor::Supervisor;
 use swap::{PreparedPlugin, Preparer, SwapError, SwapReport};
-use bindings::vocabulary::convert;
-pub use leasedb_types::Operations;
 use wit::{
     Account, AccountUsage, AdvisedType, Advisory, Allocation, ByteRange, Capabilities,
     CrawlerConfig, CrawlerStatus, InitReport, LeaseInfo, PluginInfo, ReadTestWriteResult,

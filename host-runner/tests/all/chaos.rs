@@ -16,9 +16,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ciborium::Value;
 use crate::tahoe::harness::{free_port, host_runner, run_bounded, Serve};
 use crate::tahoe::https_client::{self, *};
+use ciborium::Value;
 
 /// A small seeded generator (xorshift64*): the test needs reproducible
 /// choices, not good randomness.

@@ -7,7 +7,7 @@ use http::{Request, StatusCode};
 use hyper::body::Incoming;
 
 use super::reply::{cbor, empty, text, Body, Reply};
-use super::request::{Call, cbor_body, plugin};
+use super::request::{cbor_body, plugin, Call};
 use super::share_read::{share_reply, wanted};
 use super::uploads::{Progress, UploadRefusal, Uploads};
 use super::wire::{self, AllocateRequest, SecretKind};

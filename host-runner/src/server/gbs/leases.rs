@@ -6,7 +6,7 @@ use http::{Request, StatusCode};
 use hyper::body::Incoming;
 
 use super::reply::{empty, text, Reply};
-use super::request::{Call, cbor_body, plugin};
+use super::request::{cbor_body, plugin, Call};
 use super::wire::CorruptRequest;
 use crate::plugin::wit::AdvisedType;
 use crate::StorageIndex;

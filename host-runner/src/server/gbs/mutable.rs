@@ -5,7 +5,7 @@ use http::{Request, StatusCode};
 use hyper::body::Incoming;
 
 use super::reply::{cbor, text, Body, Reply};
-use super::request::{Call, cbor_body, plugin};
+use super::request::{cbor_body, plugin, Call};
 use super::share_read::{share_reply, wanted};
 use super::wire::{self, ReadTestWriteRequest, SecretKind};
 use crate::plugin::wit::{ByteRange, ShareWrites, TestOperator, TestVector, WriteVector};

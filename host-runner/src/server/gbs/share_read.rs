@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use super::reply::{empty, respond, text, Body, Reply};
-use super::request::{plugin};
+use super::request::plugin;
 use super::state::Gbs;
 use super::wire;
 use crate::plugin::{CallError, PluginHost};
