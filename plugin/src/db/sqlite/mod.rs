@@ -6,10 +6,8 @@
 //! `sqlite-wasm-rs` inside the component, which expose the same C API.
 
 mod connection;
-mod statement;
 #[cfg(test)]
 mod tests;
-mod transaction;
 mod value;
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -19,6 +17,5 @@ use sqlite_wasm_rs as ffi;
 
 pub use super::error::{DbError, DbResult};
 pub use connection::Connection;
-pub use statement::Row;
-pub use transaction::Transaction;
+pub use connection::{Row, Transaction};
 pub use value::{FromSql, ToSql, Value};
