@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::tahoe::harness::{free_port, host_runner, run_bounded, Serve};
+use crate::tahoe::harness::{host_runner, run_bounded, Serve};
 use crate::tahoe::https_client::{self, *};
 use ciborium::Value;
 
@@ -175,19 +175,19 @@ fn round(
     ledger: &Arc<Mutex<Ledger>>,
     counts: &mut BTreeMap<&'static str, u64>,
 ) {
-    let admin = format!("127.0.0.1:{}", free_port());
     let mut server = Serve::start_with(
         dir,
         None,
         &[
             "--admin",
-            &admin,
+            "127.0.0.1:0",
             "--crawler-cpu-percent",
             "50",
             "--min-cycle-time",
             "0s",
         ],
     );
+    let admin = server.admin.clone();
     let stop = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
     for t in 0..3u64 {

@@ -1,7 +1,7 @@
 //! `host-runner swap` against a running `serve --admin`: the operator's way
 //! to upgrade the plugin live, and to learn why a swap was rolled back.
 
-use crate::tahoe::harness::{free_port, host_runner, http_get, run_bounded, Serve};
+use crate::tahoe::harness::{host_runner, http_get, run_bounded, Serve};
 use std::time::Duration;
 
 use crate::release::RELEASE_1B5D437;
@@ -9,13 +9,13 @@ use crate::release::RELEASE_1B5D437;
 #[test]
 fn swap_command_upgrades_a_running_server_and_explains_a_refusal() {
     let dir = tempfile::tempdir().unwrap();
-    let admin = format!("127.0.0.1:{}", free_port());
     // The server runs the release users run, and is upgraded from it.
     let server = Serve::start_with(
         &dir.path().join("s"),
         None,
-        &["--admin", &admin, "--plugin", RELEASE_1B5D437],
+        &["--admin", "127.0.0.1:0", "--plugin", RELEASE_1B5D437],
     );
+    let admin = server.admin.clone();
     let state = dir.path().join("s").join("state");
     let state = state.to_str().unwrap();
     let version = || http_get(&admin, "/version").expect("the admin endpoint answers");

@@ -139,6 +139,8 @@ pub struct Serve {
     /// The `storage:` document it printed.
     pub yaml: String,
     pub status: String,
+    /// The admin address it printed (`HOST:PORT`), when started with `--admin`.
+    pub admin: String,
 }
 
 impl Serve {
@@ -180,6 +182,12 @@ impl Serve {
             .spawn()
             .expect("starting host-runner serve");
         let stdout = child.stdout.take().unwrap();
+        // With `--admin`, the banner ends with the admin line after the status line.
+        let last = if extra.contains(&"--admin") {
+            "# admin:"
+        } else {
+            "# status:"
+        };
         // Read the banner on a thread so a hung server cannot hang the test.
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -190,7 +198,7 @@ impl Serve {
                 match reader.read_line(&mut line) {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {
-                        let done = line.starts_with("# status:");
+                        let done = line.starts_with(last);
                         lines.push(line);
                         if done {
                             break;
@@ -208,6 +216,7 @@ impl Serve {
             nurl: String::new(),
             yaml: String::new(),
             status: String::new(),
+            admin: String::new(),
         };
         let (lines, reader) = match rx.recv_timeout(Duration::from_secs(240)) {
             Ok(v) => v,
@@ -229,13 +238,15 @@ impl Serve {
             .filter(|l| !l.starts_with('#'))
             .cloned()
             .collect();
-        serve.status = lines
-            .last()
-            .unwrap()
-            .trim()
-            .trim_start_matches("# status: http://")
-            .trim_end_matches('/')
-            .to_owned();
+        let address = |prefix: &str| {
+            lines
+                .iter()
+                .find_map(|l| l.strip_prefix(prefix))
+                .map(|a| a.trim().trim_start_matches("http://").trim_end_matches('/').to_owned())
+                .unwrap_or_default()
+        };
+        serve.status = address("# status:");
+        serve.admin = address("# admin:");
         serve._stdout = Some(reader);
         serve
     }
@@ -315,12 +326,12 @@ impl Node {
     /// `tahoe create-client` with k/happy/N, `servers.yaml`, `tahoe run`; waits
     /// until `servers` servers show as connected.
     pub fn start(dir: &Path, yaml: &str, k: u32, happy: u32, n: u32, servers: usize) -> Node {
-        let port = free_port();
         let out = run_bounded(
             Command::new(tahoe_bin().join("tahoe"))
                 .arg("create-client")
                 .arg("--nickname=test")
-                .arg(format!("--webport=tcp:{port}:interface=127.0.0.1"))
+                // Port 0: the node picks one and writes it to `node.url`, no race.
+                .arg("--webport=tcp:0:interface=127.0.0.1")
                 .arg(format!("--shares-needed={k}"))
                 .arg(format!("--shares-happy={happy}"))
                 .arg(format!("--shares-total={n}"))
@@ -344,13 +355,33 @@ impl Node {
             .process_group(0)
             .spawn()
             .expect("tahoe run");
-        let node = Node {
+        let mut node = Node {
             child: Some(child),
             dir: dir.to_path_buf(),
-            web: format!("127.0.0.1:{port}"),
+            web: String::new(),
         };
+        node.web = node.wait_web(Duration::from_secs(120));
         node.wait_connected(servers, Duration::from_secs(120));
         node
+    }
+
+    /// The web address (`HOST:PORT`) the running node wrote to `node.url`.
+    fn wait_web(&self, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(url) = fs::read_to_string(self.dir.join("node.url")) {
+                let web = url.trim().trim_start_matches("http://").trim_end_matches('/');
+                if !web.is_empty() {
+                    return web.to_owned();
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tahoe run wrote no node.url within {limit:?}; log:\n{}",
+                fs::read_to_string(self.dir.with_extension("log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Waits until exactly `want` servers are connected.
