@@ -25,7 +25,6 @@ use http_body_util::{BodyExt, Empty};
 use https_client::*;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -98,36 +97,7 @@ fn main() {
     // 1. Stalled headers.
     let before = server.gbs().counters().connections.load(Ordering::Relaxed);
     let started = Instant::now();
-    rt.block_on(async {
-        let mut accepted = Vec::new();
-        for _ in 0..stalled {
-            let (addr, tls) = (addr.clone(), tls.clone());
-            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-            tokio::spawn(async move {
-                let Ok(tcp) = tokio::net::TcpStream::connect(&addr).await else {
-                    return;
-                };
-                let connector = tokio_rustls::TlsConnector::from(tls);
-                let Ok(mut s) = connector
-                    .connect(ServerName::try_from("localhost").unwrap(), tcp)
-                    .await
-                else {
-                    return;
-                };
-                let _ = s
-                    .write_all(b"GET /storage/v1/version HTTP/1.1\r\nHost: x\r\n")
-                    .await;
-                let _ = s.flush().await;
-                let _ = tx.send(());
-                let mut sink = [0u8; 64];
-                while matches!(s.read(&mut sink).await, Ok(n) if n > 0) {}
-            });
-            accepted.push(rx);
-        }
-        for rx in accepted {
-            let _ = rx.await;
-        }
-    });
+    stalled_headers(&rt, &server.nurl, stalled);
     let peak_held = server.gbs().counters().connections.load(Ordering::Relaxed) - before;
     while server.gbs().counters().connections.load(Ordering::Relaxed) > before
         && started.elapsed() < Duration::from_secs(120)

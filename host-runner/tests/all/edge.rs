@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::tahoe::https_client::*;
 use host_runner::server::{ServeOptions, Server};
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -40,44 +40,6 @@ fn eventually(mut done: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
     false
-}
-
-/// Opens `n` TLS connections at once that each send a request header
-/// without its final blank line, then hold still until the server closes
-/// them. Returns when every one was accepted (a server that caps its
-/// connections accepts some only after others were closed).
-fn stalled_headers(rt: &tokio::runtime::Runtime, nurl: &str, n: usize) {
-    let (addr, _, hash) = parse_nurl(nurl);
-    let tls = host_runner::client::tls_config(&hash);
-    rt.block_on(async {
-        let mut accepted = Vec::new();
-        for _ in 0..n {
-            let (addr, tls) = (addr.clone(), tls.clone());
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            tokio::spawn(async move {
-                let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
-                let connector = tokio_rustls::TlsConnector::from(tls);
-                let Ok(mut s) = connector
-                    .connect(ServerName::try_from("localhost").unwrap(), tcp)
-                    .await
-                else {
-                    return;
-                };
-                let _ = s
-                    .write_all(b"GET /storage/v1/version HTTP/1.1\r\nHost: x\r\n")
-                    .await;
-                let _ = s.flush().await;
-                let _ = tx.send(());
-                // Hold still until the server gives up on us.
-                let mut sink = [0u8; 64];
-                while matches!(s.read(&mut sink).await, Ok(n) if n > 0) {}
-            });
-            accepted.push(rx);
-        }
-        for rx in accepted {
-            let _ = rx.await;
-        }
-    })
 }
 
 fn allocate(c: &Client, si: &str, size: u64, secret: u8) -> Reply {

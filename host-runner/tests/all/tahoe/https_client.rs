@@ -208,3 +208,45 @@ pub fn si(seed: u8) -> String {
     let bytes: [u8; 16] = std::array::from_fn(|i| seed.wrapping_mul(31).wrapping_add(i as u8 * 7));
     host_runner::StorageIndex(bytes).to_string()
 }
+
+/// Opens `n` TLS connections at once that each send a request header without
+/// its final blank line, then hold still until the server closes them.
+/// Returns once every one was accepted (a server that caps its connections
+/// accepts some only after it closed others); one that could not connect at
+/// all is not waited for.
+pub fn stalled_headers(rt: &tokio::runtime::Runtime, nurl: &str, n: usize) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (addr, _, hash) = parse_nurl(nurl);
+    let tls = tls_config(&hash);
+    rt.block_on(async {
+        let mut accepted = Vec::new();
+        for _ in 0..n {
+            let (addr, tls) = (addr.clone(), tls.clone());
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            tokio::spawn(async move {
+                let Ok(tcp) = tokio::net::TcpStream::connect(&addr).await else {
+                    return;
+                };
+                let connector = tokio_rustls::TlsConnector::from(tls);
+                let Ok(mut s) = connector
+                    .connect(ServerName::try_from("localhost").unwrap(), tcp)
+                    .await
+                else {
+                    return;
+                };
+                let _ = s
+                    .write_all(b"GET /storage/v1/version HTTP/1.1\r\nHost: x\r\n")
+                    .await;
+                let _ = s.flush().await;
+                let _ = tx.send(());
+                // Hold still until the server gives up on us.
+                let mut sink = [0u8; 64];
+                while matches!(s.read(&mut sink).await, Ok(n) if n > 0) {}
+            });
+            accepted.push(rx);
+        }
+        for rx in accepted {
+            let _ = rx.await;
+        }
+    })
+}
