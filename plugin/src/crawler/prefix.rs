@@ -76,6 +76,10 @@ impl<B: Backend> LeaseDb<B> {
         let known: BTreeSet<(StorageIndex, ShareNum)> =
             before.iter().map(|r| (r.si, r.shnum)).collect();
 
+        // Shares only the backend has are registered in one transaction per
+        // prefix: a first cycle over a full store syncs once per prefix, not
+        // once per share.
+        let mut discovered = Vec::new();
         for ((si, shnum), chunks) in &found {
             if known.contains(&(*si, *shnum)) {
                 continue;
@@ -90,16 +94,19 @@ impl<B: Backend> LeaseDb<B> {
                 continue;
             }
             match discovery::examine(&self.backend, *si, *shnum, chunks) {
-                Ok(row) => {
-                    let tx = self.conn.transaction()?;
-                    discovery::register(&tx, &row, now)?;
-                    tx.commit()?;
-                    report.added += 1;
-                }
+                Ok(row) => discovered.push(row),
                 Err(e) => report
                     .prefixes_failed
                     .push((text.clone(), format!("share {si}/{shnum}: {e}"))),
             }
+        }
+        if !discovered.is_empty() {
+            let tx = self.conn.transaction()?;
+            for row in &discovered {
+                discovery::register(&tx, row, now)?;
+            }
+            tx.commit()?;
+            report.added += discovered.len() as u64;
         }
         let orphaned: Vec<ShareRow> = before
             .iter()
