@@ -320,7 +320,14 @@ impl<B: Backend> LeaseDb<B> {
         if !rows.is_empty() {
             return Ok(rows);
         }
-        discovery::discover(&self.conn, &self.backend, si, &[], self.now())
+        discovery::discover(
+            &self.conn,
+            &self.backend,
+            si,
+            &[],
+            self.now(),
+            self.config.lease_duration,
+        )
     }
 
     /// Rows of `si` before creating any of `shnums` (SPEC §12, discovery
@@ -359,7 +366,7 @@ impl<B: Backend> LeaseDb<B> {
             let now = self.now();
             let tx = self.conn.transaction()?;
             for row in &adopted {
-                discovery::register(&tx, row, now)?;
+                discovery::register(&tx, &self.backend, row, now, self.config.lease_duration)?;
             }
             tx.commit()?;
             rows.extend(adopted);

@@ -92,9 +92,16 @@ impl<B: Backend> LeaseDb<B> {
             match discovery::examine(&self.backend, *si, *shnum, chunks) {
                 Ok(row) => {
                     let tx = self.conn.transaction()?;
-                    discovery::register(&tx, &row, now)?;
+                    let imported = discovery::register(
+                        &tx,
+                        &self.backend,
+                        &row,
+                        now,
+                        self.config.lease_duration,
+                    )?;
                     tx.commit()?;
                     report.added += 1;
+                    report.leases_imported += imported;
                 }
                 Err(e) => report
                     .prefixes_failed
