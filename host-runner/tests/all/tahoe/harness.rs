@@ -242,7 +242,12 @@ impl Serve {
             lines
                 .iter()
                 .find_map(|l| l.strip_prefix(prefix))
-                .map(|a| a.trim().trim_start_matches("http://").trim_end_matches('/').to_owned())
+                .map(|a| {
+                    a.trim()
+                        .trim_start_matches("http://")
+                        .trim_end_matches('/')
+                        .to_owned()
+                })
                 .unwrap_or_default()
         };
         serve.status = address("# status:");
@@ -370,7 +375,10 @@ impl Node {
         let deadline = Instant::now() + limit;
         loop {
             if let Ok(url) = fs::read_to_string(self.dir.join("node.url")) {
-                let web = url.trim().trim_start_matches("http://").trim_end_matches('/');
+                let web = url
+                    .trim()
+                    .trim_start_matches("http://")
+                    .trim_end_matches('/');
                 if !web.is_empty() {
                     return web.to_owned();
                 }
