@@ -2,7 +2,7 @@
 //! flags in `cli.rs`; `put`/`read`/`shares`/`leases` in `shares.rs`; `demo`;
 //! the crawler in `crawl.rs`; mutable shares, advisories and statistics in
 //! `inspect.rs`; `serve` and `client-config` in `serve.rs`; `accounts`;
-//! `usage`; `swap`. Durations and dates are parsed and shown by `dates.rs`;
+//! `usage`; `swap`; taking over a Tahoe node in `tahoe_node.rs`. Durations and dates are parsed and shown by `dates.rs`;
 //! `local_http.rs` talks to a running server's loopback endpoints.
 
 pub mod accounts;
@@ -15,6 +15,7 @@ pub mod local_http;
 pub mod serve;
 pub mod shares;
 pub mod swap;
+pub mod tahoe_node;
 pub mod usage;
 
 use std::fs;

@@ -15,6 +15,7 @@ use host_runner::server::admin::require_loopback;
 use host_runner::server::identity::{self, Identity};
 use host_runner::server::{ServeOptions, Server};
 use host_runner::service::CrawlerPacing;
+use host_runner::tahoe_node::parse_size;
 
 /// `serve`: flags into [`ServeOptions`], then run until a signal.
 pub fn serve(args: ServeArgs) -> Result<()> {
@@ -38,6 +39,10 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         cpu_percent: args.crawler_cpu_percent.min(100.0),
         ..Default::default()
     });
+    if let Some(size) = &args.reserved_space {
+        opts.reserved_space = parse_size(size).map_err(|e| anyhow!("--reserved-space: {e}"))?;
+    }
+    opts.readonly = args.readonly;
     opts.upload_idle_timeout = Duration::from_secs(parse_duration(&args.upload_idle_timeout)?);
     opts.connection_idle_timeout =
         Duration::from_secs(parse_duration(&args.connection_idle_timeout)?);

@@ -15,3 +15,4 @@ mod swap;
 mod swap_cli;
 mod tahoe;
 mod tahoe_client;
+mod tahoe_takeover;

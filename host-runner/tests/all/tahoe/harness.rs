@@ -153,6 +153,26 @@ impl Serve {
     /// As [`Serve::start`], with more `serve` arguments.
     pub fn start_with(dir: &Path, compiled_from: Option<&Serve>, extra: &[&str]) -> Serve {
         let storage = dir.join("storage");
+        let mut args: Vec<std::ffi::OsString> =
+            vec!["--listen".into(), "127.0.0.1:0".into(), "--storage".into()];
+        args.push(storage.clone().into());
+        Serve::spawn(dir, compiled_from, storage, args, extra)
+    }
+
+    /// `serve --node-dir NODE` with its state in `dir`: a stopped Tahoe node
+    /// taken over, listening where the node listened.
+    pub fn take_over(dir: &Path, node: &Path) -> Serve {
+        let args = vec!["--node-dir".into(), node.as_os_str().to_owned()];
+        Serve::spawn(dir, None, node.join("storage"), args, &[])
+    }
+
+    fn spawn(
+        dir: &Path,
+        compiled_from: Option<&Serve>,
+        storage: PathBuf,
+        place: Vec<std::ffi::OsString>,
+        extra: &[&str],
+    ) -> Serve {
         let state = dir.join("state");
         if let Some(other) = compiled_from {
             let cache = other.state.join("cache");
@@ -163,15 +183,8 @@ impl Serve {
         fs::create_dir_all(dir).unwrap();
         let log = fs::File::create(dir.join("serve.log")).unwrap();
         let mut child = host_runner()
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--status",
-                "127.0.0.1:0",
-            ])
-            .arg("--storage")
-            .arg(&storage)
+            .args(["serve", "--status", "127.0.0.1:0"])
+            .args(&place)
             .arg("--state")
             .arg(&state)
             .args(extra)
