@@ -7,13 +7,12 @@ mod commands;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::Parser;
 
 use commands::cli::{Cli, Command};
 use commands::{accounts, crawl, demo, inspect, serve, shares, swap, tahoe_node, usage};
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    match commands::settings::parse().and_then(run) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // One line, however many causes the chain has.

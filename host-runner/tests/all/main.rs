@@ -11,6 +11,7 @@ mod gbs_protocol;
 mod group_commit;
 mod plugin_host;
 mod release;
+mod serve_settings;
 mod swap;
 mod swap_cli;
 mod tahoe;

@@ -152,18 +152,28 @@ impl Serve {
 
     /// As [`Serve::start`], with more `serve` arguments.
     pub fn start_with(dir: &Path, compiled_from: Option<&Serve>, extra: &[&str]) -> Serve {
+        Serve::start_env(dir, compiled_from, extra, &[])
+    }
+
+    /// As [`Serve::start_with`], with environment variables set for it.
+    pub fn start_env(
+        dir: &Path,
+        compiled_from: Option<&Serve>,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Serve {
         let storage = dir.join("storage");
         let mut args: Vec<std::ffi::OsString> =
             vec!["--listen".into(), "127.0.0.1:0".into(), "--storage".into()];
         args.push(storage.clone().into());
-        Serve::spawn(dir, compiled_from, storage, args, extra)
+        Serve::spawn(dir, compiled_from, storage, args, extra, env)
     }
 
     /// `serve --node-dir NODE` with its state in `dir`: a stopped Tahoe node
     /// taken over, listening where the node listened.
     pub fn take_over(dir: &Path, node: &Path) -> Serve {
         let args = vec!["--node-dir".into(), node.as_os_str().to_owned()];
-        Serve::spawn(dir, None, node.join("storage"), args, &[])
+        Serve::spawn(dir, None, node.join("storage"), args, &[], &[])
     }
 
     fn spawn(
@@ -172,6 +182,7 @@ impl Serve {
         storage: PathBuf,
         place: Vec<std::ffi::OsString>,
         extra: &[&str],
+        env: &[(&str, &str)],
     ) -> Serve {
         let state = dir.join("state");
         if let Some(other) = compiled_from {
@@ -188,6 +199,7 @@ impl Serve {
             .arg("--state")
             .arg(&state)
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
