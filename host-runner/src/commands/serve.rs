@@ -56,6 +56,7 @@ fn run(opts: ServeOptions) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{}", server.nurl);
     let _ = write!(out, "{}", server.servers_yaml());
+    let _ = writeln!(out, "# plugin: {}", plugin_line(&server));
     if let Some(a) = server.status_addr {
         let _ = writeln!(out, "# status: http://{a}/");
     }
@@ -72,6 +73,23 @@ fn run(opts: ServeOptions) -> Result<()> {
     eprintln!("serve: stopping");
     server.shutdown();
     Ok(())
+}
+
+/// The running plugin: `VERSION (interface X) sha256 HEX`.
+fn plugin_line(server: &Server) -> String {
+    use host_runner::Operations as _;
+    let answer = server.gbs().service().call_blocking(|host| {
+        let sha256 = host.compile_outcome().component_sha256().to_owned();
+        (host.info(), sha256)
+    });
+    match answer {
+        Ok((Ok(info), sha256)) => format!(
+            "leasedb-plugin {} (interface {}) sha256 {sha256}",
+            info.version, info.interface_version
+        ),
+        Ok((Err(e), _)) => format!("unknown ({e})"),
+        Err(e) => format!("unknown ({e})"),
+    }
 }
 
 /// `client-config`: the NURL and `servers.yaml` document for the anonymous

@@ -141,6 +141,8 @@ pub struct Serve {
     pub status: String,
     /// The admin address it printed (`HOST:PORT`), when started with `--admin`.
     pub admin: String,
+    /// The plugin it runs, as its banner's `# plugin:` line says.
+    pub plugin: String,
 }
 
 impl Serve {
@@ -242,6 +244,7 @@ impl Serve {
             yaml: String::new(),
             status: String::new(),
             admin: String::new(),
+            plugin: String::new(),
         };
         let (lines, reader) = match rx.recv_timeout(Duration::from_secs(240)) {
             Ok(v) => v,
@@ -277,6 +280,7 @@ impl Serve {
         };
         serve.status = address("# status:");
         serve.admin = address("# admin:");
+        serve.plugin = address("# plugin:");
         serve._stdout = Some(reader);
         serve
     }
