@@ -90,8 +90,64 @@ fn a_stock_node_taken_over_keeps_its_clients_and_leases() {
     sis.push(client.storage_index(&dircap));
     let storage = stock.dir.join("storage");
     let recorded: Vec<i64> = sis.iter().map(|si| recorded_expiry(&storage, si)).collect();
-    stock.kill();
 
+    let state = dir.path().join("taken").join("state");
+    let node_dir = stock.dir.clone();
+    let import = || {
+        run_bounded(
+            host_runner()
+                .arg("import-tahoe-node")
+                .arg(&node_dir)
+                .arg("--state")
+                .arg(&state),
+            Duration::from_secs(60),
+        )
+    };
+    let running = import();
+    assert!(
+        !running.status.success(),
+        "a running node is not taken over"
+    );
+    assert!(
+        String::from_utf8_lossy(&running.stderr).contains("running"),
+        "{}",
+        String::from_utf8_lossy(&running.stderr)
+    );
+    stock.kill();
+    let imported = import();
+    let out = String::from_utf8_lossy(&imported.stdout);
+    assert!(
+        imported.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    assert!(
+        out.contains(&stock.nurl),
+        "the import names the node's NURL: {out}"
+    );
+    // A state directory that is another server already is refused.
+    let other = dir.path().join("other");
+    let made = run_bounded(
+        host_runner()
+            .args(["client-config", "--listen", "127.0.0.1:1", "--state"])
+            .arg(&other),
+        Duration::from_secs(60),
+    );
+    assert!(made.status.success());
+    let refused = run_bounded(
+        host_runner()
+            .arg("import-tahoe-node")
+            .arg(&stock.dir)
+            .arg("--state")
+            .arg(&other),
+        Duration::from_secs(60),
+    );
+    assert!(
+        !refused.status.success(),
+        "another server's state is not overwritten"
+    );
+
+    // Serving imports again (the same node: nothing changes) and serves it.
     let server = Serve::take_over(&dir.path().join("taken"), &stock.dir);
     assert_eq!(
         server.nurl, stock.nurl,
