@@ -39,8 +39,9 @@ pub struct Place {
 pub struct CrawlerArgs {
     /// Lease expiration: `disabled` (scan only), `age` (expiration time passed, or
     /// renewal older than --expire-override) or `cutoff-date` (renewed before --expire-cutoff).
-    #[arg(long, value_name = "MODE", default_value = "disabled", value_parser = ["disabled", "age", "cutoff-date"])]
-    pub expire: String,
+    /// Default: disabled (or, with --node-dir, what the node's tahoe.cfg says).
+    #[arg(long, value_name = "MODE", value_parser = ["disabled", "age", "cutoff-date"])]
+    pub expire: Option<String>,
     /// With `--expire age`: expire leases renewed longer ago than this (e.g. `31 days`, `2mo`).
     #[arg(long, value_name = "DURATION")]
     pub expire_override: Option<String>,

@@ -6,6 +6,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+#[cfg(test)]
+use super::cli::Cli;
 use super::cli::{Command, Place, ServeArgs};
 use host_runner::server::identity::Identity;
 use host_runner::tahoe_node::{Expiration, TahoeNode};
@@ -118,18 +120,17 @@ pub fn take_over(command: &mut Command) -> Result<()> {
 }
 
 fn apply_expiration(crawler: &mut super::cli::CrawlerArgs, expiration: &Expiration) {
-    // `--expire` defaults to disabled: any other value was asked for.
-    if crawler.expire != "disabled" {
-        return;
+    if crawler.expire.as_deref().is_some_and(|e| e != "disabled") {
+        return; // a flag says otherwise
     }
     match expiration {
         Expiration::Disabled => {}
         Expiration::Age { override_duration } => {
-            crawler.expire = "age".into();
+            crawler.expire = Some("age".into());
             crawler.expire_override = crawler.expire_override.take().or(override_duration.clone());
         }
         Expiration::CutoffDate { date } => {
-            crawler.expire = "cutoff-date".into();
+            crawler.expire = Some("cutoff-date".into());
             crawler.expire_cutoff = crawler.expire_cutoff.take().or(Some(date.clone()));
         }
     }
@@ -145,4 +146,33 @@ fn apply_to_serve(args: &mut ServeArgs, node: &TahoeNode) {
         .or(Some(c.reserved_space.to_string()));
     args.readonly |= c.readonly;
     apply_expiration(&mut args.crawler, &c.expiration);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn crawler_of(args: &[&str]) -> super::super::cli::CrawlerArgs {
+        let cli = Cli::parse_from(["host-runner", "crawl"].iter().chain(args));
+        match cli.command {
+            Command::Crawl { crawler, .. } => crawler,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn the_nodes_expiry_applies_unless_a_flag_says_otherwise() {
+        let node = Expiration::Age {
+            override_duration: Some("60 days".into()),
+        };
+        let mut unset = crawler_of(&[]);
+        apply_expiration(&mut unset, &node);
+        assert_eq!(unset.expire.as_deref(), Some("age"));
+        assert_eq!(unset.expire_override.as_deref(), Some("60 days"));
+        let mut disabled = crawler_of(&["--expire", "disabled"]);
+        apply_expiration(&mut disabled, &node);
+        assert_eq!(disabled.expire.as_deref(), Some("disabled"));
+        assert_eq!(disabled.expire_override, None);
+    }
 }
