@@ -120,8 +120,8 @@ pub fn take_over(command: &mut Command) -> Result<()> {
 }
 
 fn apply_expiration(crawler: &mut super::cli::CrawlerArgs, expiration: &Expiration) {
-    if crawler.expire.as_deref().is_some_and(|e| e != "disabled") {
-        return; // a flag says otherwise
+    if crawler.expire.is_some() {
+        return; // a flag says otherwise, `--expire disabled` included
     }
     match expiration {
         Expiration::Disabled => {}
