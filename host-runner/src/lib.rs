@@ -5,7 +5,8 @@
 //! (launcher, crash policy, hot swap, sandbox, bindings); [`server`] speaks
 //! Tahoe's HTTPS storage protocol and serves the status page and admin
 //! endpoint. Both reach the plugin only through [`service`]. The third wing,
-//! the CLI's commands, is binary-only (`main.rs`, `commands/`).
+//! the CLI's commands, is binary-only (`main.rs`, `commands/`). [`tahoe_node`]
+//! reads a stopped Tahoe node that `serve` takes over.
 
 #![warn(missing_docs)]
 
@@ -16,6 +17,7 @@ pub mod plugin;
 pub mod report;
 pub mod server;
 pub mod service;
+pub mod tahoe_node;
 
 pub use backend::{BackendError, DirStore, FaultyStore, MemoryStore, ObjectStore};
 pub use leasedb_types::StorageIndex;

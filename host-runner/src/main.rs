@@ -7,13 +7,12 @@ mod commands;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::Parser;
 
 use commands::cli::{Cli, Command};
-use commands::{accounts, crawl, demo, inspect, serve, shares, swap, usage};
+use commands::{accounts, crawl, demo, inspect, serve, shares, swap, tahoe_node, usage};
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    match commands::settings::parse().and_then(run) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // One line, however many causes the chain has.
@@ -24,7 +23,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(mut cli: Cli) -> Result<()> {
+    tahoe_node::take_over(&mut cli.command)?;
     match cli.command {
         Command::Put {
             place,
@@ -92,6 +92,9 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Accounts { state, command } => accounts::accounts(&state, command),
         Command::Usage { place, json } => usage::usage_command(&place, json),
+        Command::ImportTahoeNode { node_dir, state } => {
+            tahoe_node::import_command(&node_dir, &state)
+        }
         Command::Swap {
             admin,
             state,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::account::Account;
 use crate::backend::keys::{self, ChunkKey};
 use crate::backend::{Backend, BackendError, ObjectEntry};
-use crate::container::{self, journal, Container, SNIFF_LENGTH};
+use crate::container::{self, journal, lease_records, Container, SNIFF_LENGTH};
 use crate::db::sqlite::Connection;
 use crate::db::{leases, shares};
 use crate::error::Result;
@@ -81,32 +81,33 @@ pub fn examine(
 }
 
 /// Lists the backend for `si` and registers every share found there whose
-/// number is not in `known` as STABLE (or corrupted) with a starter lease;
-/// headless leftovers are not shares. A rewrite's journal is applied first.
-/// Returns the new rows.
+/// number is not in `known` as STABLE (or corrupted) with the leases its
+/// container records, or a starter lease; headless leftovers are not shares.
+/// A rewrite's journal is applied first. Returns the new rows.
 pub fn discover(
     conn: &Connection,
     backend: &crate::backend::Retrying<impl Backend>,
     si: &StorageIndex,
     known: &[ShareNum],
     now: Timestamp,
+    lease_duration: u64,
 ) -> Result<Vec<ShareRow>> {
     let listing = listing_with_journals_applied(backend, si)?;
     let mut rows = Vec::new();
     for ((found_si, shnum), chunks) in group_by_share(&listing) {
         if found_si == *si && !known.contains(&shnum) && is_published(&chunks) {
-            rows.push(examine(backend, found_si, shnum, &chunks)?);
+            rows.push(examine_with_leases(backend, found_si, shnum, &chunks)?);
         }
     }
     if rows.is_empty() {
-        return Ok(rows);
+        return Ok(Vec::new());
     }
     let tx = conn.transaction()?;
-    for row in &rows {
-        register(&tx, row, now)?;
+    for (row, recorded) in &rows {
+        register(&tx, row, recorded, now, lease_duration)?;
     }
     tx.commit()?;
-    Ok(rows)
+    Ok(rows.into_iter().map(|(row, _)| row).collect())
 }
 
 /// The listing of `si`, after finishing any rewrite whose journal is there
@@ -136,16 +137,50 @@ pub fn listing_with_journals_applied(
     Ok(backend.list_all(&dir)?)
 }
 
-/// Inserts a found share with its starter lease.
-pub fn register(conn: &Connection, row: &ShareRow, now: Timestamp) -> Result<()> {
+/// Inserts a found share with the leases its container records (a Tahoe
+/// server keeps them there): the anonymous account's lease takes the latest
+/// expiry found, renewed one lease duration before it, as Tahoe reckons a
+/// lease's age. A share recording none gets a starter lease. `recorded`
+/// is what [`examine_with_leases`] read, before the transaction. Returns how
+/// many lease records were imported.
+pub fn register(
+    conn: &Connection,
+    row: &ShareRow,
+    recorded: &[Timestamp],
+    now: Timestamp,
+    lease_duration: u64,
+) -> Result<u64> {
     shares::insert(conn, row)?;
-    leases::add_or_renew(
-        conn,
-        &row.si,
-        row.shnum,
-        Account::STARTER_ID,
-        now,
-        Some(now + STARTER_LEASE_SECONDS),
-    )?;
-    Ok(())
+    match recorded.iter().max() {
+        Some(&latest) => leases::add_or_renew(
+            conn,
+            &row.si,
+            row.shnum,
+            Account::ANONYMOUS_ID,
+            latest.saturating_sub(lease_duration.min(i64::MAX as u64) as i64),
+            Some(latest),
+        )?,
+        None => leases::add_or_renew(
+            conn,
+            &row.si,
+            row.shnum,
+            Account::STARTER_ID,
+            now,
+            Some(now + STARTER_LEASE_SECONDS),
+        )?,
+    }
+    Ok(recorded.len() as u64)
+}
+
+/// [`examine`], and the lease expiries the container records: everything
+/// [`register`] needs from the backend, read before its transaction.
+pub fn examine_with_leases(
+    backend: &impl Backend,
+    si: StorageIndex,
+    shnum: ShareNum,
+    chunks: &Chunks,
+) -> Result<(ShareRow, Vec<Timestamp>)> {
+    let row = examine(backend, si, shnum, chunks)?;
+    let recorded = lease_records::expiries(backend, &row)?;
+    Ok((row, recorded))
 }

@@ -320,7 +320,14 @@ impl<B: Backend> LeaseDb<B> {
         if !rows.is_empty() {
             return Ok(rows);
         }
-        discovery::discover(&self.conn, &self.backend, si, &[], self.now())
+        discovery::discover(
+            &self.conn,
+            &self.backend,
+            si,
+            &[],
+            self.now(),
+            self.config.lease_duration,
+        )
     }
 
     /// Rows of `si` before creating any of `shnums` (SPEC §12, discovery
@@ -345,7 +352,12 @@ impl<B: Backend> LeaseDb<B> {
                 continue;
             }
             if discovery::is_published(&chunks) {
-                adopted.push(discovery::examine(&self.backend, found_si, shnum, &chunks)?);
+                adopted.push(discovery::examine_with_leases(
+                    &self.backend,
+                    found_si,
+                    shnum,
+                    &chunks,
+                )?);
             } else if shnums.contains(&shnum) {
                 crate::log(&format!(
                     "removing leftovers of an unfinished upload of {si}/{shnum} before reusing it"
@@ -358,11 +370,11 @@ impl<B: Backend> LeaseDb<B> {
         if !adopted.is_empty() {
             let now = self.now();
             let tx = self.conn.transaction()?;
-            for row in &adopted {
-                discovery::register(&tx, row, now)?;
+            for (row, recorded) in &adopted {
+                discovery::register(&tx, row, recorded, now, self.config.lease_duration)?;
             }
             tx.commit()?;
-            rows.extend(adopted);
+            rows.extend(adopted.into_iter().map(|(row, _)| row));
             rows.sort_by_key(|r| r.shnum);
         }
         Ok(rows)

@@ -191,6 +191,41 @@ fn a_lost_database_is_rebuilt_with_one_starter_lease_per_share() {
     }
 }
 
+/// A Tahoe node's storage taken over: the lease records in its containers
+/// become leases (the latest expiry each), the report counts them, and only
+/// the share recording none gets a starter lease.
+#[test]
+fn the_crawler_imports_lease_records_and_counts_them() {
+    let store = Store::new();
+    let share = |n: u8, expiries: &[u32]| {
+        let mut c = vec![0, 0, 0, 2, 0, 0, 0, 4, 0, 0, 0, expiries.len() as u8];
+        c.extend_from_slice(b"data");
+        for e in expiries {
+            let mut record = [0x11; 72];
+            record[68..].copy_from_slice(&e.to_be_bytes());
+            c.extend_from_slice(&record);
+        }
+        store
+            .backend
+            .put_for_test(&keys::chunk_key(&StorageIndex(si(n)), ShareNum(0), 0), &c);
+    };
+    share(0, &[1_710_000_000, 1_720_000_000, 1_705_000_000]);
+    share(1, &[1_730_000_000]);
+    share(2, &[]);
+    let mut db = store.open();
+    run_cycle(&mut db);
+    let report = &db.crawler_status().unwrap().history[0];
+    assert_eq!((report.added, report.leases_imported), (3, 4));
+    let mut lease = |n: u8| {
+        let l = db.list_leases(&si(n)).unwrap();
+        assert_eq!(l.len(), 1, "SI {n}: {l:?}");
+        (l[0].account_id, l[0].expires)
+    };
+    assert_eq!(lease(0), (0, Some(1_720_000_000)));
+    assert_eq!(lease(1), (0, Some(1_730_000_000)));
+    assert_eq!(lease(2), (1, Some(store.clock.get() + 60 * 24 * 3600)));
+}
+
 #[test]
 fn age_override_expires_backdated_leases_and_collects_their_shares() {
     let store = Store::new();

@@ -195,9 +195,9 @@ fn bad_input_is_refused_and_changes_nothing() {
 fn a_share_copied_into_the_backend_is_served_with_one_starter_lease() {
     let f = Fixture::new();
     let si = StorageIndex(SI);
-    let mut share = vec![0, 0, 0, 1, 0, 0, 0, 5, 0, 0, 0, 1];
+    // No lease record in the container: nothing to import.
+    let mut share = vec![0, 0, 0, 1, 0, 0, 0, 5, 0, 0, 0, 0];
     share.extend_from_slice(b"hello");
-    share.extend_from_slice(&[0xaa; 72]);
     f.backend
         .put_for_test(&keys::chunk_key(&si, ShareNum(3), 0), &share);
     f.backend.put_for_test(
@@ -210,6 +210,29 @@ fn a_share_copied_into_the_backend_is_served_with_one_starter_lease() {
     let leases = db.list_leases(&SI).unwrap();
     assert_eq!(leases.len(), 1);
     assert_eq!(leases[0].account_id, 1);
+}
+
+#[test]
+fn a_tahoe_share_keeps_the_latest_lease_its_container_records() {
+    let f = Fixture::new();
+    let si = StorageIndex(SI);
+    // A v1 container with two lease records, as a Tahoe server leaves it.
+    let mut share = vec![0, 0, 0, 1, 0, 0, 0, 5, 0, 0, 0, 2];
+    share.extend_from_slice(b"hello");
+    for expiry in [1_900_000_000u32, 1_800_000_000] {
+        let mut record = [0xaa; 72];
+        record[68..].copy_from_slice(&expiry.to_be_bytes());
+        share.extend_from_slice(&record);
+    }
+    f.backend
+        .put_for_test(&keys::chunk_key(&si, ShareNum(3), 0), &share);
+    let mut db = f.open();
+    assert_eq!(db.read(&SI, 3, 0, 100).unwrap(), b"hello");
+    let leases = db.list_leases(&SI).unwrap();
+    assert_eq!(leases.len(), 1, "one lease, no starter lease: {leases:?}");
+    assert_eq!(leases[0].account_id, 0, "the anonymous account's");
+    assert_eq!(leases[0].expires, Some(1_900_000_000), "the latest expiry");
+    assert_eq!(leases[0].renewed, 1_900_000_000 - 31 * 24 * 3600);
 }
 
 #[test]

@@ -13,7 +13,8 @@ use crate::{Harness, Operations, Options};
 crate::declare_cases! { corruption, foreach_corruption_case, $;
 
 /// An old v1 immutable container with one 72-byte lease record at its end
-/// reads as its data only; the record is not imported as a lease.
+/// reads as its data only; the record becomes the anonymous account's lease,
+/// with the record's expiry, instead of a starter lease.
 pub fn old_v1_container_with_a_lease_record_reads_its_data<H: Harness>(h: &H) {
     let mut host = h.start(&Options::small_chunks()).unwrap();
     let si = si(1);
@@ -23,7 +24,10 @@ pub fn old_v1_container_with_a_lease_record_reads_its_data<H: Harness>(h: &H) {
     assert_eq!(host.list_shares(&si).unwrap(), [0]);
     assert_eq!(read_all(&mut host, &si, 0), data);
     assert_eq!(host.read(&si, 0, 990, 100).unwrap(), data[990..], "the lease record is not data");
-    assert_eq!(lease_owners(&mut host, &si), [(0, 1)], "only the starter lease");
+    assert_eq!(lease_owners(&mut host, &si), [(0, 0)], "the recorded lease, no starter lease");
+    let record = &container[container.len() - 72..];
+    let expiry = u32::from_be_bytes(record[68..].try_into().unwrap());
+    assert_eq!(host.list_leases(&si).unwrap()[0].expires, Some(i64::from(expiry)));
     assert_eq!(row(&mut host, &si, 0).unwrap().used_space, container.len() as u64);
 }
 

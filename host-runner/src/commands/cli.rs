@@ -20,6 +20,11 @@ pub struct Place {
     /// `storage/` directory can be used as it is.
     #[arg(long, value_name = "DIR", default_value = "./data/storage")]
     pub storage: PathBuf,
+    /// A stopped Tahoe-LAFS node to take over instead of --storage: its identity
+    /// is imported into --state (as `import-tahoe-node` does) and its storage
+    /// directory served in place.
+    #[arg(long, value_name = "NODEDIR", conflicts_with = "storage")]
+    pub node_dir: Option<PathBuf>,
     /// Host state: the compiled-plugin cache and the plugin's private directory
     /// (its lease database).
     #[arg(long, value_name = "DIR", default_value = "./data/state")]
@@ -34,8 +39,9 @@ pub struct Place {
 pub struct CrawlerArgs {
     /// Lease expiration: `disabled` (scan only), `age` (expiration time passed, or
     /// renewal older than --expire-override) or `cutoff-date` (renewed before --expire-cutoff).
-    #[arg(long, value_name = "MODE", default_value = "disabled", value_parser = ["disabled", "age", "cutoff-date"])]
-    pub expire: String,
+    /// Default: disabled (or, with --node-dir, what the node's tahoe.cfg says).
+    #[arg(long, value_name = "MODE", value_parser = ["disabled", "age", "cutoff-date"])]
+    pub expire: Option<String>,
     /// With `--expire age`: expire leases renewed longer ago than this (e.g. `31 days`, `2mo`).
     #[arg(long, value_name = "DURATION")]
     pub expire_override: Option<String>,
@@ -223,6 +229,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Take over a stopped Tahoe-LAFS 1.20 storage node: its TLS key and
+    /// certificate, tubid, swissnum, seeds and address become --state's, so its
+    /// clients keep working unchanged; then `serve --node-dir NODEDIR`.
+    ImportTahoeNode {
+        /// The node directory (`tahoe.cfg`, `private/`, `storage/`).
+        node_dir: PathBuf,
+        /// Host state directory to import into (new, or this node's already).
+        #[arg(long, value_name = "DIR", default_value = "./data/state")]
+        state: PathBuf,
+    },
     /// Hot-swap the plugin of a running `serve --admin HOST:PORT` for PLUGIN.wasm.
     ///
     /// Exits 0 once the new version serves, printing the old and new versions;
@@ -283,6 +299,12 @@ pub struct ServeArgs {
     /// Largest mutable share data accepted (a read-test-write body may be this large).
     #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
     pub max_mutable_size: u64,
+    /// Disk space never given to shares, as Tahoe's reserved_space (`1G`, `500MB`, `0`).
+    #[arg(long, value_name = "SIZE")]
+    pub reserved_space: Option<String>,
+    /// Accept no new shares (clients are told no space is available), as Tahoe's readonly.
+    #[arg(long)]
+    pub readonly: bool,
 }
 
 /// `accounts` subcommands.

@@ -18,7 +18,7 @@ const SLICE: Duration = Duration::from_millis(250);
 
 /// The crawler settings the flags describe.
 pub fn crawler_config(args: &CrawlerArgs) -> Result<CrawlerConfig> {
-    let policy = match args.expire.as_str() {
+    let policy = match args.expire.as_deref().unwrap_or("disabled") {
         "disabled" => ExpirationPolicy::Disabled,
         "age" => ExpirationPolicy::Age(
             args.expire_override
@@ -32,7 +32,7 @@ pub fn crawler_config(args: &CrawlerArgs) -> Result<CrawlerConfig> {
         },
         other => bail!("unknown expiration mode {other:?}; use disabled, age or cutoff-date"),
     };
-    if args.expire != "age" && args.expire_override.is_some() {
+    if args.expire.as_deref() != Some("age") && args.expire_override.is_some() {
         bail!("--expire-override only applies with --expire age");
     }
     Ok(CrawlerConfig {

@@ -2,8 +2,9 @@
 //! flags in `cli.rs`; `put`/`read`/`shares`/`leases` in `shares.rs`; `demo`;
 //! the crawler in `crawl.rs`; mutable shares, advisories and statistics in
 //! `inspect.rs`; `serve` and `client-config` in `serve.rs`; `accounts`;
-//! `usage`; `swap`. Durations and dates are parsed and shown by `dates.rs`;
-//! `local_http.rs` talks to a running server's loopback endpoints.
+//! `usage`; `swap`; taking over a Tahoe node in `tahoe_node.rs`. Durations and dates are parsed and shown by `dates.rs`;
+//! `local_http.rs` talks to a running server's loopback endpoints;
+//! `settings.rs` reads `serve`'s flags from the environment and a config file.
 
 pub mod accounts;
 pub mod cli;
@@ -13,8 +14,10 @@ pub mod demo;
 pub mod inspect;
 pub mod local_http;
 pub mod serve;
+pub mod settings;
 pub mod shares;
 pub mod swap;
+pub mod tahoe_node;
 pub mod usage;
 
 use std::fs;

@@ -15,6 +15,7 @@ use host_runner::server::admin::require_loopback;
 use host_runner::server::identity::{self, Identity};
 use host_runner::server::{ServeOptions, Server};
 use host_runner::service::CrawlerPacing;
+use host_runner::tahoe_node::parse_size;
 
 /// `serve`: flags into [`ServeOptions`], then run until a signal.
 pub fn serve(args: ServeArgs) -> Result<()> {
@@ -38,6 +39,10 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         cpu_percent: args.crawler_cpu_percent.min(100.0),
         ..Default::default()
     });
+    if let Some(size) = &args.reserved_space {
+        opts.reserved_space = parse_size(size).map_err(|e| anyhow!("--reserved-space: {e}"))?;
+    }
+    opts.readonly = args.readonly;
     opts.upload_idle_timeout = Duration::from_secs(parse_duration(&args.upload_idle_timeout)?);
     opts.connection_idle_timeout =
         Duration::from_secs(parse_duration(&args.connection_idle_timeout)?);
@@ -51,6 +56,7 @@ fn run(opts: ServeOptions) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{}", server.nurl);
     let _ = write!(out, "{}", server.servers_yaml());
+    let _ = writeln!(out, "# plugin: {}", plugin_line(&server));
     if let Some(a) = server.status_addr {
         let _ = writeln!(out, "# status: http://{a}/");
     }
@@ -67,6 +73,23 @@ fn run(opts: ServeOptions) -> Result<()> {
     eprintln!("serve: stopping");
     server.shutdown();
     Ok(())
+}
+
+/// The running plugin: `VERSION (interface X) sha256 HEX`.
+fn plugin_line(server: &Server) -> String {
+    use host_runner::Operations as _;
+    let answer = server.gbs().service().call_blocking(|host| {
+        let sha256 = host.compile_outcome().component_sha256().to_owned();
+        (host.info(), sha256)
+    });
+    match answer {
+        Ok((Ok(info), sha256)) => format!(
+            "leasedb-plugin {} (interface {}) sha256 {sha256}",
+            info.version, info.interface_version
+        ),
+        Ok((Err(e), _)) => format!("unknown ({e})"),
+        Err(e) => format!("unknown ({e})"),
+    }
 }
 
 /// `client-config`: the NURL and `servers.yaml` document for the anonymous

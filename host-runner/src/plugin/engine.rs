@@ -68,6 +68,17 @@ impl fmt::Display for CompileOutcome {
     }
 }
 
+impl CompileOutcome {
+    /// The SHA-256 of the component (hex): its cache file is named by it.
+    pub fn component_sha256(&self) -> &str {
+        let (CompileOutcome::CacheHit(path) | CompileOutcome::Compiled(path)) = self;
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.split('-').next())
+            .unwrap_or("")
+    }
+}
+
 /// The one engine every plugin instance runs on; its epoch ticker starts with it.
 pub fn wasm_engine() -> Result<&'static Engine, EngineError> {
     static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();

@@ -5,7 +5,7 @@
 //!   the swap to the service thread, which holds every other call while it runs.
 //!   `200` with the [`SwapReport`] as JSON; `422` when the component was refused
 //!   before anything stopped; `409` when the swap failed and was rolled back.
-//! - `GET /version`: the running plugin's version and interface version.
+//! - `GET /version`: the running plugin's version, interface version, schema and sha256.
 //!
 //! `host-runner swap --admin HOST:PORT --state DIR PLUGIN.wasm` is its client
 //! (it reads the admin token from the state directory).
@@ -153,18 +153,22 @@ pub async fn handle(admin: Arc<Admin>, req: Request<Incoming>) -> Response<Body>
         (&Method::GET, "/version") => {
             let answer = admin
                 .service
-                .call(|host| (host.info(), host.init_report().schema_version))
+                .call(|host| {
+                    let sha256 = host.compile_outcome().component_sha256().to_owned();
+                    (host.info(), host.init_report().schema_version, sha256)
+                })
                 .await;
             match answer {
-                Ok((Ok(info), schema)) => json(
+                Ok((Ok(info), schema, sha256)) => json(
                     StatusCode::OK,
                     &serde_json::json!({
                         "version": info.version,
                         "interface": info.interface_version,
                         "schema": schema,
+                        "sha256": sha256,
                     }),
                 ),
-                Ok((Err(e), _)) => json(
+                Ok((Err(e), _, _)) => json(
                     StatusCode::SERVICE_UNAVAILABLE,
                     &error_json(&e.to_string(), false),
                 ),

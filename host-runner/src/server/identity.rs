@@ -5,6 +5,7 @@
 //! | `tubid` | 32 lowercase base32 characters (20 random bytes): the seed of clients' lease secrets and mutable write-enablers (GBS.md §4); never changes |
 //! | `swissnum` | the anonymous account's swissnum, `[a-z2-7]{32}` |
 //! | `tls/cert.pem`, `tls/key.pem` | the self-signed certificate and its key; the NURL pins its SPKI |
+//! | `server-id`, `permutation-seed` | only when taken over from a Tahoe node ([`Identity::adopt`]): the id and seed its clients know; otherwise the tubid |
 //! | `accounts.json` | named accounts: name, swissnum, created, revoked |
 //! | `listen` | the address `serve` last listened on, reused when `--listen` is not given |
 //! | `status` | the status page's address while `serve` runs |
@@ -135,6 +136,39 @@ pub struct Identity {
     pub key_der: Vec<u8>,
     /// `base64url_nopad(SHA-256(SPKI))`: what the NURL pins.
     pub spki_hash: String,
+    /// The key of this server in clients' `servers.yaml` (a Tahoe node's
+    /// `v0-…` id when taken over, else the tubid).
+    pub server_id: String,
+    /// What clients permute servers by (`permutation-seed-base32`).
+    pub permutation_seed: String,
+}
+
+/// A Tahoe node's identity, to be taken over by [`Identity::adopt`].
+#[derive(Clone)]
+pub struct Adopted {
+    /// The tubid of its storage FURL.
+    pub tubid: String,
+    /// The swissnum of its storage FURL: the anonymous account's.
+    pub swissnum: String,
+    /// Its TLS certificate, DER.
+    pub cert_der: Vec<u8>,
+    /// Its private key, PKCS#8 DER.
+    pub key_der: Vec<u8>,
+    /// `v0-…` from `node.pubkey`, if it has one.
+    pub server_id: Option<String>,
+    /// Its `permutation-seed`.
+    pub permutation_seed: String,
+}
+
+/// PEM text of one DER object.
+fn pem(label: &str, der: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out + &format!("-----END {label}-----\n")
 }
 
 impl fmt::Debug for Identity {
@@ -159,6 +193,13 @@ impl Identity {
         let spki = spki_of_certificate(&cert_der)
             .ok_or_else(|| fail(&dir.join("tls/cert.pem"), "not an X.509 certificate"))?;
         let spki_hash = spki_hash(spki);
+        let read_or_tubid = |name: &str| -> Result<String, IdentityError> {
+            Ok(read_optional(&dir.join(name))?
+                .map(|t| t.trim().to_owned())
+                .unwrap_or_else(|| tubid.clone()))
+        };
+        let server_id = read_or_tubid("server-id")?;
+        let permutation_seed = read_or_tubid("permutation-seed")?;
         Ok(Identity {
             dir,
             tubid,
@@ -166,7 +207,58 @@ impl Identity {
             cert_der,
             key_der,
             spki_hash,
+            server_id,
+            permutation_seed,
         })
+    }
+
+    /// Makes `node` this state directory's identity (a Tahoe node taken
+    /// over). Taking the same node over again changes nothing; a state
+    /// directory that is already another server is refused, since its
+    /// clients would lose it.
+    pub fn adopt(state_dir: &Path, node: &Adopted) -> Result<Identity, IdentityError> {
+        let dir = state_dir.join("host");
+        let tubid_path = dir.join("tubid");
+        if let Some(existing) = read_optional(&tubid_path)? {
+            let current = Identity::load_or_create(state_dir)?;
+            if existing.trim() == node.tubid
+                && current.swissnum == node.swissnum
+                && current.cert_der == node.cert_der
+            {
+                return Ok(current);
+            }
+            return Err(fail(
+                &tubid_path,
+                format!(
+                    "this state directory is already server {}; take the node over into a new \
+                     --state directory",
+                    existing.trim()
+                ),
+            ));
+        }
+        // The key first and the tubid last: an interrupted adoption leaves no
+        // tubid, so it is simply done again.
+        write_atomic(
+            &dir.join("tls/key.pem"),
+            pem("PRIVATE KEY", &node.key_der).as_bytes(),
+        )?;
+        write_atomic(
+            &dir.join("tls/cert.pem"),
+            pem("CERTIFICATE", &node.cert_der).as_bytes(),
+        )?;
+        write_atomic(
+            &dir.join("swissnum"),
+            format!("{}\n", node.swissnum).as_bytes(),
+        )?;
+        write_atomic(
+            &dir.join("permutation-seed"),
+            format!("{}\n", node.permutation_seed).as_bytes(),
+        )?;
+        if let Some(id) = &node.server_id {
+            write_atomic(&dir.join("server-id"), format!("{id}\n").as_bytes())?;
+        }
+        write_atomic(&tubid_path, format!("{}\n", node.tubid).as_bytes())?;
+        Identity::load_or_create(state_dir)
     }
 
     /// The NURL of the account whose swissnum is `swissnum`, at `host_port`.
@@ -175,12 +267,15 @@ impl Identity {
     }
 
     /// The `storage:` document for a client's `private/servers.yaml` with this server
-    /// reached through `nurl` (GBS.md §5). The server id is the tubid, the same for
-    /// every account, so all clients place shares alike.
+    /// reached through `nurl` (GBS.md §5). Server id and permutation seed are the
+    /// same for every account, so all clients place shares alike; the FURL's
+    /// tubid is what clients derive lease secrets and write enablers from.
     pub fn servers_yaml(&self, nurl: &str) -> String {
         format!(
-            "storage:\n  {id}:\n    ann:\n      nickname: host-runner-{short}\n      anonymous-storage-FURL: pb://{id}@tcp:127.0.0.1:1/{id}\n      anonymous-storage-NURLs:\n        - {nurl}\n      permutation-seed-base32: {id}\n",
-            id = self.tubid,
+            "storage:\n  {id}:\n    ann:\n      nickname: host-runner-{short}\n      anonymous-storage-FURL: pb://{tubid}@tcp:127.0.0.1:1/{tubid}\n      anonymous-storage-NURLs:\n        - {nurl}\n      permutation-seed-base32: {seed}\n",
+            id = self.server_id,
+            tubid = self.tubid,
+            seed = self.permutation_seed,
             short = &self.tubid[..8],
         )
     }
@@ -479,6 +574,51 @@ mod tests {
         .unwrap();
         use rcgen::PublicKeyData;
         assert_eq!(spki_hash(&key.subject_public_key_info()), first.spki_hash);
+    }
+
+    #[test]
+    fn an_adopted_node_keeps_its_keys_ids_and_nurl() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["x".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let node = Adopted {
+            tubid: base32(&[1; 20]),
+            swissnum: base32(&[2; 20]),
+            cert_der: cert.der().to_vec(),
+            key_der: key.serialize_der(),
+            server_id: Some("v0-abc".into()),
+            permutation_seed: "seed".into(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let id = Identity::adopt(dir.path(), &node).unwrap();
+        let again = Identity::load_or_create(dir.path()).unwrap();
+        for i in [&id, &again] {
+            assert_eq!(
+                (i.tubid.as_str(), i.swissnum.as_str()),
+                (&*node.tubid, &*node.swissnum)
+            );
+            assert_eq!(
+                (i.cert_der.as_slice(), i.key_der.as_slice()),
+                (&*node.cert_der, &*node.key_der)
+            );
+            assert_eq!(
+                i.spki_hash,
+                spki_hash(spki_of_certificate(&node.cert_der).unwrap())
+            );
+        }
+        let yaml = again.servers_yaml("pb://n");
+        assert!(
+            yaml.contains("  v0-abc:\n") && yaml.contains("permutation-seed-base32: seed\n"),
+            "{yaml}"
+        );
+        assert!(yaml.contains(&format!("pb://{}@", node.tubid)), "{yaml}");
+        // The same node again is fine; a state that is another server is not.
+        Identity::adopt(dir.path(), &node).unwrap();
+        let other = tempfile::tempdir().unwrap();
+        Identity::load_or_create(other.path()).unwrap();
+        assert!(Identity::adopt(other.path(), &node).is_err());
     }
 
     #[test]

@@ -24,7 +24,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::backend::{DirStore, ObjectStore};
+use crate::backend::{DirStore, ObjectStore, Reserved};
 use crate::plugin::swap::Preparer;
 use crate::plugin::{HostConfig, HostError};
 use crate::service::{CrawlerPacing, CrawlerThread, Service, ServiceThread};
@@ -77,6 +77,10 @@ pub struct ServeOptions {
     pub max_connections: usize,
     /// Requests that may wait for the plugin; beyond them, 503 with Retry-After.
     pub max_queued: usize,
+    /// Bytes of the storage disk never given to shares (Tahoe's `reserved_space`).
+    pub reserved_space: u64,
+    /// Accept no new shares: report no space available (Tahoe's `readonly`).
+    pub readonly: bool,
 }
 
 impl ServeOptions {
@@ -97,6 +101,8 @@ impl ServeOptions {
             body_timeout: DEFAULT_BODY_TIMEOUT,
             max_connections: default_max_connections(),
             max_queued: DEFAULT_MAX_QUEUED,
+            reserved_space: 0,
+            readonly: false,
         }
     }
 }
@@ -191,7 +197,8 @@ impl Server {
         let tls = tls::tls_config(&identity).map_err(|e| ServeError::Tls(e.to_string()))?;
         let store = DirStore::open(&opts.storage)
             .map_err(|e| ServeError::Storage(format!("{}: {e}", opts.storage.display())))?;
-        let backend: Arc<dyn ObjectStore> = Arc::new(store);
+        let backend: Arc<dyn ObjectStore> =
+            Arc::new(Reserved::new(store, opts.reserved_space, opts.readonly));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(4)
             .enable_all()

@@ -2,6 +2,7 @@
 //! to upgrade the plugin live, and to learn why a swap was rolled back.
 
 use crate::tahoe::harness::{host_runner, http_get, run_bounded, Serve};
+use sha2::{Digest, Sha256};
 use std::time::Duration;
 
 use crate::release::RELEASE_1B5D437;
@@ -20,6 +21,15 @@ fn swap_command_upgrades_a_running_server_and_explains_a_refusal() {
     let state = state.to_str().unwrap();
     let version = || http_get(&admin, "/version").expect("the admin endpoint answers");
     assert!(!version().contains("+next"), "{}", version());
+    // The banner and /version name the running component by its sha256.
+    let sha256 = |path: &str| hex::encode(Sha256::digest(std::fs::read(path).unwrap()));
+    let release = sha256(RELEASE_1B5D437);
+    assert!(
+        server.plugin.starts_with("leasedb-plugin ") && server.plugin.ends_with(&release),
+        "{:?}",
+        server.plugin
+    );
+    assert!(version().contains(&release), "{}", version());
 
     let ok = run_bounded(
         host_runner().args([
@@ -42,6 +52,8 @@ fn swap_command_upgrades_a_running_server_and_explains_a_refusal() {
         stdout.contains("+next"),
         "the new version is named: {stdout}"
     );
+    let next = sha256(leasedb_plugin_fixtures::PLUGIN_SCHEMA_V2_WASM);
+    assert!(version().contains(&next), "{}", version());
 
     let junk = dir.path().join("junk.wasm");
     std::fs::write(&junk, b"\0asm but not really a component").unwrap();

@@ -3,6 +3,7 @@
 pub mod chunked;
 pub mod immutable;
 pub mod journal;
+pub mod lease_records;
 pub mod mutable;
 
 /// One part of a container byte range that falls in a single chunk.

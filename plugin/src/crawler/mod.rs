@@ -134,6 +134,12 @@ impl<B: Backend> LeaseDb<B> {
     fn finish_cycle(&mut self, mut report: CycleReport) -> Result<()> {
         let now = self.now();
         report.finished = Some(now);
+        if report.leases_imported > 0 {
+            crate::log(&format!(
+                "crawler: cycle {} adopted {} share(s) and imported {} lease record(s) from their containers",
+                report.cycle, report.added, report.leases_imported
+            ));
+        }
         let json = serde_json::to_string(&report).map_err(corrupt_state)?;
         let tx = self.conn.transaction()?;
         crawler_state::finish_cycle(&tx, report.cycle, &json, now, self.crawler.history_limit)?;

@@ -93,8 +93,8 @@ impl<B: Backend> LeaseDb<B> {
                 }
                 continue;
             }
-            match discovery::examine(&self.backend, *si, *shnum, chunks) {
-                Ok(row) => discovered.push(row),
+            match discovery::examine_with_leases(&self.backend, *si, *shnum, chunks) {
+                Ok(found) => discovered.push(found),
                 Err(e) => report
                     .prefixes_failed
                     .push((text.clone(), format!("share {si}/{shnum}: {e}"))),
@@ -102,8 +102,9 @@ impl<B: Backend> LeaseDb<B> {
         }
         if !discovered.is_empty() {
             let tx = self.conn.transaction()?;
-            for row in &discovered {
-                discovery::register(&tx, row, now)?;
+            for (row, recorded) in &discovered {
+                report.leases_imported +=
+                    discovery::register(&tx, row, recorded, now, self.config.lease_duration)?;
             }
             tx.commit()?;
             report.added += discovered.len() as u64;

@@ -138,6 +138,10 @@ pub struct CycleReport {
     pub recovered: Tally,
     /// Shares found in the backend that the database did not know.
     pub added: u64,
+    /// Lease records read out of the containers of added shares (written
+    /// there by a Tahoe server) and imported as leases.
+    #[serde(default)]
+    pub leases_imported: u64,
     /// Database rows whose objects were gone.
     pub disappeared: u64,
     /// Leftovers of unfinished uploads and writes removed: headless chunks
@@ -169,6 +173,7 @@ impl CycleReport {
             examined: Tally::default(),
             recovered: Tally::default(),
             added: 0,
+            leases_imported: 0,
             disappeared: 0,
             leftovers: 0,
             leftover_bytes: 0,

@@ -141,6 +141,8 @@ pub struct Serve {
     pub status: String,
     /// The admin address it printed (`HOST:PORT`), when started with `--admin`.
     pub admin: String,
+    /// The plugin it runs, as its banner's `# plugin:` line says.
+    pub plugin: String,
 }
 
 impl Serve {
@@ -152,7 +154,38 @@ impl Serve {
 
     /// As [`Serve::start`], with more `serve` arguments.
     pub fn start_with(dir: &Path, compiled_from: Option<&Serve>, extra: &[&str]) -> Serve {
+        Serve::start_env(dir, compiled_from, extra, &[])
+    }
+
+    /// As [`Serve::start_with`], with environment variables set for it.
+    pub fn start_env(
+        dir: &Path,
+        compiled_from: Option<&Serve>,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Serve {
         let storage = dir.join("storage");
+        let mut args: Vec<std::ffi::OsString> =
+            vec!["--listen".into(), "127.0.0.1:0".into(), "--storage".into()];
+        args.push(storage.clone().into());
+        Serve::spawn(dir, compiled_from, storage, args, extra, env)
+    }
+
+    /// `serve --node-dir NODE` with its state in `dir`: a stopped Tahoe node
+    /// taken over, listening where the node listened.
+    pub fn take_over(dir: &Path, node: &Path) -> Serve {
+        let args = vec!["--node-dir".into(), node.as_os_str().to_owned()];
+        Serve::spawn(dir, None, node.join("storage"), args, &[], &[])
+    }
+
+    fn spawn(
+        dir: &Path,
+        compiled_from: Option<&Serve>,
+        storage: PathBuf,
+        place: Vec<std::ffi::OsString>,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Serve {
         let state = dir.join("state");
         if let Some(other) = compiled_from {
             let cache = other.state.join("cache");
@@ -163,18 +196,12 @@ impl Serve {
         fs::create_dir_all(dir).unwrap();
         let log = fs::File::create(dir.join("serve.log")).unwrap();
         let mut child = host_runner()
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--status",
-                "127.0.0.1:0",
-            ])
-            .arg("--storage")
-            .arg(&storage)
+            .args(["serve", "--status", "127.0.0.1:0"])
+            .args(&place)
             .arg("--state")
             .arg(&state)
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -217,6 +244,7 @@ impl Serve {
             yaml: String::new(),
             status: String::new(),
             admin: String::new(),
+            plugin: String::new(),
         };
         let (lines, reader) = match rx.recv_timeout(Duration::from_secs(240)) {
             Ok(v) => v,
@@ -242,11 +270,17 @@ impl Serve {
             lines
                 .iter()
                 .find_map(|l| l.strip_prefix(prefix))
-                .map(|a| a.trim().trim_start_matches("http://").trim_end_matches('/').to_owned())
+                .map(|a| {
+                    a.trim()
+                        .trim_start_matches("http://")
+                        .trim_end_matches('/')
+                        .to_owned()
+                })
                 .unwrap_or_default()
         };
         serve.status = address("# status:");
         serve.admin = address("# admin:");
+        serve.plugin = address("# plugin:");
         serve._stdout = Some(reader);
         serve
     }
@@ -370,7 +404,10 @@ impl Node {
         let deadline = Instant::now() + limit;
         loop {
             if let Ok(url) = fs::read_to_string(self.dir.join("node.url")) {
-                let web = url.trim().trim_start_matches("http://").trim_end_matches('/');
+                let web = url
+                    .trim()
+                    .trim_start_matches("http://")
+                    .trim_end_matches('/');
                 if !web.is_empty() {
                     return web.to_owned();
                 }
