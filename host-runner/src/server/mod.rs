@@ -11,6 +11,7 @@ pub mod admin;
 mod connection;
 pub mod gbs;
 pub mod identity;
+pub mod metrics;
 pub mod status;
 pub mod tls;
 
@@ -142,6 +143,12 @@ impl From<IdentityError> for ServeError {
     }
 }
 
+/// sha256 of a component, as the status page and metrics name it.
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
+}
+
 /// How a listen address appears in a NURL; none for a wildcard address,
 /// which names no host a client could reach.
 fn url_authority(addr: &SocketAddr) -> Option<String> {
@@ -244,8 +251,10 @@ impl Server {
         let max_mutable = opts.host.max_mutable_size;
         let (service, service_thread) =
             Service::start(opts.host.clone(), backend).map_err(ServeError::Host)?;
+        let metrics = Arc::new(metrics::Metrics::new(sha256_hex(&opts.host.wasm)));
         let gbs = Arc::new(
             Gbs::new(service.clone(), identity.clone(), max_mutable)
+                .with_metrics(metrics.clone())
                 .with_body_timeout(opts.body_timeout)
                 .with_max_queued(opts.max_queued),
         );
@@ -293,10 +302,13 @@ impl Server {
         let status_addr = match status_listener {
             Some(l) => {
                 let a = l.local_addr().ok();
-                let gbs = gbs.clone();
+                let page = Arc::new(
+                    status::StatusPage::new(gbs.clone(), opts.host.lease_duration)
+                        .with_storage_dir(opts.storage.clone()),
+                );
                 runtime.spawn(plain_http_loop(
                     l,
-                    move |req| status::handle(gbs.clone(), req),
+                    move |req| status::handle(page.clone(), req),
                     stop_rx.clone(),
                 ));
                 a
@@ -312,11 +324,14 @@ impl Server {
             Some(l) => {
                 let a = l.local_addr().ok();
                 // Hot swap: prepares off the request path, swaps on the service thread.
-                let admin = Arc::new(admin::Admin::new(
-                    service.clone(),
-                    Preparer::new(opts.host.cache_dir(), opts.host.sandbox.clone()),
-                    identity.admin_token()?,
-                ));
+                let admin = Arc::new(
+                    admin::Admin::new(
+                        service.clone(),
+                        Preparer::new(opts.host.cache_dir(), opts.host.sandbox.clone()),
+                        identity.admin_token()?,
+                    )
+                    .with_metrics(metrics.clone()),
+                );
                 runtime.spawn(plain_http_loop(
                     l,
                     move |req| admin::handle(admin.clone(), req),
