@@ -13,7 +13,12 @@ use commands::cli::{Cli, Command};
 use commands::{accounts, crawl, demo, inspect, serve, shares, swap, usage};
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    if let Err(error) = host_runner::logging::init(cli.log_format) {
+        eprintln!("error: {error}");
+        return ExitCode::FAILURE;
+    }
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // One line, however many causes the chain has.

@@ -394,7 +394,7 @@ fn run_batch(
     counters.commit_sizes.observe(n as f64);
     if let Err(e) = &committed {
         Counters::add(&counters.failed_batches, 1);
-        eprintln!("plugin service: a group commit of {n} operation(s) failed: {e}");
+        tracing::error!("plugin service: a group commit of {n} operation(s) failed: {e}");
     }
     let failure = committed.err();
     for reply in replies {
@@ -474,7 +474,7 @@ fn crawl(service: Service, pacing: CrawlerPacing, stop: Arc<AtomicBool>) {
                 Duration::from_secs(until.saturating_sub(now).clamp(1, 60) as u64)
             }
             Ok((Err(e), _)) => {
-                eprintln!("crawler: slice failed: {e}");
+                tracing::warn!("crawler: slice failed: {e}");
                 Duration::from_secs(10)
             }
         };

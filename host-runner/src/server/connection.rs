@@ -207,7 +207,7 @@ pub(super) async fn accept_loop(
             r = listener.accept() => match r {
                 Ok(c) => c,
                 Err(e) => {
-                    eprintln!("serve: accept: {e}");
+                    tracing::warn!("serve: accept: {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }

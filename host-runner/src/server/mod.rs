@@ -259,7 +259,7 @@ impl Server {
                 .with_max_queued(opts.max_queued),
         );
         if let Err(e) = runtime.block_on(gbs.refresh_version()) {
-            eprintln!("serve: no capabilities from the plugin yet: {e}");
+            tracing::warn!("serve: no capabilities from the plugin yet: {e}");
         }
         identity.remember_listen(&addr.to_string())?;
         if let Some(location) = &opts.location {

@@ -438,3 +438,66 @@ fn status_page_in_headless_chromium_shows_the_json_numbers() {
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
     server.shutdown();
 }
+
+/// `serve --log-format json` with `RUST_LOG` at debug writes one JSON line
+/// per request (method, route, status, bytes, duration, account), and
+/// rustls's `log` records reach the same log.
+#[test]
+fn serve_logs_one_json_line_per_request() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("serve.log");
+    let mut child = crate::tahoe::harness::host_runner()
+        .args(["serve", "--listen", "127.0.0.1:0", "--status", "127.0.0.1:0"])
+        .args(["--log-format", "json"])
+        .arg("--storage")
+        .arg(dir.path().join("storage"))
+        .arg("--state")
+        .arg(dir.path().join("state"))
+        .env("RUST_LOG", "info,host_runner=debug,rustls=debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut nurl = String::new();
+    stdout.read_line(&mut nurl).unwrap();
+    assert!(nurl.starts_with("pb://"), "banner: {nurl:?}");
+    let c = Client::new(nurl.trim());
+    put(&c, &si(90), &data(3000, 90));
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let requests: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["message"] == "request" && l["level"] == "DEBUG")
+        .collect();
+    assert_eq!(requests.len(), 3, "{log}");
+    let allocate = requests
+        .iter()
+        .find(|l| l["route"] == "immutable_allocate")
+        .expect("the allocation's line");
+    assert_eq!(allocate["method"], "POST");
+    assert_eq!(allocate["status"], 200);
+    assert_eq!(allocate["account"], "(anonymous)");
+    assert!(allocate["bytes_in"].as_u64().unwrap() > 0);
+    assert!(allocate["duration_ms"].as_f64().unwrap() > 0.0);
+    let writes: u64 = requests
+        .iter()
+        .filter(|l| l["route"] == "immutable_write")
+        .map(|l| l["bytes_in"].as_u64().unwrap())
+        .sum();
+    assert_eq!(writes, 3000);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["target"].as_str().is_some_and(|t| t.starts_with("rustls"))),
+        "no rustls record in the log:\n{log}"
+    );
+}

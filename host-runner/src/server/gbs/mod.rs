@@ -184,7 +184,16 @@ fn account_name(account: Option<&Account>) -> &str {
 
 /// One line per request, at debug level.
 fn log_request(a: &Answered, account: Option<&Account>) {
-    let _ = (a, account_name(account));
+    tracing::debug!(
+        method = %a.method,
+        route = a.route,
+        status = a.status,
+        bytes_in = a.bytes_in,
+        bytes_out = a.bytes_out,
+        duration_ms = a.duration.as_secs_f64() * 1000.0,
+        account = account_name(account),
+        "request"
+    );
 }
 
 /// Route → 401 → 400 (secrets) → the endpoint.

@@ -195,7 +195,7 @@ impl Gbs {
                     .write()
                     .unwrap_or_else(|p| p.into_inner()) = stamp;
             }
-            Err(e) => eprintln!("serve: keeping the previous accounts: {e}"),
+            Err(e) => tracing::warn!("serve: keeping the previous accounts: {e}"),
         }
     }
 
@@ -204,8 +204,8 @@ impl Gbs {
         for session in self.uploads.take_idle(timeout) {
             self.counters.idle_aborts.fetch_add(1, Ordering::Relaxed);
             match self.service.call(move |h| h.session_closed(session)).await {
-                Ok(Ok(n)) => eprintln!("serve: session {session} idle, {n} upload(s) aborted"),
-                Ok(Err(e)) => eprintln!("serve: closing idle session {session}: {e}"),
+                Ok(Ok(n)) => tracing::info!("serve: session {session} idle, {n} upload(s) aborted"),
+                Ok(Err(e)) => tracing::warn!("serve: closing idle session {session}: {e}"),
                 Err(ServiceGone) => return,
             }
         }

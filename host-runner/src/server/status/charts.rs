@@ -1,12 +1,14 @@
 //! Charts as inline SVG (the page loads nothing from elsewhere): a bar chart
 //! of counts by day, and a progress bar.
 
-/// Bars of `(day, count)`, one per day from 0 to the last day given; each bar
+/// Bars of `(day, count)` on an axis from day 0 to the last day given (at
+/// least `min_days`, so one young bin does not fill the chart); each bar
 /// carries its figures as a tooltip. `label` names the chart for screen readers.
-pub fn days_bar_chart(label: &str, bars: &[(u32, u64)], colour: &str) -> String {
+pub fn days_bar_chart(label: &str, bars: &[(u32, u64)], colour: &str, min_days: u32) -> String {
     let Some(last_day) = bars.iter().map(|b| b.0).max() else {
         return String::new();
     };
+    let last_day = last_day.max(min_days.saturating_sub(1));
     let days = last_day as f64 + 1.0;
     let highest = bars.iter().map(|b| b.1).max().unwrap_or(1).max(1);
     let (width, height) = (640.0, 180.0);
@@ -56,9 +58,10 @@ mod tests {
 
     #[test]
     fn one_bar_per_day_given() {
-        let svg = days_bar_chart("ages", &[(0, 3), (5, 1)], "#4a7");
+        let svg = days_bar_chart("ages", &[(0, 3), (5, 1)], "#4a7", 31);
         assert_eq!(svg.matches("<rect").count(), 2);
         assert!(svg.contains("data-day=\"5\" data-count=\"1\""));
-        assert!(days_bar_chart("none", &[], "#000").is_empty());
+        assert!(svg.contains(">day 30</text>"), "the axis spans min_days");
+        assert!(days_bar_chart("none", &[], "#000", 31).is_empty());
     }
 }

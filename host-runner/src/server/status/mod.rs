@@ -213,17 +213,7 @@ fn histogram(crawler: &CrawlerStatus) -> &[AgeBin] {
 /// Leases by days until they expire, read off the age histogram: a lease
 /// `age` days old runs out after the lease duration (or the expiration
 /// policy's override) less its age; leases already past it fall on day 0.
-fn expiry_forecast(crawler: &CrawlerStatus, lease_duration: Duration) -> Vec<(u32, u64)> {
-    let policy = crawler
-        .current
-        .as_ref()
-        .or(crawler.history.first())
-        .map(|c| &c.policy);
-    let lease_seconds = match policy {
-        Some(ExpirationPolicy::Age(Some(seconds))) => *seconds,
-        _ => lease_duration.as_secs(),
-    };
-    let lease_days = (lease_seconds / 86_400) as u32;
+fn expiry_forecast(crawler: &CrawlerStatus, lease_days: u32) -> Vec<(u32, u64)> {
     let mut by_day = std::collections::BTreeMap::<u32, u64>::new();
     for bin in histogram(crawler) {
         *by_day
@@ -231,6 +221,20 @@ fn expiry_forecast(crawler: &CrawlerStatus, lease_duration: Duration) -> Vec<(u3
             .or_default() += bin.leases;
     }
     by_day.into_iter().collect()
+}
+
+/// Days a lease runs: the expiration policy's override, else the lease duration.
+fn lease_days(crawler: &CrawlerStatus, lease_duration: Duration) -> u32 {
+    let policy = crawler
+        .current
+        .as_ref()
+        .or(crawler.history.first())
+        .map(|c| &c.policy);
+    let seconds = match policy {
+        Some(ExpirationPolicy::Age(Some(seconds))) => *seconds,
+        _ => lease_duration.as_secs(),
+    };
+    (seconds / 86_400) as u32
 }
 
 /// Total, free, and the part of free space not offered to shares.
@@ -327,7 +331,8 @@ fn status_json(page: &StatusPage, s: &Snapshot) -> Value {
             "next_cycle_at": s.crawler.next_cycle_at,
             "lease_age_histogram": lease_ages_json(histogram(&s.crawler)),
         },
-        "expiry_forecast": expiry_forecast(&s.crawler, page.lease_duration)
+        "lease_days": lease_days(&s.crawler, page.lease_duration),
+        "expiry_forecast": expiry_forecast(&s.crawler, lease_days(&s.crawler, page.lease_duration))
             .iter()
             .map(|(days, leases)| json!({"days": days, "leases": leases}))
             .collect::<Vec<_>>(),

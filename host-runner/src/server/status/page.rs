@@ -186,6 +186,7 @@ pub(super) fn html(data: &Value) -> String {
             .collect()
     };
     let ages = bins(&crawler["lease_age_histogram"], "leases");
+    let lease_days = u(&data["lease_days"]) as u32;
     out.push_str("<h3>Lease ages (days since renewal)</h3>");
     if ages.is_empty() {
         out.push_str("<p>No lease ages yet (the crawler has not examined any lease).</p>");
@@ -193,7 +194,7 @@ pub(super) fn html(data: &Value) -> String {
         out.push_str(&format!(
             "<p><span id=\"leases-examined\">{}</span> lease(s) examined.</p>{}",
             ages.iter().map(|b| b.1).sum::<u64>(),
-            days_bar_chart("lease ages in days", &ages, "#4a7")
+            days_bar_chart("lease ages in days", &ages, "#4a7", lease_days)
         ));
     }
     let forecast = bins(&data["expiry_forecast"], "leases");
@@ -212,7 +213,7 @@ pub(super) fn html(data: &Value) -> String {
             "<p><span id=\"expiring-7d\">{}</span> lease(s) run out within 7 days, {} within 31 days, unless renewed.</p>{}",
             within(7),
             within(31),
-            days_bar_chart("leases by days until expiry", &forecast, "#c84")
+            days_bar_chart("leases by days until expiry", &forecast, "#c84", lease_days)
         ));
     }
 
