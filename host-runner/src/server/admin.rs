@@ -214,7 +214,11 @@ fn swap_event(wasm: &[u8], outcome: &Result<SwapReport, SwapError>) -> SwapEvent
         },
         Err(e) => SwapEvent {
             at: unix_now(),
-            outcome: if e.refused() { "refused" } else { "rolled-back" },
+            outcome: if e.refused() {
+                "refused"
+            } else {
+                "rolled-back"
+            },
             from: None,
             to: None,
             sha256,

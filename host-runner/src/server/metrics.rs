@@ -111,9 +111,7 @@ impl RateWindow {
             .filter(|(second, _)| *second != u64::MAX && now - second < RATE_WINDOW_SECONDS)
             .map(|(_, n)| n)
             .sum();
-        let span = elapsed
-            .as_secs_f64()
-            .clamp(1.0, RATE_WINDOW_SECONDS as f64);
+        let span = elapsed.as_secs_f64().clamp(1.0, RATE_WINDOW_SECONDS as f64);
         total as f64 / span
     }
 }
@@ -485,7 +483,10 @@ impl Scraped {
             counter(self.failed_commits),
         );
         let progress: Gauge<f64, AtomicU64> = Gauge::default();
-        progress.set(self.crawler_prefixes_done.map_or(0.0, |d| f64::from(d) / 1024.0));
+        progress.set(
+            self.crawler_prefixes_done
+                .map_or(0.0, |d| f64::from(d) / 1024.0),
+        );
         registry.register(
             "crawler_cycle_progress",
             "Fraction of the running crawler cycle done (0 when idle)",

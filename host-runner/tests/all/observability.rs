@@ -108,7 +108,9 @@ fn crawl(server: &Server, whole_cycle: bool) {
 
 /// The script's last line: what it installed.
 fn tool(script: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts").join(script);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scripts")
+        .join(script);
     let out = run_bounded(Command::new("bash").arg(&path), Duration::from_secs(900));
     assert!(
         out.status.success(),
@@ -196,7 +198,11 @@ fn openmetrics_parse_and_move_with_requests() {
     assert_eq!(
         moved(
             "leasedb_requests_total",
-            &[("route", "immutable_allocate"), ("method", "POST"), ("status", "200")]
+            &[
+                ("route", "immutable_allocate"),
+                ("method", "POST"),
+                ("status", "200")
+            ]
         ),
         f64::from(shares)
     );
@@ -228,10 +234,20 @@ fn openmetrics_parse_and_move_with_requests() {
         f64::from(shares)
     );
     assert_eq!(
-        value(&after, "leasedb_leased_shares", &[("account", "(anonymous)")]),
+        value(
+            &after,
+            "leasedb_leased_shares",
+            &[("account", "(anonymous)")]
+        ),
         f64::from(shares)
     );
-    assert!(value(&after, "leasedb_leased_size_bytes", &[("account", "(anonymous)")]) >= uploaded as f64);
+    assert!(
+        value(
+            &after,
+            "leasedb_leased_size_bytes",
+            &[("account", "(anonymous)")]
+        ) >= uploaded as f64
+    );
     assert_eq!(value(&after, "leasedb_crawler_running", &[]), 1.0);
     assert!(value(&after, "leasedb_crawler_cycle_progress", &[]) > 0.0);
     assert_eq!(
@@ -266,7 +282,10 @@ fn text_of(dom: &str, id: &str) -> String {
 fn assert_size(dom: &str, id: &str, bytes: u64) {
     let (text, attrs) = element(dom, id);
     assert_eq!(text, human::bytes(bytes), "#{id}");
-    assert!(attrs.contains(&format!("data-bytes=\"{bytes}\"")), "#{id}: {attrs}");
+    assert!(
+        attrs.contains(&format!("data-bytes=\"{bytes}\"")),
+        "#{id}: {attrs}"
+    );
 }
 
 fn chromium(bin: &Path, profile: &Path, args: &[&str], url: &str) -> String {
@@ -326,7 +345,12 @@ fn status_page_in_headless_chromium_shows_the_json_numbers() {
     assert_eq!(status, 302, "/ redirects to /storage");
     let json: serde_json::Value = serde_json::from_str(&get(&server, "/storage?t=json")).unwrap();
     let url = format!("http://{}/storage", server.status_addr.unwrap());
-    let dom = chromium(&bin, &dir.path().join("chromium-dom"), &["--dump-dom"], &url);
+    let dom = chromium(
+        &bin,
+        &dir.path().join("chromium-dom"),
+        &["--dump-dom"],
+        &url,
+    );
 
     assert!(dom.contains("<h1>leasedb storage server</h1>"), "{dom}");
     let sha = plugin_sha256();
@@ -378,11 +402,7 @@ fn status_page_in_headless_chromium_shows_the_json_numbers() {
             text_of(&dom, &format!("shares-{key}")),
             s["shares"].to_string()
         );
-        assert_size(
-            &dom,
-            &format!("bytes-{key}"),
-            s["bytes"].as_u64().unwrap(),
-        );
+        assert_size(&dom, &format!("bytes-{key}"), s["bytes"].as_u64().unwrap());
     }
     for a in json["usage_by_account"].as_array().unwrap() {
         let id = a["account_id"].as_u64().unwrap();
@@ -414,7 +434,10 @@ fn status_page_in_headless_chromium_shows_the_json_numbers() {
     assert_eq!(text_of(&dom, "expiring-7d"), "0");
     assert!(dom.contains("aria-label=\"lease ages in days\""));
     assert!(dom.contains("aria-label=\"leases by days until expiry\""));
-    assert!(dom.contains("data-day=\"30\" data-count=\"4\""), "forecast bar");
+    assert!(
+        dom.contains("data-day=\"30\" data-count=\"4\""),
+        "forecast bar"
+    );
 
     let swaps = json["swaps"].as_array().unwrap();
     assert_eq!(swaps.len(), 1);
@@ -448,7 +471,13 @@ fn serve_logs_one_json_line_per_request() {
     let dir = tempfile::tempdir().unwrap();
     let log_path = dir.path().join("serve.log");
     let mut child = crate::tahoe::harness::host_runner()
-        .args(["serve", "--listen", "127.0.0.1:0", "--status", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--status",
+            "127.0.0.1:0",
+        ])
         .args(["--log-format", "json"])
         .arg("--storage")
         .arg(dir.path().join("storage"))
@@ -495,9 +524,9 @@ fn serve_logs_one_json_line_per_request() {
         .sum();
     assert_eq!(writes, 3000);
     assert!(
-        lines
-            .iter()
-            .any(|l| l["target"].as_str().is_some_and(|t| t.starts_with("rustls"))),
+        lines.iter().any(|l| l["target"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("rustls"))),
         "no rustls record in the log:\n{log}"
     );
 }

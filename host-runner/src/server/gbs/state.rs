@@ -16,8 +16,8 @@ use super::uploads::Uploads;
 use super::wire;
 use crate::plugin::wit::Account;
 use crate::plugin::CallError;
-use crate::server::metrics::Metrics;
 use crate::server::identity::{list_accounts, Credentials, Identity};
+use crate::server::metrics::Metrics;
 use crate::service::{Service, ServiceGone};
 
 /// Time a request body may send nothing.

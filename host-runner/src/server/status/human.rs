@@ -43,7 +43,9 @@ pub fn relative(at: i64, now: i64) -> String {
 pub fn date(at: i64) -> String {
     match OffsetDateTime::from_unix_timestamp(at) {
         Ok(t) => t
-            .format(format_description!("[year]-[month]-[day] [hour]:[minute] UTC"))
+            .format(format_description!(
+                "[year]-[month]-[day] [hour]:[minute] UTC"
+            ))
             .unwrap_or_else(|_| at.to_string()),
         Err(_) => at.to_string(),
     }

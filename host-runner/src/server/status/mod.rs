@@ -378,12 +378,7 @@ fn scraped(gbs: &Gbs, s: &Snapshot) -> Scraped {
         failed_commits: batches.failed_batches,
         crawler_prefixes_done: s.crawler.current.as_ref().map(|c| c.prefixes_done),
         crawler_cycles_finished: s.crawler.history.len() as u64,
-        crawler_cycle: s
-            .crawler
-            .current
-            .as_ref()
-            .or(last)
-            .map_or(0, |c| c.cycle),
+        crawler_cycle: s.crawler.current.as_ref().or(last).map_or(0, |c| c.cycle),
         crawler_leases_expired: last.map_or(0, |c| c.leases_expired),
         plugin_restarts: s.restarts,
         crash_rollbacks: s.crash_rollbacks,

@@ -152,7 +152,10 @@ pub(super) fn html(data: &Value) -> String {
             u(&current["prefixes_done"]),
             u(&current["examined"]["shares"]),
             match current["eta"].as_i64() {
-                Some(eta) => format!("<span id=\"crawler-eta\">finishing {}</span>", when(eta, now)),
+                Some(eta) => format!(
+                    "<span id=\"crawler-eta\">finishing {}</span>",
+                    when(eta, now)
+                ),
                 None => "no estimate yet".to_owned(),
             },
             progress_bar(pct / 100.0),
