@@ -67,8 +67,11 @@ pub fn init(format: LogFormat) -> Result<(), LogError> {
         }
         _ => EnvFilter::new("info"),
     };
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colours for a person at a terminal, never into a file or a collector.
+        .with_ansi(format == LogFormat::Text && std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     // `try_init` also installs tracing-log's `LogTracer`, the bridge for `log` records.
     let installed = match format {
