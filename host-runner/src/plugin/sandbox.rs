@@ -77,7 +77,7 @@ impl std::error::Error for SandboxError {}
 impl SandboxPolicy {
     /// The WASI context of one instance: only `private_dir` (created if missing),
     /// seen as `/state`; no environment, arguments, network or stdin; stdout
-    /// discarded; stderr inherited so plugin panics are visible.
+    /// discarded; stderr into the host's log, so plugin panics are visible.
     pub fn wasi_ctx(&self, private_dir: &Path) -> Result<WasiCtx, SandboxError> {
         let fail = |source| SandboxError {
             dir: private_dir.to_path_buf(),

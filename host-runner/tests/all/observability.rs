@@ -464,12 +464,16 @@ fn status_page_in_headless_chromium_shows_the_json_numbers() {
 
 /// `serve --log-format json` with `RUST_LOG` at debug writes one JSON line
 /// per request (method, route, status, bytes, duration, account), and
-/// rustls's `log` records reach the same log.
+/// rustls's `log` records and the plugin's stderr reach the same log.
 #[test]
 fn serve_logs_one_json_line_per_request() {
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let log_path = dir.path().join("serve.log");
+    // A database that is not one: the plugin says so on its stderr as it starts afresh.
+    let plugin_dir = dir.path().join("state/plugin");
+    std::fs::create_dir_all(&plugin_dir).unwrap();
+    std::fs::write(plugin_dir.join("leasedb.sqlite3"), vec![7u8; 8192]).unwrap();
     let mut child = crate::tahoe::harness::host_runner()
         .args([
             "serve",
@@ -528,5 +532,13 @@ fn serve_logs_one_json_line_per_request() {
             .as_str()
             .is_some_and(|t| t.starts_with("rustls"))),
         "no rustls record in the log:\n{log}"
+    );
+    // The plugin's own log arrives as log lines of the host, not raw text.
+    assert!(
+        lines.iter().any(|l| l["target"] == "leasedb_plugin"
+            && l["message"].as_str().is_some_and(
+                |m| m.starts_with("leasedb: the database at") && m.contains("unreadable")
+            )),
+        "no plugin line in the log:\n{log}"
     );
 }
