@@ -13,6 +13,7 @@
 pub mod backend;
 pub mod client;
 pub mod conformance;
+pub mod logging;
 pub mod plugin;
 pub mod report;
 pub mod server;

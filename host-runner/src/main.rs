@@ -12,7 +12,18 @@ use commands::cli::{Cli, Command};
 use commands::{accounts, crawl, demo, inspect, serve, shares, swap, tahoe_node, usage};
 
 fn main() -> ExitCode {
-    match commands::settings::parse().and_then(run) {
+    let cli = match commands::settings::parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            eprintln!("error: {}", format!("{error:#}").replace('\n', " "));
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(error) = host_runner::logging::init(cli.log_format) {
+        eprintln!("error: {error}");
+        return ExitCode::FAILURE;
+    }
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // One line, however many causes the chain has.

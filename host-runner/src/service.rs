@@ -30,6 +30,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use tokio::sync::oneshot;
 
 use crate::backend::ObjectStore;
@@ -80,12 +81,26 @@ pub struct BatchStats {
     pub failed_batches: u64,
 }
 
-#[derive(Default)]
 struct Counters {
     batches: AtomicU64,
     batched_operations: AtomicU64,
     single_operations: AtomicU64,
     failed_batches: AtomicU64,
+    /// Operations per commit: a batch's size, 1 for an operation alone.
+    commit_sizes: Histogram,
+}
+
+impl Default for Counters {
+    fn default() -> Counters {
+        Counters {
+            batches: AtomicU64::new(0),
+            batched_operations: AtomicU64::new(0),
+            single_operations: AtomicU64::new(0),
+            failed_batches: AtomicU64::new(0),
+            // 1, 2, 4, … 256 (MAX_BATCH_OPS).
+            commit_sizes: Histogram::new(exponential_buckets(1.0, 2.0, 9)),
+        }
+    }
 }
 
 impl Counters {
@@ -196,6 +211,11 @@ impl Service {
             single_operations: c.single_operations.load(Ordering::Relaxed),
             failed_batches: c.failed_batches.load(Ordering::Relaxed),
         }
+    }
+
+    /// Operations per database commit so far (a live handle, for metrics).
+    pub fn commit_sizes(&self) -> Histogram {
+        self.counters.commit_sizes.clone()
     }
 
     /// Jobs waiting for the service thread: what a caller that can be
@@ -319,6 +339,7 @@ fn run_single(
     counters: &Counters,
 ) {
     Counters::add(&counters.single_operations, 1);
+    counters.commit_sizes.observe(1.0);
     op(host)(None);
 }
 
@@ -370,9 +391,10 @@ fn run_batch(
     let n = replies.len() as u64;
     Counters::add(&counters.batches, 1);
     Counters::add(&counters.batched_operations, n);
+    counters.commit_sizes.observe(n as f64);
     if let Err(e) = &committed {
         Counters::add(&counters.failed_batches, 1);
-        eprintln!("plugin service: a group commit of {n} operation(s) failed: {e}");
+        tracing::error!("plugin service: a group commit of {n} operation(s) failed: {e}");
     }
     let failure = committed.err();
     for reply in replies {
@@ -452,7 +474,7 @@ fn crawl(service: Service, pacing: CrawlerPacing, stop: Arc<AtomicBool>) {
                 Duration::from_secs(until.saturating_sub(now).clamp(1, 60) as u64)
             }
             Ok((Err(e), _)) => {
-                eprintln!("crawler: slice failed: {e}");
+                tracing::warn!("crawler: slice failed: {e}");
                 Duration::from_secs(10)
             }
         };

@@ -121,11 +121,11 @@ impl DirStore {
                 // A write cut short by a crash of an earlier process: nobody
                 // will finish it, and listings (the crawler's) collect it.
                 match fs::remove_file(entry.path()) {
-                    Ok(()) => eprintln!(
+                    Ok(()) => tracing::info!(
                         "storage: removed {}, left by a write that was cut short",
                         entry.path().display()
                     ),
-                    Err(e) => eprintln!("storage: removing {}: {e}", entry.path().display()),
+                    Err(e) => tracing::warn!("storage: removing {}: {e}", entry.path().display()),
                 }
                 continue;
             }

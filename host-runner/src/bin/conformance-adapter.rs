@@ -22,6 +22,8 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // Warnings and the plugin's stderr (panics of the fault cases) on stderr, as before.
+    host_runner::logging::init(host_runner::logging::LogFormat::Text)?;
     let harness = Bundled::new(
         Components {
             shipped: args.component,

@@ -11,6 +11,10 @@ use clap::{Args, Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Log lines on stderr as `text` or `json` (one object a line); `RUST_LOG`
+    /// filters them (default `info`; `debug` adds one line per request).
+    #[arg(long, global = true, value_name = "FORMAT", default_value = "text")]
+    pub log_format: host_runner::logging::LogFormat,
 }
 
 /// Where data and state live, and which plugin runs; every command takes these.

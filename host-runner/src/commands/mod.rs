@@ -90,7 +90,7 @@ pub fn start_with(config: HostConfig, storage: &Path) -> Result<LocalPlugin> {
         thread: Some(thread),
     };
     let outcome = plugin.run(|host| host.compile_outcome().to_string())?;
-    eprintln!("plugin: {outcome}");
+    tracing::info!("plugin: {outcome}");
     Ok(plugin)
 }
 

@@ -65,12 +65,12 @@ fn run(opts: ServeOptions) -> Result<()> {
     }
     let _ = out.flush();
     drop(out);
-    eprintln!(
+    tracing::info!(
         "serve: GBS on https://{} (tubid {}); stop with Ctrl-C",
         server.addr, server.identity.tubid
     );
     server.wait_for_signal();
-    eprintln!("serve: stopping");
+    tracing::info!("serve: stopping");
     server.shutdown();
     Ok(())
 }

@@ -79,6 +79,12 @@ impl CompileOutcome {
     }
 }
 
+/// A component's SHA-256 (hex): how the cache, the banner, the status page
+/// and the metrics name it.
+pub fn component_sha256(wasm: &[u8]) -> String {
+    hex::encode(Sha256::digest(wasm))
+}
+
 /// The one engine every plugin instance runs on; its epoch ticker starts with it.
 pub fn wasm_engine() -> Result<&'static Engine, EngineError> {
     static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
@@ -195,7 +201,7 @@ fn prune(cache_dir: &Path, keep: &Path) {
 }
 
 fn cache_file_name(engine: &Engine, wasm: &[u8]) -> String {
-    let component = hex::encode(Sha256::digest(wasm));
+    let component = component_sha256(wasm);
     let mut hasher = Sha256Hasher(Sha256::new());
     engine.precompile_compatibility_hash().hash(&mut hasher);
     let engine_hash = hex::encode(&hasher.0.finalize()[..8]);

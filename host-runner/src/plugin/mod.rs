@@ -24,6 +24,7 @@ pub mod lock;
 pub mod node_id;
 pub mod sandbox;
 mod state;
+mod stderr;
 pub mod supervisor;
 pub mod swap;
 pub mod wit;

@@ -77,7 +77,7 @@ impl std::error::Error for SandboxError {}
 impl SandboxPolicy {
     /// The WASI context of one instance: only `private_dir` (created if missing),
     /// seen as `/state`; no environment, arguments, network or stdin; stdout
-    /// discarded; stderr inherited so plugin panics are visible.
+    /// discarded; stderr into the host's log, so plugin panics are visible.
     pub fn wasi_ctx(&self, private_dir: &Path) -> Result<WasiCtx, SandboxError> {
         let fail = |source| SandboxError {
             dir: private_dir.to_path_buf(),
@@ -91,7 +91,7 @@ impl SandboxPolicy {
         builder
             .preopened_dir(private_dir, GUEST_STATE_DIR, FsPerms::ReadWrite)
             .map_err(|e| fail(io::Error::other(format!("{e:#}"))))?;
-        builder.inherit_stderr();
+        builder.stderr(super::stderr::PluginStderr::default());
         builder.wall_clock(self.clock.clone());
         // The defaults already deny these; saying so keeps a future default change from opening them.
         builder

@@ -151,12 +151,12 @@ impl Supervisor {
                     self.init_report = report;
                     return;
                 }
-                Err(e) => eprintln!("plugin: the uploads in flight could not be carried over: {e}"),
+                Err(e) => tracing::error!("plugin: the uploads in flight could not be carried over: {e}"),
             }
         }
         match self.relaunch() {
             Ok(instance) => self.instance = Some(instance),
-            Err(e) => eprintln!("plugin: restarting after a failed group commit: {e}"),
+            Err(e) => tracing::error!("plugin: restarting after a failed group commit: {e}"),
         }
     }
 

@@ -20,6 +20,7 @@ use hyper::body::Incoming;
 use subtle::ConstantTimeEq;
 
 use crate::plugin::swap::{Preparer, SwapError, SwapReport};
+use crate::server::metrics::{unix_now, Metrics, SwapEvent};
 use crate::service::Service;
 
 /// Largest component accepted by `POST /swap`.
@@ -35,6 +36,7 @@ pub struct Admin {
     service: Service,
     preparer: Preparer,
     token: String,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// The header value a swap request carries.
@@ -50,15 +52,27 @@ impl Admin {
             service,
             preparer,
             token,
+            metrics: None,
         }
+    }
+
+    /// Records every swap's outcome into `metrics` (the status page's history).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Prepares `wasm` on this (blocking) thread, then swaps on the service thread.
     pub fn swap_blocking(&self, wasm: &[u8]) -> Result<SwapReport, SwapError> {
-        let prepared = self.preparer.prepare(wasm)?;
-        self.service
-            .call_blocking(move |host| host.swap_to(prepared))
-            .unwrap_or_else(|gone| Err(SwapError::Link(gone.to_string())))
+        let outcome = self.preparer.prepare(wasm).and_then(|prepared| {
+            self.service
+                .call_blocking(move |host| host.swap_to(prepared))
+                .unwrap_or_else(|gone| Err(SwapError::Link(gone.to_string())))
+        });
+        if let Some(metrics) = &self.metrics {
+            metrics.swap(swap_event(wasm, &outcome));
+        }
+        outcome
     }
 }
 
@@ -185,6 +199,35 @@ pub async fn handle(admin: Arc<Admin>, req: Request<Incoming>) -> Response<Body>
                 false,
             ),
         ),
+    }
+}
+
+/// A swap's outcome as the status page's history lists it.
+fn swap_event(wasm: &[u8], outcome: &Result<SwapReport, SwapError>) -> SwapEvent {
+    let sha256 = crate::plugin::engine::component_sha256(wasm);
+    match outcome {
+        Ok(r) => SwapEvent {
+            at: unix_now(),
+            outcome: "swapped",
+            from: Some(r.old.version.clone()),
+            to: Some(r.new.version.clone()),
+            sha256,
+            pause: Some(r.pause),
+            error: None,
+        },
+        Err(e) => SwapEvent {
+            at: unix_now(),
+            outcome: if e.refused() {
+                "refused"
+            } else {
+                "rolled-back"
+            },
+            from: None,
+            to: None,
+            sha256,
+            pause: None,
+            error: Some(e.to_string()),
+        },
     }
 }
 

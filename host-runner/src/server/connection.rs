@@ -22,6 +22,7 @@ use tokio::sync::watch;
 
 use super::gbs::reply::Body;
 use super::gbs::{handle, Gbs};
+use super::metrics::Metrics;
 
 /// How long a keep-alive connection may sit idle (the client keeps pooled
 /// connections for 240 s and never retries a POST, so be generous).
@@ -108,10 +109,12 @@ impl Activity {
     }
 }
 
-/// A stream that touches its [`Activity`] on every read and write.
+/// A stream that touches its [`Activity`] on every read and write, and
+/// counts the bytes.
 struct Tracked<S> {
     inner: S,
     activity: Arc<Activity>,
+    metrics: Arc<Metrics>,
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
@@ -124,6 +127,8 @@ impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
             self.activity.read();
+            self.metrics
+                .network_received((buf.filled().len() - before) as u64);
         }
         r
     }
@@ -136,7 +141,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         self.activity.touch();
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = r {
+            self.metrics.network_sent(n as u64);
+        }
+        r
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_flush(cx)
@@ -150,7 +159,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         self.activity.touch();
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = r {
+            self.metrics.network_sent(n as u64);
+        }
+        r
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
@@ -194,7 +207,7 @@ pub(super) async fn accept_loop(
             r = listener.accept() => match r {
                 Ok(c) => c,
                 Err(e) => {
-                    eprintln!("serve: accept: {e}");
+                    tracing::warn!("serve: accept: {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -219,6 +232,7 @@ pub(super) async fn accept_loop(
             let io = TokioIo::new(Tracked {
                 inner: tls,
                 activity: activity.clone(),
+                metrics: gbs.metrics().clone(),
             });
             let svc_gbs = gbs.clone();
             let svc_activity = activity.clone();

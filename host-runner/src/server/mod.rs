@@ -11,6 +11,7 @@ pub mod admin;
 mod connection;
 pub mod gbs;
 pub mod identity;
+pub mod metrics;
 pub mod status;
 pub mod tls;
 
@@ -251,13 +252,15 @@ impl Server {
         let max_mutable = opts.host.max_mutable_size;
         let (service, service_thread) =
             Service::start(opts.host.clone(), backend).map_err(ServeError::Host)?;
+        let metrics = Arc::new(metrics::Metrics::new(crate::plugin::engine::component_sha256(&opts.host.wasm)));
         let gbs = Arc::new(
             Gbs::new(service.clone(), identity.clone(), max_mutable)
+                .with_metrics(metrics.clone())
                 .with_body_timeout(opts.body_timeout)
                 .with_max_queued(opts.max_queued),
         );
         if let Err(e) = runtime.block_on(gbs.refresh_version()) {
-            eprintln!("serve: no capabilities from the plugin yet: {e}");
+            tracing::warn!("serve: no capabilities from the plugin yet: {e}");
         }
         identity.remember_listen(&addr.to_string())?;
         if let Some(location) = &opts.location {
@@ -300,10 +303,13 @@ impl Server {
         let status_addr = match status_listener {
             Some(l) => {
                 let a = l.local_addr().ok();
-                let gbs = gbs.clone();
+                let page = Arc::new(
+                    status::StatusPage::new(gbs.clone(), opts.host.lease_duration)
+                        .with_storage_dir(opts.storage.clone()),
+                );
                 runtime.spawn(plain_http_loop(
                     l,
-                    move |req| status::handle(gbs.clone(), req),
+                    move |req| status::handle(page.clone(), req),
                     stop_rx.clone(),
                 ));
                 a
@@ -319,11 +325,14 @@ impl Server {
             Some(l) => {
                 let a = l.local_addr().ok();
                 // Hot swap: prepares off the request path, swaps on the service thread.
-                let admin = Arc::new(admin::Admin::new(
-                    service.clone(),
-                    Preparer::new(opts.host.cache_dir(), opts.host.sandbox.clone()),
-                    identity.admin_token()?,
-                ));
+                let admin = Arc::new(
+                    admin::Admin::new(
+                        service.clone(),
+                        Preparer::new(opts.host.cache_dir(), opts.host.sandbox.clone()),
+                        identity.admin_token()?,
+                    )
+                    .with_metrics(metrics.clone()),
+                );
                 runtime.spawn(plain_http_loop(
                     l,
                     move |req| admin::handle(admin.clone(), req),

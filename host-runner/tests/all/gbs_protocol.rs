@@ -738,7 +738,7 @@ fn status_page_and_json() {
     assert!(v["crawler"]["lease_age_histogram"].is_array());
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(server().status_addr.unwrap()).unwrap();
-    write!(s, "GET / HTTP/1.0\r\n\r\n").unwrap();
+    write!(s, "GET /storage HTTP/1.0\r\n\r\n").unwrap();
     let mut text = String::new();
     s.read_to_string(&mut text).unwrap();
     assert!(text.contains("<svg") || text.contains("No lease ages yet"));

@@ -9,6 +9,7 @@ mod edge;
 mod fixture;
 mod gbs_protocol;
 mod group_commit;
+mod observability;
 mod plugin_host;
 mod release;
 mod serve_settings;

@@ -153,7 +153,7 @@ impl Drop for Writing<'_> {
 async fn close_session_if_done(call: &Call<'_>, si: &StorageIndex, n: u32) {
     if let Some(session) = call.gbs.uploads().finished(si, n) {
         if let Err(resp) = plugin(call.gbs, move |h| h.session_closed(session)).await {
-            eprintln!("serve: closing session {session}: {:?}", resp.status());
+            tracing::warn!("serve: closing session {session}: {:?}", resp.status());
         }
     }
 }

@@ -26,10 +26,13 @@ pub mod wire;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 
+use crate::plugin::wit::Account;
+use crate::server::metrics::Answered;
 use crate::StorageIndex;
 use reply::{cbor, text, Body};
 use request::Call;
@@ -83,6 +86,24 @@ fn route(path: &str) -> Option<Route> {
 }
 
 impl Route {
+    /// The endpoint's name in metrics and logs.
+    fn name(self, method: &Method) -> &'static str {
+        match self {
+            Route::Version => "version",
+            Route::Lease(_) => "lease",
+            Route::Allocate(_) => "immutable_allocate",
+            Route::ImmutableShares(_) => "immutable_list",
+            Route::ImmutableShare(..) if method == Method::PATCH => "immutable_write",
+            Route::ImmutableShare(..) => "immutable_read",
+            Route::Abort(..) => "immutable_abort",
+            Route::ImmutableCorrupt(..) => "immutable_corrupt",
+            Route::ReadTestWrite(_) => "mutable_read_test_write",
+            Route::MutableShares(_) => "mutable_list",
+            Route::MutableShare(..) => "mutable_read",
+            Route::MutableCorrupt(..) => "mutable_corrupt",
+        }
+    }
+
     /// The methods the route answers.
     fn allows(self, method: &Method) -> bool {
         match self {
@@ -113,18 +134,82 @@ impl Route {
     }
 }
 
-/// Answers one request: route → 401 → 400 (secrets) → the endpoint.
+/// What a request turned out to be, for its metrics and log line.
+struct Seen {
+    route: &'static str,
+    account: Option<Account>,
+}
+
+/// Answers one request and records it (metrics, one debug log line).
 pub async fn handle(gbs: Arc<Gbs>, req: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let bytes_in = declared_length(req.headers());
+    let mut seen = Seen {
+        route: "unknown",
+        account: None,
+    };
+    let resp = answer(&gbs, req, &mut seen).await;
+    let answered = Answered {
+        route: seen.route,
+        method,
+        status: resp.status().as_u16(),
+        duration: started.elapsed(),
+        bytes_in,
+        bytes_out: declared_length(resp.headers())
+            .max(resp.body().size_hint().exact().unwrap_or(0)),
+    };
+    gbs.metrics().request(&answered);
+    log_request(&answered, seen.account.as_ref());
+    resp
+}
+
+/// The `Content-Length` a message declares (0 if none).
+fn declared_length(headers: &http::HeaderMap) -> u64 {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The account's name as logs show it.
+fn account_name(account: Option<&Account>) -> &str {
+    match account {
+        None => "-",
+        Some(Account::Anonymous) => "(anonymous)",
+        Some(Account::Named(name)) => name,
+    }
+}
+
+/// One line per request, at debug level.
+fn log_request(a: &Answered, account: Option<&Account>) {
+    tracing::debug!(
+        method = %a.method,
+        route = a.route,
+        status = a.status,
+        bytes_in = a.bytes_in,
+        bytes_out = a.bytes_out,
+        duration_ms = a.duration.as_secs_f64() * 1000.0,
+        account = account_name(account),
+        "request"
+    );
+}
+
+/// Route → 401 → 400 (secrets) → the endpoint.
+async fn answer(gbs: &Arc<Gbs>, req: Request<Incoming>, seen: &mut Seen) -> Response<Body> {
     gbs.counters.requests.fetch_add(1, Ordering::Relaxed);
     let Some(route) = route(req.uri().path()) else {
         return text(StatusCode::NOT_FOUND, "not found");
     };
+    seen.route = route.name(req.method());
     if !route.allows(req.method()) {
         return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
     }
     let Some(account) = gbs.authorize(&req) else {
         return text(StatusCode::UNAUTHORIZED, "Wrong Authorization header");
     };
+    seen.account = Some(account.clone());
     let secrets = match wire::parse_secrets(
         req.headers()
             .get_all("x-tahoe-authorization")
@@ -136,7 +221,7 @@ pub async fn handle(gbs: Arc<Gbs>, req: Request<Incoming>) -> Response<Body> {
         Err(why) => return text(StatusCode::BAD_REQUEST, why),
     };
     let ctx = Call {
-        gbs: &gbs,
+        gbs,
         account,
         secrets,
     };

@@ -75,7 +75,7 @@ pub fn call_error(e: CallError) -> Response<Body> {
         }
     };
     if status.is_server_error() {
-        eprintln!("serve: {e}");
+        tracing::error!("serve: {e}");
     }
     text(status, e.to_string())
 }

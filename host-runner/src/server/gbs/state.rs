@@ -17,6 +17,7 @@ use super::wire;
 use crate::plugin::wit::Account;
 use crate::plugin::CallError;
 use crate::server::identity::{list_accounts, Credentials, Identity};
+use crate::server::metrics::Metrics;
 use crate::service::{Service, ServiceGone};
 
 /// Time a request body may send nothing.
@@ -61,6 +62,7 @@ pub struct Gbs {
     /// Requests that may wait for the plugin before new ones get 503.
     pub(super) max_queued: usize,
     pub(super) counters: Counters,
+    metrics: Arc<Metrics>,
     started: Instant,
 }
 
@@ -84,6 +86,7 @@ impl Gbs {
             body_timeout: DEFAULT_BODY_TIMEOUT,
             max_queued: DEFAULT_MAX_QUEUED,
             counters: Counters::default(),
+            metrics: Arc::new(Metrics::new(String::new())),
             started: Instant::now(),
         }
     }
@@ -92,6 +95,17 @@ impl Gbs {
     pub fn with_max_queued(mut self, max_queued: usize) -> Gbs {
         self.max_queued = max_queued;
         self
+    }
+
+    /// Records requests into `metrics` (shared with the status listener).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Gbs {
+        self.metrics = metrics;
+        self
+    }
+
+    /// What the server has counted.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Sets how long a request body may send nothing.
@@ -181,7 +195,7 @@ impl Gbs {
                     .write()
                     .unwrap_or_else(|p| p.into_inner()) = stamp;
             }
-            Err(e) => eprintln!("serve: keeping the previous accounts: {e}"),
+            Err(e) => tracing::warn!("serve: keeping the previous accounts: {e}"),
         }
     }
 
@@ -190,8 +204,8 @@ impl Gbs {
         for session in self.uploads.take_idle(timeout) {
             self.counters.idle_aborts.fetch_add(1, Ordering::Relaxed);
             match self.service.call(move |h| h.session_closed(session)).await {
-                Ok(Ok(n)) => eprintln!("serve: session {session} idle, {n} upload(s) aborted"),
-                Ok(Err(e)) => eprintln!("serve: closing idle session {session}: {e}"),
+                Ok(Ok(n)) => tracing::info!("serve: session {session} idle, {n} upload(s) aborted"),
+                Ok(Err(e)) => tracing::warn!("serve: closing idle session {session}: {e}"),
                 Err(ServiceGone) => return,
             }
         }
