@@ -23,6 +23,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     config.max_mutable_size = args.max_mutable_size;
     let mut opts = ServeOptions::new(&args.place.storage, &args.place.state);
     opts.host = config;
+    opts.backend = Some(super::backend_config(&args.place)?);
     opts.listen = args.listen;
     opts.status = (args.status != "off").then_some(args.status);
     opts.status_public = args.status_public;

@@ -24,7 +24,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::backend::{DirStore, ObjectStore};
+use crate::backend::{BackendConfig, DirStore, ObjectStore};
 use crate::plugin::swap::Preparer;
 use crate::plugin::{HostConfig, HostError};
 use crate::service::{CrawlerPacing, CrawlerThread, Service, ServiceThread};
@@ -48,6 +48,8 @@ pub struct ServeOptions {
     pub host: HostConfig,
     /// Backend root directory.
     pub storage: PathBuf,
+    /// Another store to serve (`--backend`); `None`: a directory store at `storage`.
+    pub backend: Option<BackendConfig>,
     /// `HOST:PORT` to listen on; `None`: the address remembered from the last
     /// run, or `127.0.0.1:0` the first time.
     pub listen: Option<String>,
@@ -85,6 +87,7 @@ impl ServeOptions {
         ServeOptions {
             host: HostConfig::new(state.into()),
             storage: storage.into(),
+            backend: None,
             listen: None,
             status: Some("127.0.0.1:0".into()),
             status_public: false,
@@ -189,9 +192,15 @@ impl Server {
     pub fn start(opts: ServeOptions) -> Result<Server, ServeError> {
         let identity = Identity::load_or_create(&opts.host.state_dir)?;
         let tls = tls::tls_config(&identity).map_err(|e| ServeError::Tls(e.to_string()))?;
-        let store = DirStore::open(&opts.storage)
-            .map_err(|e| ServeError::Storage(format!("{}: {e}", opts.storage.display())))?;
-        let backend: Arc<dyn ObjectStore> = Arc::new(store);
+        let backend: Arc<dyn ObjectStore> = match &opts.backend {
+            Some(config) => config
+                .open()
+                .map_err(|e| ServeError::Storage(format!("{}: {e}", config.location)))?,
+            None => Arc::new(
+                DirStore::open(&opts.storage)
+                    .map_err(|e| ServeError::Storage(format!("{}: {e}", opts.storage.display())))?,
+            ),
+        };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(4)
             .enable_all()
