@@ -30,16 +30,27 @@ if ! wait "$garage_build"; then
 fi
 cat "$target/garage-build.log" >&2
 garage_dir="$target/garage-cluster"
-cleanup() { scripts/garage-cluster.sh stop "$garage_dir" || true; }
+cleanup() {
+    scripts/garage-cluster.sh stop "$garage_dir" || true
+    scripts/azurite.sh stop "$target/azurite" || true
+}
 trap cleanup EXIT
 eval "$(scripts/garage-cluster.sh start "$garage_dir")"
-cargo test -p host-runner --test all object_store -- --include-ignored
-scripts/conformance.sh --host wasmtime --jobs 2 --backend "s3://$LEASEDB_S3_BUCKET/conformance"
-
-# Azure Blob on azurite.
+# Azure Blob on azurite, in a subshell's environment.
 scripts/azurite.sh start "$target/azurite" > "$target/azurite.env"
-cleanup() { scripts/garage-cluster.sh stop "$garage_dir" || true; scripts/azurite.sh stop "$target/azurite" || true; }
+
+# The conformance cases over S3 wait on the network more than they compute
+# (the crawler lists 1024 prefixes a cycle): run them beside the rest.
+scripts/conformance.sh --host wasmtime --jobs 2 --backend "s3://$LEASEDB_S3_BUCKET/conformance" \
+    > "$target/conformance-s3.log" 2>&1 &
+conformance_s3=$!
+cargo test -p host-runner --test all object_store -- --include-ignored
 (
     source "$target/azurite.env"
     scripts/conformance.sh --host wasmtime --jobs 2 --backend "az://$LEASEDB_AZURE_CONTAINER/conformance"
 )
+status=0
+wait "$conformance_s3" || status=$?
+echo "conformance over s3://:" >&2
+grep -v '^ok ' "$target/conformance-s3.log" >&2 || true
+exit "$status"
