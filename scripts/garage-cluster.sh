@@ -134,14 +134,23 @@ wait_up() {
     exit 1
 }
 
-# Connects the nodes, assigns them roles and applies the layout, once.
-lay_out() {
-    [ -f "$dir/laid-out" ] && return
+# Connects node 1 to the others: on every start, since a restarted node
+# would otherwise wait for its periodic reconnection.
+connect() {
     local n id
     for n in 2 3; do
         id=$("$garage" -c "$(config_of "$n")" node id -q 2>/dev/null)
-        g node connect "$id" >/dev/null
+        for _ in $(seq 50); do
+            g node connect "$id" >/dev/null 2>&1 && break
+            sleep 0.2
+        done
     done
+}
+
+# Assigns the nodes roles and applies the layout, once.
+lay_out() {
+    [ -f "$dir/laid-out" ] && return
+    local n id
     for n in "${NODES[@]}"; do
         id=$("$garage" -c "$(config_of "$n")" node id -q 2>/dev/null)
         g layout assign -z "dc$n" -c 1G "${id%@*}" >/dev/null
@@ -185,11 +194,12 @@ case "$cmd" in
         configure
         for n in "${NODES[@]}"; do start_node "$n"; done
         wait_up
+        connect
         lay_out
-        # Bucket operations need the layout to be known by a quorum; retry briefly.
-        for _ in $(seq 50); do
+        # Bucket operations need a quorum that knows the layout; retry a while.
+        for _ in $(seq 100); do
             provision 2>/dev/null && break
-            sleep 0.2
+            sleep 0.3
         done
         provision
         print_env
