@@ -2,9 +2,12 @@
 # Runs the shared conformance cases against one host through its adapter
 # process (conformance-tests/ADAPTER.md), installing what that host needs:
 #
-#   scripts/conformance.sh --host wasmtime|python|node [--list] [--filter TEXT] [--jobs N] [PLUGIN.wasm]
+#   scripts/conformance.sh --host wasmtime|python|node [--list] [--filter TEXT] [--jobs N]
+#                          [--backend URL] [PLUGIN.wasm]
 #
-# wasmtime: this repo's host (host-runner's conformance-adapter);
+# wasmtime: this repo's host (host-runner's conformance-adapter); with
+#           --backend, each case's objects live in a fresh prefix of that store
+#           (`s3://BUCKET`, `az://CONTAINER`, `memory:`; settings from AWS_*/AZURE_*);
 # python:   hosts/python on the `wasmtime` package from PyPI, in a venv under target/;
 # node:     hosts/node on jco, with npm packages in hosts/node/node_modules.
 # The component defaults to the shipped build. Ends with `N passed, N failed`;
@@ -13,23 +16,28 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-    echo "usage: $0 --host wasmtime|python|node [--list] [--filter TEXT] [--jobs N] [PLUGIN.wasm]" >&2
+    echo "usage: $0 --host wasmtime|python|node [--list] [--filter TEXT] [--jobs N] [--backend URL] [PLUGIN.wasm]" >&2
     exit 2
 }
 
-host="" list="" filter="" component="" jobs=1
+host="" list="" filter="" component="" jobs=1 backend=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --host) [ $# -ge 2 ] || usage; host="$2"; shift 2 ;;
         --list) list=1; shift ;;
         --filter) [ $# -ge 2 ] || usage; filter="$2"; shift 2 ;;
         --jobs) [ $# -ge 2 ] || usage; jobs="$2"; shift 2 ;;
+        --backend) [ $# -ge 2 ] || usage; backend="$2"; shift 2 ;;
         -h|--help) usage ;;
         -*) usage ;;
         *) [ -z "$component" ] || usage; component="$1"; shift ;;
     esac
 done
 case "$host" in wasmtime|python|node) ;; *) usage ;; esac
+if [ -n "$backend" ] && [ "$host" != wasmtime ]; then
+    echo "conformance: --backend is for --host wasmtime" >&2
+    exit 2
+fi
 if [ -n "$component" ]; then
     [ -f "$component" ] || { echo "conformance: no component file $component" >&2; exit 2; }
     component="$(realpath "$component")"
@@ -52,6 +60,7 @@ case "$host" in
     wasmtime)
         nice cargo build -q -p conformance-tests --bin conformance -p host-runner --bin conformance-adapter
         adapter=("$target/debug/conformance-adapter" --compile-cache "$target/conformance-compiled")
+        [ -n "$backend" ] && adapter+=(--backend "$backend")
         ;;
     python)
         [ -f hosts/python/adapter.py ] || { echo "conformance: hosts/python/adapter.py does not exist" >&2; exit 2; }

@@ -1,5 +1,6 @@
 //! The wasmtime host as a conformance [`Harness`]: one fresh server per case,
-//! a `MemoryStore` behind a `FaultyStore` (faults, crashes, call counts), a
+//! a `MemoryStore` (or, with [`Bundled::over`], a fresh prefix of any store
+//! `--backend` names) behind a `FaultyStore` (faults, crashes, call counts), a
 //! temporary state directory, and an `AdjustableClock` fixed at
 //! `START_TIME`. The in-process run of the cases (`tests/all/conformance.rs`)
 //! and the `conformance-adapter` binary (the protocol of
@@ -16,6 +17,7 @@ use conformance_tests::{
 };
 use sha2::{Digest, Sha256};
 
+use crate::backend::{BackendConfig, Location};
 use crate::plugin::engine::{load_component, wasm_engine};
 use crate::CompileOutcome;
 use crate::{
@@ -34,7 +36,7 @@ pub struct Components {
 /// One fresh server for one case.
 pub struct Bundled {
     dir: tempfile::TempDir,
-    memory: Arc<MemoryStore>,
+    objects: Arc<dyn ObjectStore>,
     faulty: Arc<FaultyStore>,
     /// The call deadline of the latest start: a crash outlasts it.
     deadline: Mutex<Duration>,
@@ -47,11 +49,61 @@ impl Bundled {
     /// A server running `components`; compiled components are kept in
     /// `shared_cache` for every later server, so only the first start compiles.
     pub fn new(components: Components, shared_cache: PathBuf) -> Self {
-        let memory = Arc::new(MemoryStore::with_capacity(BACKEND_CAPACITY));
-        let faulty = Arc::new(FaultyStore::new(memory.clone()));
+        Self::with_objects(
+            components,
+            shared_cache,
+            Arc::new(MemoryStore::with_capacity(BACKEND_CAPACITY)),
+        )
+    }
+
+    /// As [`Bundled::new`], over a prefix of the store `backend` names that
+    /// no other server uses (`<prefix>/<pid>-<n>-<time>`), with a quota of
+    /// [`BACKEND_CAPACITY`]. The objects are left behind for inspection.
+    pub fn over(
+        components: Components,
+        shared_cache: PathBuf,
+        backend: &BackendConfig,
+    ) -> Result<Self, BackendError> {
+        static SERVERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let unique = format!(
+            "{}-{}-{}",
+            std::process::id(),
+            SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        );
+        let mut config = backend.clone();
+        config.location = match &config.location {
+            Location::Bucket {
+                service,
+                bucket,
+                prefix,
+            } => Location::Bucket {
+                service: *service,
+                bucket: bucket.clone(),
+                prefix: if prefix.is_empty() {
+                    unique
+                } else {
+                    format!("{prefix}/{unique}")
+                },
+            },
+            Location::Dir(root) => Location::Dir(root.join(unique)),
+            Location::Memory => Location::Memory,
+        };
+        config.quota = Some(BACKEND_CAPACITY);
+        Ok(Self::with_objects(components, shared_cache, config.open()?))
+    }
+
+    fn with_objects(
+        components: Components,
+        shared_cache: PathBuf,
+        objects: Arc<dyn ObjectStore>,
+    ) -> Self {
+        let faulty = Arc::new(FaultyStore::new(objects.clone()));
         Bundled {
             dir: tempfile::tempdir().expect("a temporary directory"),
-            memory,
+            objects,
             faulty,
             deadline: Mutex::new(Duration::from_secs(10)),
             clock: AdjustableClock::fixed_at(START_TIME as u64),
@@ -161,19 +213,31 @@ impl Harness for Bundled {
     }
 
     fn put_object(&self, key: &str, data: &[u8]) {
-        self.memory.write(key, data).expect("storing an object");
+        self.objects.write(key, data).expect("storing an object");
     }
 
     fn object(&self, key: &str) -> Option<Vec<u8>> {
-        self.memory.read(key, 0, u64::MAX).ok()
+        self.objects.read(key, 0, u64::MAX).ok()
     }
 
     fn delete_object(&self, key: &str) {
-        self.memory.delete(key).expect("deleting an object");
+        self.objects.delete(key).expect("deleting an object");
     }
 
     fn object_keys(&self) -> Vec<String> {
-        self.memory.keys()
+        let mut keys = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .objects
+                .list("", after.as_deref(), 1000)
+                .expect("listing the objects");
+            keys.extend(page.entries.into_iter().map(|e| e.key));
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return keys,
+            }
+        }
     }
 
     fn fail(&self, op: BackendOp, key_prefix: &str, error: BackendError) {

@@ -7,7 +7,9 @@ mod dir;
 mod faulty;
 mod key;
 mod memory;
+mod object;
 mod reserved;
+mod url;
 
 pub use dir::DirStore;
 pub use faulty::FaultyStore;
@@ -15,7 +17,9 @@ pub use key::{validate_key, validate_prefix, MAX_KEY_LEN, MAX_SEGMENT_LEN};
 /// A backend function, for injecting faults and counting calls.
 pub use leasedb_types::backend::Operation;
 pub use memory::MemoryStore;
+pub use object::{BucketStore, DEFAULT_CALL_TIMEOUT, MULTIPART_PART_SIZE};
 pub use reserved::Reserved;
+pub use url::{parse_size, BackendConfig, Location, Service, REQUEST_RETRIES};
 
 /// A listing's entries and pages, and how a backend call fails: the shared
 /// vocabulary's, which the WIT `backend` interface's values convert to.

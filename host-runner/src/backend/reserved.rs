@@ -2,20 +2,22 @@
 //! `readonly` do: the plugin grants allocations and mutable growth only from
 //! the space a store reports, so reporting less is how both are honoured.
 
+use std::sync::Arc;
+
 use super::{BackendError, ListPage, ObjectStore};
 
 /// A store reporting `reserved` bytes less space than it has, or none at all
 /// when read-only (a Tahoe read-only server reports 0 available and so
 /// allocates no new shares).
-pub struct Reserved<S> {
-    inner: S,
+pub struct Reserved<S: ?Sized> {
+    inner: Arc<S>,
     reserved: u64,
     readonly: bool,
 }
 
-impl<S: ObjectStore> Reserved<S> {
-    /// Wraps `inner`.
-    pub fn new(inner: S, reserved: u64, readonly: bool) -> Self {
+impl<S: ObjectStore + ?Sized> Reserved<S> {
+    /// Wraps `inner` (any store, a `dyn ObjectStore` too).
+    pub fn new(inner: Arc<S>, reserved: u64, readonly: bool) -> Self {
         Reserved {
             inner,
             reserved,
@@ -24,7 +26,7 @@ impl<S: ObjectStore> Reserved<S> {
     }
 }
 
-impl<S: ObjectStore> ObjectStore for Reserved<S> {
+impl<S: ObjectStore + ?Sized> ObjectStore for Reserved<S> {
     fn list(
         &self,
         prefix: &str,
@@ -60,14 +62,14 @@ mod tests {
 
     #[test]
     fn reserved_space_is_kept_back_and_readonly_offers_none() {
-        let store = Reserved::new(MemoryStore::with_capacity(1000), 300, false);
+        let store = Reserved::new(Arc::new(MemoryStore::with_capacity(1000)), 300, false);
         assert_eq!(store.available_space().unwrap(), 700);
         store.write("k", &[0; 600]).unwrap();
         assert_eq!(store.available_space().unwrap(), 100);
         assert_eq!(store.read("k", 0, 10).unwrap(), vec![0; 10]);
-        let small = Reserved::new(MemoryStore::with_capacity(100), 300, false);
+        let small = Reserved::new(Arc::new(MemoryStore::with_capacity(100)), 300, false);
         assert_eq!(small.available_space().unwrap(), 0);
-        let readonly = Reserved::new(MemoryStore::with_capacity(1000), 0, true);
+        let readonly = Reserved::new(Arc::new(MemoryStore::with_capacity(1000)), 0, true);
         assert_eq!(readonly.available_space().unwrap(), 0);
     }
 }

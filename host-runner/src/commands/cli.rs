@@ -36,6 +36,36 @@ pub struct Place {
     /// Run this plugin component instead of the one built into this binary.
     #[arg(long, value_name = "FILE.wasm")]
     pub plugin: Option<PathBuf>,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
+/// Which store holds the shares when it is not the --storage directory.
+#[derive(Debug, Clone, Args)]
+pub struct BackendArgs {
+    /// Keep shares here instead of in --storage: a directory (`file:DIR` or a path),
+    /// `s3://BUCKET[/PREFIX]`, `gs://BUCKET[/PREFIX]`, `az://CONTAINER[/PREFIX]` or
+    /// `memory:`. Credentials and endpoints come from the environment
+    /// (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL,
+    /// AWS_ALLOW_HTTP; GOOGLE_*; AZURE_*).
+    #[arg(long, value_name = "URL")]
+    pub backend: Option<String>,
+    /// Object stores only: the most bytes to keep (e.g. `500G`, `2TiB`); clients
+    /// are told the quota less what is stored. Default: unlimited.
+    #[arg(long, value_name = "BYTES", value_parser = host_runner::backend::parse_size)]
+    pub quota: Option<u64>,
+    /// S3 endpoint, overriding AWS_ENDPOINT_URL (e.g. `http://127.0.0.1:3900`).
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region, overriding AWS_REGION.
+    #[arg(long, value_name = "REGION")]
+    pub s3_region: Option<String>,
+    /// Allow a plain-HTTP S3 endpoint (as AWS_ALLOW_HTTP=true does).
+    #[arg(long)]
+    pub s3_allow_http: bool,
+    /// The longest one backend call may take, retries included.
+    #[arg(long, value_name = "DURATION", default_value = "2min")]
+    pub backend_timeout: String,
 }
 
 /// How the accounting crawler expires leases and paces its cycles.

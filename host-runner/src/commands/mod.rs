@@ -21,14 +21,14 @@ pub mod tahoe_node;
 pub mod usage;
 
 use std::fs;
-use std::path::Path;
-use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 
 use cli::Place;
+use host_runner::backend::{BackendConfig, Location};
 use host_runner::service::{Service, ServiceThread};
-use host_runner::{DirStore, HostConfig, PluginHost, StorageIndex};
+use host_runner::{HostConfig, PluginHost, StorageIndex};
 
 /// Share data moves between a file and the plugin in pieces of this size.
 pub const PIECE: u64 = 1 << 20;
@@ -75,16 +75,43 @@ impl Drop for LocalPlugin {
     }
 }
 
-/// Starts the plugin over `place`, saying on stderr whether it was compiled or cached.
-pub fn start(place: &Place) -> Result<LocalPlugin> {
-    start_with(host_config(place)?, &place.storage)
+/// The store `place` names: `--backend` if given, else the `--storage` directory.
+pub fn backend_config(place: &Place) -> Result<BackendConfig> {
+    let args = &place.backend;
+    let location = match &args.backend {
+        Some(url) => Location::parse(url)?,
+        None => Location::Dir(place.storage.clone()),
+    };
+    let mut config = BackendConfig::new(location);
+    config.quota = args.quota;
+    config.call_timeout = Duration::from_secs(dates::parse_duration(&args.backend_timeout)?);
+    let settings = [
+        ("aws_endpoint", args.s3_endpoint.clone()),
+        ("aws_region", args.s3_region.clone()),
+        (
+            "aws_allow_http",
+            args.s3_allow_http.then(|| "true".to_owned()),
+        ),
+    ];
+    config.settings = settings
+        .into_iter()
+        .filter_map(|(key, value)| Some((key.to_owned(), value?)))
+        .collect();
+    Ok(config)
 }
 
-/// Starts the plugin with `config` over the storage directory `storage`.
-pub fn start_with(config: HostConfig, storage: &Path) -> Result<LocalPlugin> {
-    let store = DirStore::open(storage)
-        .with_context(|| format!("opening storage {}", storage.display()))?;
-    let (service, thread) = Service::start(config, Arc::new(store))?;
+/// Starts the plugin over `place`, saying on stderr whether it was compiled or cached.
+pub fn start(place: &Place) -> Result<LocalPlugin> {
+    start_with(host_config(place)?, place)
+}
+
+/// Starts the plugin with `config` over the store `place` names.
+pub fn start_with(config: HostConfig, place: &Place) -> Result<LocalPlugin> {
+    let backend = backend_config(place)?;
+    let store = backend
+        .open()
+        .with_context(|| format!("opening storage {}", backend.location))?;
+    let (service, thread) = Service::start(config, store)?;
     let plugin = LocalPlugin {
         service: Some(service),
         thread: Some(thread),

@@ -24,6 +24,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     config.max_mutable_size = args.max_mutable_size;
     let mut opts = ServeOptions::new(&args.place.storage, &args.place.state);
     opts.host = config;
+    opts.backend = Some(super::backend_config(&args.place)?);
     opts.listen = args.listen;
     opts.status = (args.status != "off").then_some(args.status);
     opts.status_public = args.status_public;
@@ -67,7 +68,8 @@ fn run(opts: ServeOptions) -> Result<()> {
     drop(out);
     tracing::info!(
         "serve: GBS on https://{} (tubid {}); stop with Ctrl-C",
-        server.addr, server.identity.tubid
+        server.addr,
+        server.identity.tubid
     );
     server.wait_for_signal();
     tracing::info!("serve: stopping");

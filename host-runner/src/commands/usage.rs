@@ -2,7 +2,6 @@
 //! when one is up (the database belongs to it), else from a plugin started here.
 
 use host_runner::Operations;
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
@@ -21,7 +20,7 @@ const STATUS_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `usage`: prints usage per account as a table or JSON.
 pub fn usage_command(place: &Place, json: bool) -> Result<()> {
-    let lines = usage(host_config(place)?, &place.storage)?;
+    let lines = usage(host_config(place)?, place)?;
     print!("{}", render_usage(&lines, json));
     Ok(())
 }
@@ -65,7 +64,7 @@ fn status_json(addr: &str) -> Option<Bytes> {
 
 /// Usage per account: from the running server's status page if one is up
 /// (the database belongs to it), else from the plugin started here.
-fn usage(config: HostConfig, storage: &Path) -> Result<Vec<UsageLine>> {
+fn usage(config: HostConfig, place: &Place) -> Result<Vec<UsageLine>> {
     let id = Identity::load_or_create(&config.state_dir)?;
     if let Some(addr) = id.status_addr()? {
         if let Some(body) = status_json(&addr) {
@@ -88,7 +87,7 @@ fn usage(config: HostConfig, storage: &Path) -> Result<Vec<UsageLine>> {
             return Ok(lines);
         }
     }
-    let by_account = start_with(config, storage)?.run(|host| host.usage_by_account())??;
+    let by_account = start_with(config, place)?.run(|host| host.usage_by_account())??;
     Ok(by_account
         .into_iter()
         .map(|a| UsageLine {

@@ -151,7 +151,9 @@ impl Supervisor {
                     self.init_report = report;
                     return;
                 }
-                Err(e) => tracing::error!("plugin: the uploads in flight could not be carried over: {e}"),
+                Err(e) => {
+                    tracing::error!("plugin: the uploads in flight could not be carried over: {e}")
+                }
             }
         }
         match self.relaunch() {

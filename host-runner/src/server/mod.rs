@@ -25,7 +25,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::backend::{DirStore, ObjectStore, Reserved};
+use crate::backend::{BackendConfig, DirStore, ObjectStore, Reserved};
 use crate::plugin::swap::Preparer;
 use crate::plugin::{HostConfig, HostError};
 use crate::service::{CrawlerPacing, CrawlerThread, Service, ServiceThread};
@@ -49,6 +49,8 @@ pub struct ServeOptions {
     pub host: HostConfig,
     /// Backend root directory.
     pub storage: PathBuf,
+    /// Another store to serve (`--backend`); `None`: a directory store at `storage`.
+    pub backend: Option<BackendConfig>,
     /// `HOST:PORT` to listen on; `None`: the address remembered from the last
     /// run, or `127.0.0.1:0` the first time.
     pub listen: Option<String>,
@@ -90,6 +92,7 @@ impl ServeOptions {
         ServeOptions {
             host: HostConfig::new(state.into()),
             storage: storage.into(),
+            backend: None,
             listen: None,
             status: Some("127.0.0.1:0".into()),
             status_public: false,
@@ -196,8 +199,15 @@ impl Server {
     pub fn start(opts: ServeOptions) -> Result<Server, ServeError> {
         let identity = Identity::load_or_create(&opts.host.state_dir)?;
         let tls = tls::tls_config(&identity).map_err(|e| ServeError::Tls(e.to_string()))?;
-        let store = DirStore::open(&opts.storage)
-            .map_err(|e| ServeError::Storage(format!("{}: {e}", opts.storage.display())))?;
+        let store: Arc<dyn ObjectStore> = match &opts.backend {
+            Some(config) => config
+                .open()
+                .map_err(|e| ServeError::Storage(format!("{}: {e}", config.location)))?,
+            None => Arc::new(
+                DirStore::open(&opts.storage)
+                    .map_err(|e| ServeError::Storage(format!("{}: {e}", opts.storage.display())))?,
+            ),
+        };
         let backend: Arc<dyn ObjectStore> =
             Arc::new(Reserved::new(store, opts.reserved_space, opts.readonly));
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -252,7 +262,9 @@ impl Server {
         let max_mutable = opts.host.max_mutable_size;
         let (service, service_thread) =
             Service::start(opts.host.clone(), backend).map_err(ServeError::Host)?;
-        let metrics = Arc::new(metrics::Metrics::new(crate::plugin::engine::component_sha256(&opts.host.wasm)));
+        let metrics = Arc::new(metrics::Metrics::new(
+            crate::plugin::engine::component_sha256(&opts.host.wasm),
+        ));
         let gbs = Arc::new(
             Gbs::new(service.clone(), identity.clone(), max_mutable)
                 .with_metrics(metrics.clone())

@@ -9,6 +9,7 @@ mod edge;
 mod fixture;
 mod gbs_protocol;
 mod group_commit;
+mod object_store;
 mod observability;
 mod plugin_host;
 mod release;

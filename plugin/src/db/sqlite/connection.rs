@@ -101,8 +101,10 @@ impl Connection {
         // memory (our wasm VFS has none).
         self.execute_batch("PRAGMA locking_mode=EXCLUSIVE")?;
         let mode: Option<String> = self.query_row("PRAGMA journal_mode=WAL", &[], |r| r.get(0))?;
-        self.wal
-            .set(mode.as_deref().is_some_and(|m| m.eq_ignore_ascii_case("wal")));
+        self.wal.set(
+            mode.as_deref()
+                .is_some_and(|m| m.eq_ignore_ascii_case("wal")),
+        );
         if !self.wal.get() {
             // A VFS or build refusing WAL still gets an atomic, durable journal.
             self.execute_batch("PRAGMA journal_mode=TRUNCATE")?;

@@ -324,8 +324,7 @@ fn unsynced_commits_only_inside_the_closure_and_every_other_commit_is_synced() {
         .unwrap();
     assert_eq!(inside, 1, "NORMAL inside, in WAL mode");
     assert_eq!(level(&conn), 2, "FULL again after");
-    let failed: DbResult<()> =
-        conn.unsynced(|c| c.execute_batch("SELECT * FROM no_such_table"));
+    let failed: DbResult<()> = conn.unsynced(|c| c.execute_batch("SELECT * FROM no_such_table"));
     assert!(failed.is_err());
     assert_eq!(level(&conn), 2, "FULL again after a failure too");
 }
