@@ -64,6 +64,9 @@ fn build(root: &Path, target_dir: &Path, extra: &[&str]) -> PathBuf {
             "leasedb-plugin",
             "--target",
             TARGET,
+            // The lock file's versions, never newer ones: part of a build
+            // anyone can repeat byte for byte.
+            "--locked",
         ])
         .arg("--target-dir")
         .arg(target_dir)
@@ -79,6 +82,19 @@ fn build(root: &Path, target_dir: &Path, extra: &[&str]) -> PathBuf {
     ] {
         cmd.env_remove(var);
     }
+    // Paths in the component (panic locations) name the sources, not where
+    // this machine keeps them, so the same commit builds the same bytes
+    // (and sha256) in any checkout.
+    let mut remap = vec![format!("--remap-path-prefix={}=/leasedb", root.display())];
+    if let Some(home) = env::var_os("CARGO_HOME").or_else(|| {
+        env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo").into_os_string())
+    }) {
+        remap.push(format!(
+            "--remap-path-prefix={}=/cargo",
+            PathBuf::from(home).display()
+        ));
+    }
+    cmd.env("CARGO_ENCODED_RUSTFLAGS", remap.join("\x1f"));
     // clang-19 builds SQLite for wasm; without -ffreestanding it reaches for glibc headers.
     set_default(&mut cmd, "CC_wasm32_wasip2", "clang-19");
     set_default(&mut cmd, "AR_wasm32_wasip2", "llvm-ar-19");
