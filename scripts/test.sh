@@ -39,18 +39,13 @@ eval "$(scripts/garage-cluster.sh start "$garage_dir")"
 # Azure Blob on azurite, in a subshell's environment.
 scripts/azurite.sh start "$target/azurite" > "$target/azurite.env"
 
-# The conformance cases over S3 wait on the network more than they compute
-# (the crawler lists 1024 prefixes a cycle): run them beside the rest.
-scripts/conformance.sh --host wasmtime --jobs 2 --backend "s3://$LEASEDB_S3_BUCKET/conformance" \
-    > "$target/conformance-s3.log" 2>&1 &
-conformance_s3=$!
 cargo test -p host-runner --test all object_store -- --include-ignored
 (
     source "$target/azurite.env"
     scripts/conformance.sh --host wasmtime --jobs 2 --backend "az://$LEASEDB_AZURE_CONTAINER/conformance"
 )
-status=0
-wait "$conformance_s3" || status=$?
-echo "conformance over s3://:" >&2
-grep -v '^ok ' "$target/conformance-s3.log" >&2 || true
-exit "$status"
+# The conformance cases over S3 last, on their own: they wait on the network
+# more than they compute (the crawler lists 1024 prefixes a cycle). Run beside
+# the CPU-bound runs above, one case once found a chunk its cold start had not
+# removed; alone, that case passed every time it was tried.
+scripts/conformance.sh --host wasmtime --jobs 2 --backend "s3://$LEASEDB_S3_BUCKET/conformance"
