@@ -86,9 +86,9 @@ fn build(root: &Path, target_dir: &Path, extra: &[&str]) -> PathBuf {
     // this machine keeps them, so the same commit builds the same bytes
     // (and sha256) in any checkout.
     let mut remap = vec![format!("--remap-path-prefix={}=/leasedb", root.display())];
-    if let Some(home) = env::var_os("CARGO_HOME").or_else(|| {
-        env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo").into_os_string())
-    }) {
+    if let Some(home) = env::var_os("CARGO_HOME")
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo").into_os_string()))
+    {
         remap.push(format!(
             "--remap-path-prefix={}=/cargo",
             PathBuf::from(home).display()

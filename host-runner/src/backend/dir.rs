@@ -310,9 +310,7 @@ mod tests {
         (dir, store)
     }
 
-    fn keys(page: &ListPage) -> Vec<&str> {
-        page.entries.iter().map(|e| e.key.as_str()).collect()
-    }
+    use super::super::listing_checks::keys;
 
     #[test]
     fn keys_map_onto_tahoe_layout() {
@@ -445,19 +443,8 @@ mod tests {
         assert!(!store.root().join("s/p/si/.tmp-3-1-1").exists());
         assert!(store.root().join("s/p/si").join(&ours).exists());
 
-        let mut collected = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = store.list("s/p/si/", after.as_deref(), 2).unwrap();
-            assert!(page.entries.len() <= 2);
-            collected.extend(page.entries.iter().map(|e| e.key.clone()));
-            match page.next {
-                Some(next) => after = Some(next),
-                None => break,
-            }
-        }
         assert_eq!(
-            collected,
+            super::super::listing_checks::in_pages(&store, "s/p/si/", 2),
             [
                 "s/p/si/0",
                 "s/p/si/1",

@@ -79,3 +79,29 @@ fn page_of(
     };
     ListPage { entries, next }
 }
+
+/// What every store's listing tests share.
+#[cfg(test)]
+pub(crate) mod listing_checks {
+    use super::{ListPage, ObjectStore};
+
+    /// The keys of one page.
+    pub fn keys(page: &ListPage) -> Vec<&str> {
+        page.entries.iter().map(|e| e.key.as_str()).collect()
+    }
+
+    /// Every key under `prefix`, listed `per_page` at a time through `next`.
+    pub fn in_pages(store: &dyn ObjectStore, prefix: &str, per_page: u32) -> Vec<String> {
+        let mut collected = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = store.list(prefix, after.as_deref(), per_page).unwrap();
+            assert!(page.entries.len() <= per_page as usize);
+            collected.extend(page.entries.iter().map(|e| e.key.clone()));
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return collected,
+            }
+        }
+    }
+}

@@ -433,9 +433,7 @@ mod tests {
         BucketStore::new(Arc::new(InMemory::new()), "memory:", None).unwrap()
     }
 
-    fn keys(page: &ListPage) -> Vec<&str> {
-        page.entries.iter().map(|e| e.key.as_str()).collect()
-    }
+    use super::super::listing_checks::keys;
 
     #[test]
     fn list_filters_partial_segments_and_pages_in_byte_order() {
@@ -468,19 +466,8 @@ mod tests {
         assert_eq!(all.next, None);
         assert_eq!(all.entries[2].size, "s/p/si/1".len() as u64);
 
-        let mut collected = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = store.list("s/p/si/", after.as_deref(), 2).unwrap();
-            assert!(page.entries.len() <= 2);
-            collected.extend(page.entries.iter().map(|e| e.key.clone()));
-            match page.next {
-                Some(next) => after = Some(next),
-                None => break,
-            }
-        }
         assert_eq!(
-            collected,
+            super::super::listing_checks::in_pages(&store, "s/p/si/", 2),
             [
                 "s/p/si/0",
                 "s/p/si/1",
