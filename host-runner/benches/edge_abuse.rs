@@ -48,28 +48,6 @@ fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-fn allocate(c: &Client, si: &str, size: u64, secret: u8) -> Reply {
-    c.send(
-        "POST",
-        &format!("/storage/v1/immutable/{si}"),
-        &[renew(1), cancel(1), upload(secret), cbor_ct()],
-        allocate_body(&[0], size),
-    )
-}
-
-fn patch(c: &Client, si: &str, first: u64, bytes: Vec<u8>, secret: u8) -> Reply {
-    let last = first + bytes.len() as u64 - 1;
-    c.send(
-        "PATCH",
-        &format!("/storage/v1/immutable/{si}/0"),
-        &[
-            upload(secret),
-            ("content-range", format!("bytes {first}-{last}/*")),
-        ],
-        bytes,
-    )
-}
-
 fn main() {
     let stalled = env("EDGE_STALLED", 1000);
     let share_mib = env("EDGE_SHARE_MIB", 1024);
@@ -88,9 +66,9 @@ fn main() {
     // An honest upload in flight through both abuses.
     let honest_si = si(1);
     let honest_data = data(4000, 1);
-    assert_eq!(allocate(&honest, &honest_si, 4000, 9).status, 200);
+    assert_eq!(allocate_share_0(&honest, &honest_si, 4000, 9).status, 200);
     assert_eq!(
-        patch(&honest, &honest_si, 0, honest_data[..1000].to_vec(), 9).status,
+        patch_share_0(&honest, &honest_si, 0, &honest_data[..1000], 9).status,
         200
     );
 
@@ -112,14 +90,7 @@ fn main() {
         .saturating_sub(before);
     println!("stalled clients: {stalled}; held at most {peak_held} at once; held after the 2 s header timeout: {held} (after {:.1} s)", started.elapsed().as_secs_f64());
     assert_eq!(
-        patch(
-            &honest,
-            &honest_si,
-            1000,
-            honest_data[1000..2000].to_vec(),
-            9
-        )
-        .status,
+        patch_share_0(&honest, &honest_si, 1000, &honest_data[1000..2000], 9).status,
         200
     );
     println!("honest upload in flight: still writable after the stalled clients");
@@ -127,12 +98,12 @@ fn main() {
     // 2. 20 clients GET one large share.
     let big = si(2);
     let size = (share_mib as u64) << 20;
-    assert_eq!(allocate(&honest, &big, size, 7).status, 200);
+    assert_eq!(allocate_share_0(&honest, &big, size, 7).status, 200);
     let piece = 4u64 << 20;
     let mut at = 0;
     while at < size {
         let n = piece.min(size - at);
-        let r = patch(&honest, &big, at, data(n as usize, (at >> 20) as u8), 7);
+        let r = patch_share_0(&honest, &big, at, &data(n as usize, (at >> 20) as u8), 7);
         assert!(r.status == 200 || r.status == 201, "{:?}", r.status);
         at += n;
     }
@@ -188,7 +159,7 @@ fn main() {
     );
     assert_eq!(read_total, 20 * size);
     assert_eq!(
-        patch(&honest, &honest_si, 2000, honest_data[2000..].to_vec(), 9).status,
+        patch_share_0(&honest, &honest_si, 2000, &honest_data[2000..], 9).status,
         201
     );
     println!("honest upload in flight: completed after both abuses");

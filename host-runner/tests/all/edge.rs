@@ -42,28 +42,6 @@ fn eventually(mut done: impl FnMut() -> bool) -> bool {
     false
 }
 
-fn allocate(c: &Client, si: &str, size: u64, secret: u8) -> Reply {
-    c.send(
-        "POST",
-        &format!("/storage/v1/immutable/{si}"),
-        &[renew(1), cancel(1), upload(secret), cbor_ct()],
-        allocate_body(&[0], size),
-    )
-}
-
-fn patch(c: &Client, si: &str, first: u64, bytes: &[u8], secret: u8) -> Reply {
-    let last = first + bytes.len() as u64 - 1;
-    c.send(
-        "PATCH",
-        &format!("/storage/v1/immutable/{si}/0"),
-        &[
-            upload(secret),
-            ("content-range", format!("bytes {first}-{last}/*")),
-        ],
-        bytes.to_vec(),
-    )
-}
-
 #[test]
 fn clients_stalling_in_their_headers_are_disconnected_and_others_are_served() {
     let f = start(|o| o.upload_idle_timeout = Duration::from_secs(600));
@@ -79,8 +57,8 @@ fn clients_stalling_in_their_headers_are_disconnected_and_others_are_served() {
     // An honest upload begun before the attack finishes after it.
     let si = si(1);
     let data = data(1000, 1);
-    assert_eq!(allocate(&honest, &si, 1000, 5).status, 200);
-    assert_eq!(patch(&honest, &si, 0, &data[..500], 5).status, 200);
+    assert_eq!(allocate_share_0(&honest, &si, 1000, 5).status, 200);
+    assert_eq!(patch_share_0(&honest, &si, 0, &data[..500], 5).status, 200);
     assert_eq!(
         honest
             .send("GET", "/storage/v1/version", &[], vec![])
@@ -107,7 +85,10 @@ fn clients_stalling_in_their_headers_are_disconnected_and_others_are_served() {
         "connections held by 300 stalled clients after the header timeout: {}",
         connections().saturating_sub(honest_now)
     );
-    assert_eq!(patch(&honest, &si, 500, &data[500..], 5).status, 201);
+    assert_eq!(
+        patch_share_0(&honest, &si, 500, &data[500..], 5).status,
+        201
+    );
 }
 
 #[test]
@@ -141,7 +122,7 @@ fn an_upload_whose_patch_stalls_mid_body_is_cut_then_reaped_and_its_space_releas
     let (addr, _, hash) = parse_nurl(&f.server.nurl);
     let honest = Client::new(&f.server.nurl);
     let si = si(2);
-    assert_eq!(allocate(&honest, &si, 1000, 7).status, 200);
+    assert_eq!(allocate_share_0(&honest, &si, 1000, 7).status, 200);
     let uploads = || f.server.gbs().uploads().in_flight();
     assert_eq!(uploads(), 1);
     // 10 bytes of a 1000-byte body, then silence.
@@ -176,11 +157,14 @@ fn an_upload_whose_patch_stalls_mid_body_is_cut_then_reaped_and_its_space_releas
             .load(Ordering::Relaxed)
             >= 1
     );
-    assert_eq!(patch(&honest, &si, 0, &[1; 10], 7).status, 404);
+    assert_eq!(patch_share_0(&honest, &si, 0, &[1; 10], 7).status, 404);
     // Its space is free again: the same share can be allocated anew.
-    let again = allocate(&honest, &si, 1000, 8);
+    let again = allocate_share_0(&honest, &si, 1000, 8);
     assert_eq!(again.status, 200);
-    assert_eq!(patch(&honest, &si, 0, &data(1000, 2), 8).status, 201);
+    assert_eq!(
+        patch_share_0(&honest, &si, 0, &data(1000, 2), 8).status,
+        201
+    );
 }
 
 fn cbor_post(c: &Client, path: &str, secrets: &[(&'static str, String)], body: Vec<u8>) -> Reply {
@@ -258,7 +242,7 @@ fn limits_on_vectors_secrets_and_bodies_are_400_or_413_naming_the_limit() {
     refused(reads_over_memory, 400, "bytes read by one request");
     // Another client's upload in flight is untouched by all this.
     let honest = si(4);
-    assert_eq!(allocate(&c, &honest, 100, 3).status, 200);
+    assert_eq!(allocate_share_0(&c, &honest, 100, 3).status, 200);
 
     // A 300 KB upload secret would be kept for the upload's whole life.
     let huge_secret = (
@@ -302,14 +286,14 @@ fn limits_on_vectors_secrets_and_bodies_are_400_or_413_naming_the_limit() {
         )])),
     );
     assert_eq!(r.status, 404);
-    assert_eq!(patch(&c, &honest, 0, &[9; 100], 3).status, 201);
+    assert_eq!(patch_share_0(&c, &honest, 0, &[9; 100], 3).status, 201);
 }
 
 #[test]
 fn a_full_plugin_queue_is_answered_503_with_retry_after() {
     let f = start(|o| o.max_queued = 0);
     let c = Client::new(&f.server.nurl);
-    let r = allocate(&c, &si(7), 10, 1);
+    let r = allocate_share_0(&c, &si(7), 10, 1);
     assert_eq!(r.status, 503);
     assert!(r.headers.contains_key("retry-after"));
 }
@@ -320,9 +304,9 @@ fn a_large_share_is_streamed_in_pieces_with_its_length() {
     let c = Client::new(&f.server.nurl);
     let si = si(8);
     let data = data(5 << 20 | 12345, 8);
-    assert_eq!(allocate(&c, &si, data.len() as u64, 4).status, 200);
+    assert_eq!(allocate_share_0(&c, &si, data.len() as u64, 4).status, 200);
     for (i, piece) in data.chunks(1 << 20).enumerate() {
-        let r = patch(&c, &si, (i << 20) as u64, piece, 4);
+        let r = patch_share_0(&c, &si, (i << 20) as u64, piece, 4);
         assert!(r.status == 200 || r.status == 201);
     }
     let whole = c.send("GET", &format!("/storage/v1/immutable/{si}/0"), &[], vec![]);

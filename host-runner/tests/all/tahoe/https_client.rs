@@ -250,3 +250,27 @@ pub fn stalled_headers(rt: &tokio::runtime::Runtime, nurl: &str, n: usize) {
         }
     })
 }
+
+/// Allocates share 0 of `si` with `size` bytes for the upload secret `secret`.
+pub fn allocate_share_0(c: &Client, si: &str, size: u64, secret: u8) -> Reply {
+    c.send(
+        "POST",
+        &format!("/storage/v1/immutable/{si}"),
+        &[renew(1), cancel(1), upload(secret), cbor_ct()],
+        allocate_body(&[0], size),
+    )
+}
+
+/// Writes `bytes` at `first` into share 0 of `si`'s upload.
+pub fn patch_share_0(c: &Client, si: &str, first: u64, bytes: &[u8], secret: u8) -> Reply {
+    let last = first + bytes.len() as u64 - 1;
+    c.send(
+        "PATCH",
+        &format!("/storage/v1/immutable/{si}/0"),
+        &[
+            upload(secret),
+            ("content-range", format!("bytes {first}-{last}/*")),
+        ],
+        bytes.to_vec(),
+    )
+}
