@@ -174,6 +174,11 @@ impl Harness for Bundled {
         if let Some(deadline) = options.call_deadline {
             config.sandbox.call_deadline = deadline;
         }
+        if self.faulty.crash_armed() {
+            // A crash stalls past the call deadline; one armed before the start
+            // must kill the start too, not only a later call.
+            config.sandbox.init_deadline = config.sandbox.call_deadline;
+        }
         if let Some(cap) = options.memory_cap {
             config.sandbox.memory_cap = cap;
         }

@@ -94,7 +94,7 @@ export class Plugin {
     component, stateDir, backend,
     chunkSize = 512 << 10, leaseDuration = 31n * 86400n,
     maxImmutableSize = 64n << 30n, maxMutableSize = 64n << 30n, nodeId,
-    crawler = DEFAULT_CRAWLER, memoryCap = 256 << 20, callDeadlineMs = 10_000, clock = null,
+    crawler = DEFAULT_CRAWLER, memoryCap = 256 << 20, callDeadlineMs = 10_000, initDeadlineMs = 300_000, clock = null,
   }) {
     this.component = component;
     this.stateDir = resolve(stateDir);
@@ -103,6 +103,8 @@ export class Plugin {
     this.#backend = backend;
     this.memoryCap = memoryCap;
     this.callDeadlineMs = callDeadlineMs;
+    // A cold start's recovery grows with the store, not with one request.
+    this.initDeadlineMs = Math.max(initDeadlineMs, callDeadlineMs);
     this.clock = clock;
     this.#config = {
       chunkSize, leaseDuration: BigInt(leaseDuration),
@@ -160,8 +162,8 @@ export class Plugin {
     worker.on('exit', current(() => this.#settle({ type: 'trap', message: 'the instance thread ended', memoryFull: false })));
     try {
       await this.#await('instantiating', INSTANTIATE_TIMEOUT_MS);
-      this.initReport = await this.#invoke('init', [this.#config, undefined]);
-      await this.#invoke('crawler-configure', [this.#crawler]);
+      this.initReport = await this.#invoke('init', [this.#config, undefined], this.initDeadlineMs);
+      await this.#invoke('crawler-configure', [this.#crawler], this.initDeadlineMs);
     } catch (e) {
       await this.#end();
       throw new Unavailable(`the plugin could not start: ${e.message}`, { cause: e });
@@ -178,11 +180,11 @@ export class Plugin {
     port?.close();
   }
 
-  async #invoke(name, args) {
+  async #invoke(name, args, deadlineMs = this.callDeadlineMs) {
     const [iface, wit] = EXPORTS[name] ?? [];
     if (iface === undefined) throw new CallError(`no such export: ${name}`);
     this.#worker.postMessage({ type: 'call', iface, fn: camel(wit), args, clock: this.clock ? this.clock() : null });
-    const reply = await this.#await(name);
+    const reply = await this.#await(name, deadlineMs);
     if (reply.err !== undefined) throw new PluginError(reply.err);
     return reply.ok;
   }

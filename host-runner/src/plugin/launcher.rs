@@ -33,7 +33,7 @@ impl Instance {
         let mut store = Store::new(pre.engine(), state);
         store.limiter(|state| &mut state.limits);
         store.epoch_deadline_trap();
-        arm(&mut store, sandbox);
+        arm_start(&mut store, sandbox);
         match pre.instantiate(&mut store) {
             Ok(plugin) => Ok(Instance { store, plugin }),
             Err(e) => Err(classify(&store, e)),
@@ -81,7 +81,7 @@ impl Launcher {
             other => HostError::Init(other),
         })?;
         let Instance { store, plugin } = &mut instance;
-        arm(store, &self.sandbox);
+        arm_start(store, &self.sandbox);
         let config = &self.plugin_config;
         let report = match on_version!(&*plugin, p => p.leasedb_plugin_lifecycle()
                 .call_init(&mut *store, &config, handover); config)
@@ -90,7 +90,7 @@ impl Launcher {
             Ok(Err(refused)) => return Err(HostError::Init(CallError::Plugin(convert(refused)))),
             Err(error) => return Err(HostError::Init(classify(store, error))),
         };
-        arm(store, &self.sandbox);
+        arm_start(store, &self.sandbox);
         let crawler: super::g::CrawlerConfig = convert(self.crawler);
         match on_version!(&*plugin, p => p.leasedb_plugin_crawler().call_configure(&mut *store, crawler); crawler)
         {
@@ -118,6 +118,13 @@ pub(crate) fn link(
 /// Starts a call's deadline and forgets earlier memory refusals.
 pub(crate) fn arm(store: &mut Store<HostState>, sandbox: &SandboxPolicy) {
     store.set_epoch_deadline(sandbox.deadline_ticks());
+    store.data_mut().limits.reset();
+}
+
+/// Starts the deadline of starting an instance (instantiate, init, configure),
+/// which a cold start's recovery may need well past one call's.
+fn arm_start(store: &mut Store<HostState>, sandbox: &SandboxPolicy) {
+    store.set_epoch_deadline(sandbox.init_deadline_ticks());
     store.data_mut().limits.reset();
 }
 

@@ -30,6 +30,9 @@ pub const MAX_TABLE_ELEMENTS: usize = 100_000;
 
 /// Default time one call may run.
 pub const DEFAULT_CALL_DEADLINE: Duration = Duration::from_secs(10);
+/// Default time starting an instance may run: a cold start's recovery grows
+/// with the store and the backend's latency, not with one request.
+pub const DEFAULT_INIT_DEADLINE: Duration = Duration::from_secs(300);
 
 /// Limits and capabilities of every plugin instance.
 #[derive(Clone)]
@@ -38,6 +41,9 @@ pub struct SandboxPolicy {
     pub memory_cap: usize,
     /// Longest a single call may run before it is interrupted.
     pub call_deadline: Duration,
+    /// Longest starting an instance (instantiate, `init` with its cold-start
+    /// recovery, `configure`) may run; never shorter than `call_deadline`.
+    pub init_deadline: Duration,
     /// The wall clock the plugin sees.
     pub clock: AdjustableClock,
 }
@@ -47,6 +53,7 @@ impl Default for SandboxPolicy {
         SandboxPolicy {
             memory_cap: DEFAULT_MEMORY_CAP,
             call_deadline: DEFAULT_CALL_DEADLINE,
+            init_deadline: DEFAULT_INIT_DEADLINE,
             clock: AdjustableClock::system(),
         }
     }
@@ -109,12 +116,18 @@ impl SandboxPolicy {
 
     /// The call deadline in epoch ticks (at least one).
     pub fn deadline_ticks(&self) -> u64 {
-        (self
-            .call_deadline
-            .as_nanos()
-            .div_ceil(EPOCH_TICK.as_nanos()) as u64)
-            .max(1)
+        ticks(self.call_deadline)
     }
+
+    /// The start deadline in epoch ticks: the longer of the two deadlines.
+    pub fn init_deadline_ticks(&self) -> u64 {
+        ticks(self.init_deadline.max(self.call_deadline))
+    }
+}
+
+/// `deadline` in whole epoch ticks, rounded up (at least one).
+fn ticks(deadline: Duration) -> u64 {
+    (deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64).max(1)
 }
 
 /// Caps each linear memory and remembers whether the cap was hit, so a trap that
@@ -212,6 +225,15 @@ mod tests {
         assert_eq!(policy.deadline_ticks(), 2);
         policy.call_deadline = Duration::ZERO;
         assert_eq!(policy.deadline_ticks(), 1);
+    }
+
+    #[test]
+    fn starting_gets_the_longer_of_the_two_deadlines() {
+        let mut policy = SandboxPolicy::default();
+        assert_eq!(policy.init_deadline_ticks(), 30_000);
+        policy.init_deadline = Duration::from_millis(50);
+        policy.call_deadline = Duration::from_secs(1);
+        assert_eq!(policy.init_deadline_ticks(), 100);
     }
 
     #[test]

@@ -176,3 +176,27 @@ fn a_looping_plugin_hits_the_deadline() {
 fn a_memory_bomb_hits_the_cap() {
     survives("fault-oom", |e| *e == CallError::MemoryExhausted);
 }
+
+/// A cold start whose recovery outlasts one call's deadline (here: a backend
+/// listing that hangs past it) still starts; the start has its own, longer
+/// deadline, so a slow backend cannot keep the server from ever coming up.
+#[test]
+fn a_cold_start_slower_than_the_call_deadline_still_starts() {
+    let mut fixture = fixture();
+    fixture.config.sandbox.call_deadline = Duration::from_millis(200);
+    let store = std::sync::Arc::new(host_runner::FaultyStore::new(fixture.store.clone()));
+    let si = si(201);
+    {
+        let mut host = PluginHost::start(fixture.config.clone(), store.clone()).unwrap();
+        host.session_opened(3).unwrap();
+        host.allocate(3, &Account::Anonymous, si.as_bytes(), &[0], 10)
+            .unwrap();
+        host.write(si.as_bytes(), 0, 0, b"unfinished").unwrap();
+    } // the upload never closes: the next start must resolve it
+    store.crash_during(host_runner::backend::Operation::List, "", Duration::from_millis(700));
+
+    let mut host = PluginHost::start(fixture.config.clone(), store.clone())
+        .expect("a slow cold start is not cut off at the call deadline");
+    assert_eq!(host.restarts(), 0);
+    assert_eq!(host.list_shares(si.as_bytes()).unwrap(), Vec::<u32>::new());
+}

@@ -37,6 +37,9 @@ DEFAULT_LEASE_DURATION = 31 * 86_400
 DEFAULT_MAX_SIZE = 64 << 30
 DEFAULT_MEMORY_CAP = 256 << 20
 DEFAULT_CALL_DEADLINE = 10.0
+#: Seconds starting an instance may run: a cold start's recovery grows with
+#: the store, not with one request.
+DEFAULT_INIT_DEADLINE = 300.0
 DEFAULT_CRAWLER = {"policy": "disabled", "history-limit": 10, "min-cycle-seconds": 12 * 3600}
 
 #: How often the deadline clock ticks.
@@ -125,6 +128,7 @@ class Plugin:
         crawler: Optional[Dict[str, Any]] = None,
         memory_cap: int = DEFAULT_MEMORY_CAP,
         call_deadline: float = DEFAULT_CALL_DEADLINE,
+        init_deadline: float = DEFAULT_INIT_DEADLINE,
         clock: Optional[Callable[[], float]] = None,
         engine: Optional[wasmtime.Engine] = None,
         cache_dir: Optional[str] = None,
@@ -136,6 +140,7 @@ class Plugin:
         os.makedirs(self.plugin_dir, exist_ok=True)
         self.memory_cap = memory_cap
         self.call_deadline = call_deadline
+        self.init_deadline = max(init_deadline, call_deadline)
         self.clock = clock
         self._stderr = stderr
         self._recent_stderr = b""
@@ -215,10 +220,10 @@ class Plugin:
         self._store = store
         self._funcs = {}
         try:
-            self._arm()
+            self._arm(self.init_deadline)
             self._instance = self._linker.instantiate(store, self.component)
-            self.init_report = self._invoke("init", self._config, None)
-            self._invoke("crawler-configure", self._crawler)
+            self.init_report = self._invoke("init", self._config, None, deadline=self.init_deadline)
+            self._invoke("crawler-configure", self._crawler, deadline=self.init_deadline)
         except PluginError as refused:
             self._drop()
             raise Unavailable(f"the plugin refused to start: {refused}") from refused
@@ -284,16 +289,17 @@ class Plugin:
             self._funcs[name] = func
         return func
 
-    def _arm(self) -> None:
-        ticks = max(1, int(self.call_deadline / EPOCH_TICK + 0.999)) + 1
+    def _arm(self, deadline: Optional[float] = None) -> None:
+        seconds = self.call_deadline if deadline is None else deadline
+        ticks = max(1, int(seconds / EPOCH_TICK + 0.999)) + 1
         self._store.set_epoch_deadline(ticks)
         self._recent_stderr = b""
 
-    def _invoke(self, name: str, *params: Any) -> Any:
+    def _invoke(self, name: str, *params: Any, deadline: Optional[float] = None) -> Any:
         store = self._store
         func = self._func(name)
         result_ty = func.type(store).result
-        self._arm()
+        self._arm(deadline)
         try:
             value = func(store, *params)
             func.post_return(store)
