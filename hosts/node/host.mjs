@@ -20,6 +20,9 @@ export const MAX_READ_LENGTH = 64n << 20n;
 export const MAX_LIST_LIMIT = 10_000;
 /** How long starting a worker and instantiating may take (compiling is not the plugin's time). */
 export const INSTANTIATE_TIMEOUT_MS = 120_000;
+/** The handover that asks a fresh instance to take over the uploads in flight
+ * its dead predecessor staged in the state directory (EMBEDDING.md). */
+export const RESUME_HANDOVER = Uint8Array.of(1);
 
 /** Compiled core modules by transpiled folder and memory cap: compiled once, shared by workers. */
 const compiled = new Map();
@@ -89,6 +92,7 @@ export class Plugin {
   #port = null;
   #signal = null;
   #queue = Promise.resolve();
+  #deathsInARow = 0;
 
   constructor({
     component, stateDir, backend,
@@ -121,7 +125,7 @@ export class Plugin {
     const run = this.#queue.then(async () => {
       if (this.#worker === null) {
         this.restarts += 1;
-        await this.#launch();
+        await this.#relaunch();
       }
       if (name === 'crawler-configure') this.#crawler = args[0]; // kept for fresh instances
       return this.#invoke(name, args);
@@ -142,7 +146,22 @@ export class Plugin {
     return run;
   }
 
-  async #launch() {
+  /** Replaces a dead instance. After one death the new instance takes over the
+   * uploads in flight the dead one staged, so only the fatal call failed; after
+   * a second death in a row it starts cold (the staged state may be what kills it). */
+  async #relaunch() {
+    if (this.#deathsInARow <= 1) {
+      try {
+        await this.#launch(RESUME_HANDOVER);
+        return;
+      } catch (e) {
+        process.stderr.write(`leasedb host: the uploads in flight could not be taken over (${e.message}); starting cold\n`);
+      }
+    }
+    await this.#launch();
+  }
+
+  async #launch(handover = undefined) {
     const dir = await transpiled(this.component);
     const modules = await coreModules(dir, this.memoryCap);
     const { port1, port2 } = new MessageChannel();
@@ -162,7 +181,7 @@ export class Plugin {
     worker.on('exit', current(() => this.#settle({ type: 'trap', message: 'the instance thread ended', memoryFull: false })));
     try {
       await this.#await('instantiating', INSTANTIATE_TIMEOUT_MS);
-      this.initReport = await this.#invoke('init', [this.#config, undefined], this.initDeadlineMs);
+      this.initReport = await this.#invoke('init', [this.#config, handover], this.initDeadlineMs);
       await this.#invoke('crawler-configure', [this.#crawler], this.initDeadlineMs);
     } catch (e) {
       await this.#end();
@@ -198,8 +217,13 @@ export class Plugin {
       this.#pending = (msg) => {
         clearTimeout(timer);
         this.#pending = null;
-        if (msg.type === 'result' || msg.type === 'ready') return resolveReply(msg);
+        if (msg.type === 'ready') return resolveReply(msg);
+        if (msg.type === 'result') {
+          this.#deathsInARow = 0;
+          return resolveReply(msg);
+        }
         // The instance is dead (or must be): the next call gets a fresh one.
+        this.#deathsInARow += 1;
         this.#end();
         if (msg.type === 'deadline') return rejectReply(new DeadlineExceeded(`${what} ran past its deadline`));
         if (msg.memoryFull) return rejectReply(new MemoryExhausted(`${what}: the plugin reached its memory cap`));

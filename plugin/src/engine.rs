@@ -18,6 +18,7 @@ use crate::error::{BadInput, Error, Result};
 use crate::ids::{SessionId, ShareNum, StorageIndex, Timestamp};
 use crate::latencies::Latencies;
 use crate::session::Sessions;
+use crate::staging::StagingLog;
 use crate::share::{ShareRow, ShareState, ShareType};
 use crate::upload::Upload;
 
@@ -162,6 +163,8 @@ pub struct LeaseDb<B: Backend> {
     pub(crate) config: Config,
     pub(crate) uploads: HashMap<(StorageIndex, ShareNum), Upload>,
     pub(crate) sessions: Sessions,
+    /// The uploads in flight as a fresh instance would take them over.
+    pub(crate) staging: StagingLog,
     clock: Clock,
     /// Recent call durations, recorded by the component's entry points.
     pub latencies: Latencies,
@@ -239,16 +242,26 @@ impl<B: Backend> LeaseDb<B> {
             config,
             uploads: HashMap::new(),
             sessions: Sessions::default(),
+            staging: StagingLog::beside(db_path),
             clock,
             latencies: Latencies::default(),
             crawler: CrawlerConfig::default(),
         };
-        if let Some(blob) = handover {
-            engine.take_over(blob).map_err(OpenError::Recovery)?;
-        }
+        let swapped = match handover {
+            Some(blob) => engine.take_over(blob).map_err(OpenError::Recovery)?,
+            None => false,
+        };
         // After a handover this settles only what the blob and the database
         // disagree on (a batch whose commit failed): nothing, on a clean swap.
         let (uploads_removed, uploads_recovered) = engine.resolve_unfinished_uploads()?;
+        if swapped {
+            // Rewriting the log would lengthen the swap's pause by every buffered byte.
+            if let Err(e) = engine.staging.reopen(engine.uploads.values()) {
+                crate::log(&format!("staging the uploads in flight: {e}"));
+            }
+        } else {
+            engine.restage();
+        }
         Ok((
             engine,
             InitReport {
@@ -543,6 +556,7 @@ impl<B: Backend> LeaseDb<B> {
                 ),
             );
             self.sessions.add_upload(session, si, shnum);
+            self.staging.allocated(&self.uploads[&(si, shnum)]);
             result.allocated.push(shnum);
         }
         Ok(result)
@@ -575,7 +589,28 @@ impl<B: Backend> LeaseDb<B> {
             }
         }
         let upload = self.uploads.get_mut(&key).ok_or(Error::NoUpload)?;
-        upload.write(&self.backend, offset, data)
+        let stored = upload.write(&self.backend, offset, data)?;
+        self.staging.wrote(upload, offset, data, &stored);
+        self.restage_if_grown();
+        Ok(())
+    }
+
+    /// Starts the staging log afresh from the uploads in memory; if that
+    /// fails, they just do not survive the instance dying (logged).
+    pub(crate) fn restage(&mut self) {
+        if let Err(e) = self.staging.rewrite(self.uploads.values()) {
+            crate::log(&format!(
+                "staging the uploads in flight: {e}; they do not survive the instance dying until it works"
+            ));
+        }
+    }
+
+    /// Rewrites the staging log once it has grown well past what it describes.
+    fn restage_if_grown(&mut self) {
+        let live: u64 = self.uploads.values().map(Upload::buffered_bytes).sum();
+        if self.staging.wants_rewrite(live) {
+            self.restage();
+        }
     }
 
     /// Finishes an upload: container stored, COMING → STABLE and the
@@ -610,6 +645,8 @@ impl<B: Backend> LeaseDb<B> {
         tx.commit()?;
         self.uploads.remove(&key);
         self.sessions.remove_upload(session, key.0, key.1);
+        self.staging.ended(key.0, key.1);
+        self.restage_if_grown();
         Ok(())
     }
 
@@ -629,6 +666,7 @@ impl<B: Backend> LeaseDb<B> {
     fn abort_upload(&mut self, si: StorageIndex, shnum: ShareNum) -> Result<()> {
         if let Some(upload) = self.uploads.remove(&(si, shnum)) {
             self.sessions.remove_upload(upload.session, si, shnum);
+            self.staging.ended(si, shnum);
         }
         // Objects first: the share number stays reserved until they are gone.
         if let Err(e) = self.delete_share_objects(&si, shnum) {

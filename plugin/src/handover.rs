@@ -4,7 +4,9 @@
 //!
 //! The blob is a postcard-encoded `Handover` enum: each format version is a
 //! variant, so a newer plugin decodes every older blob; variants are only
-//! ever appended.
+//! ever appended. One blob comes from the host, not a plugin: `RESUME`,
+//! passed when the previous instance died in a call and could not hand
+//! anything over; the uploads then come from the staging log (`staging.rs`).
 
 use std::collections::HashMap;
 
@@ -22,7 +24,13 @@ use crate::upload::Upload;
 enum Handover {
     /// Format 1.
     V1(StateV1),
+    /// From the host: the previous instance died; take over what it staged.
+    Resume,
 }
+
+/// The handover a host passes to `init` after an instance died in a call:
+/// the uploads in flight continue from the staging log.
+pub const RESUME: &[u8] = &[1];
 
 /// Format 1: sessions and uploads.
 #[derive(Debug, Serialize, Deserialize)]
@@ -43,16 +51,40 @@ impl<B: Backend> LeaseDb<B> {
     }
 
     /// Takes over the state a previous version handed over. Its uploads
-    /// continue here; their COMING rows are theirs, not leftovers.
-    pub fn take_over(&mut self, blob: &[u8]) -> Result<()> {
-        let Handover::V1(state) = postcard::from_bytes(blob)
+    /// continue here; their COMING rows are theirs, not leftovers. Returns
+    /// whether the staging log may be continued as it is (a hot swap).
+    pub fn take_over(&mut self, blob: &[u8]) -> Result<bool> {
+        let handover = postcard::from_bytes(blob)
             .map_err(|e| Error::Database(format!("the handover state does not decode: {e}")))?;
+        let (state, swapped) = match handover {
+            Handover::V1(state) => (state, true),
+            Handover::Resume => {
+                let uploads = self.staging.recover().map_err(|e| {
+                    Error::Database(format!("reading the staged uploads: {e}"))
+                })?;
+                let mut sessions = Sessions::default();
+                for u in &uploads {
+                    sessions.add_upload(u.session, u.si, u.shnum);
+                }
+                (StateV1 { sessions, uploads }, false)
+            }
+        };
         self.sessions = state.sessions;
         self.uploads = state
             .uploads
             .into_iter()
             .map(|u| ((u.si, u.shnum), u))
             .collect::<HashMap<(StorageIndex, ShareNum), Upload>>();
-        Ok(())
+        Ok(swapped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_resume_blob_is_the_resume_variant() {
+        assert_eq!(postcard::to_allocvec(&Handover::Resume).unwrap(), RESUME);
     }
 }

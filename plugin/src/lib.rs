@@ -10,6 +10,7 @@ pub mod container;
 pub mod crawler;
 pub mod db;
 pub mod discovery;
+mod disk;
 pub mod engine;
 pub mod error;
 #[cfg(feature = "test-faults")]
@@ -23,6 +24,7 @@ pub mod session;
 pub mod share;
 #[cfg(target_arch = "wasm32")]
 mod sqlite_hooks;
+pub mod staging;
 pub mod stats;
 pub mod upload;
 #[cfg(target_arch = "wasm32")]

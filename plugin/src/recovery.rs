@@ -46,6 +46,7 @@ impl<B: Backend> LeaseDb<B> {
         for (si, shnum) in rolled_back {
             if let Some(upload) = self.uploads.remove(&(si, shnum)) {
                 self.sessions.remove_upload(upload.session, si, shnum);
+                self.staging.ended(si, shnum);
             }
             let untracked = shares::get(&self.conn, &si, shnum)
                 .map_err(|e| OpenError::Recovery(e.into()))?

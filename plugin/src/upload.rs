@@ -137,8 +137,9 @@ impl Upload {
     }
 
     /// Writes share data at `offset`. A rewrite of bytes already written
-    /// must repeat them exactly.
-    pub fn write(&mut self, backend: &impl Backend, offset: u64, data: &[u8]) -> Result<()> {
+    /// must repeat them exactly. Returns the chunks this write completed and
+    /// stored.
+    pub fn write(&mut self, backend: &impl Backend, offset: u64, data: &[u8]) -> Result<Vec<u64>> {
         let length = data.len() as u64;
         let end = offset
             .checked_add(length)
@@ -154,7 +155,41 @@ impl Upload {
         self.check_rewrite(backend, DATA_OFFSET + offset, data)?;
         self.put(DATA_OFFSET + offset, data);
         self.data_end = self.data_end.max(end);
-        self.store_complete_chunks(backend, self.full_container_length())
+        let before = self.stored.len();
+        self.store_complete_chunks(backend, self.full_container_length())?;
+        if self.stored.len() == before {
+            return Ok(Vec::new());
+        }
+        let pieces = container::pieces(DATA_OFFSET + offset, data.len() as u64, self.chunk_size);
+        let mut stored: Vec<u64> = pieces.map(|p| p.chunk).filter(|k| self.stored.contains(k)).collect();
+        if self.stored.contains(&0) {
+            stored.push(0); // the head goes last, whichever write completes the rest
+        }
+        stored.sort_unstable();
+        stored.dedup();
+        Ok(stored)
+    }
+
+    /// Repeats a write that succeeded before, without the backend: its bytes
+    /// of chunks still pending are buffered again and the chunks it stored
+    /// are marked stored (a fresh instance taking over a staged upload,
+    /// `staging.rs`).
+    pub fn replay_write(&mut self, offset: u64, data: &[u8], stored: &[u64]) {
+        let end = offset.saturating_add(data.len() as u64);
+        if end > self.allocated_size {
+            return;
+        }
+        self.data_end = self.data_end.max(end);
+        for k in stored {
+            self.pending.remove(k);
+            self.stored.insert(*k);
+        }
+        for p in container::pieces(DATA_OFFSET + offset, data.len() as u64, self.chunk_size) {
+            if !self.stored.contains(&p.chunk) {
+                let piece = &data[p.at as usize..(p.at + p.len) as usize];
+                self.put(p.chunk * self.chunk_size + p.within, piece);
+            }
+        }
     }
 
     /// Refuses a write that changes bytes already written.

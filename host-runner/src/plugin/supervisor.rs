@@ -2,7 +2,10 @@
 //!
 //! A call that traps, runs past its deadline or exhausts its memory kills only
 //! that instance: its store is dropped and a fresh one started (re-running
-//! `init` with the same settings). An instance that keeps dying is restarted at
+//! `init` with the same settings), which takes over the uploads in flight the
+//! dead one staged (`RESUME_HANDOVER`), so only the fatal call fails. After a
+//! second death without a call served in between it starts cold instead: the
+//! staged state may be what kills it. An instance that keeps dying is restarted at
 //! once a few times in a row, then with exponential back-off (calls fail fast
 //! with "unavailable" meanwhile, never block the thread); and a freshly swapped
 //! version that dies [`PROBATION_DEATHS`] times within its first
@@ -20,6 +23,10 @@ use super::error::{CallError, HostError};
 use super::launcher::{classify, Instance, Launcher};
 use super::state::HostState;
 use super::wit::InitReport;
+
+/// The handover that asks a fresh instance to take over the uploads in
+/// flight its dead predecessor staged in the state directory (EMBEDDING.md).
+pub const RESUME_HANDOVER: &[u8] = &[1];
 
 /// Deaths in a row that are restarted at once; later ones back off.
 pub const IMMEDIATE_RESTARTS: u32 = 3;
@@ -164,7 +171,16 @@ impl Supervisor {
 
     /// A fresh instance in place of a dead one; its init report becomes the latest.
     fn relaunch(&mut self) -> Result<Instance, HostError> {
-        let (instance, report) = self.launcher.launch(None)?;
+        let resumed = match self.deaths_in_a_row {
+            0 | 1 => self.launcher.launch(Some(RESUME_HANDOVER)).map_err(|e| {
+                tracing::warn!("plugin: the uploads in flight could not be taken over ({e}); starting cold");
+            }),
+            _ => Err(()),
+        };
+        let (instance, report) = match resumed {
+            Ok(started) => started,
+            Err(()) => self.launcher.launch(None)?,
+        };
         self.init_report = report;
         Ok(instance)
     }

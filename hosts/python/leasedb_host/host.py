@@ -42,6 +42,10 @@ DEFAULT_CALL_DEADLINE = 10.0
 DEFAULT_INIT_DEADLINE = 300.0
 DEFAULT_CRAWLER = {"policy": "disabled", "history-limit": 10, "min-cycle-seconds": 12 * 3600}
 
+#: The handover that asks a fresh instance to take over the uploads in flight
+#: its dead predecessor staged in the state directory (EMBEDDING.md).
+RESUME_HANDOVER = b"\x01"
+
 #: How often the deadline clock ticks.
 EPOCH_TICK = 0.01
 
@@ -169,6 +173,7 @@ class Plugin:
         self._instance: Optional[wc.Instance] = None
         self._funcs: Dict[str, wc.Func] = {}
         self.init_report: Any = None
+        self._deaths_in_a_row = 0
         self.restarts = 0
         self._launch()
 
@@ -209,8 +214,8 @@ class Plugin:
 
     # -- lifecycle --------------------------------------------------------
 
-    def _launch(self) -> None:
-        """A fresh store and instance: init, then the crawler's settings."""
+    def _launch(self, handover: Optional[bytes] = None) -> None:
+        """A fresh store and instance: init (taking over `handover`), then the crawler's settings."""
         wasi = wasmtime.WasiConfig()
         wasi.preopen_dir(self.plugin_dir, GUEST_STATE_DIR)
         wasi.stderr_custom = self._on_stderr
@@ -222,7 +227,7 @@ class Plugin:
         try:
             self._arm(self.init_deadline)
             self._instance = self._linker.instantiate(store, self.component)
-            self.init_report = self._invoke("init", self._config, None, deadline=self.init_deadline)
+            self.init_report = self._invoke("init", self._config, handover, deadline=self.init_deadline)
             self._invoke("crawler-configure", self._crawler, deadline=self.init_deadline)
         except PluginError as refused:
             self._drop()
@@ -264,10 +269,23 @@ class Plugin:
         with self._lock:
             if self._instance is None:
                 self.restarts += 1
-                self._launch()
+                self._relaunch()
             if name == "crawler-configure" and params:
                 self._crawler = params[0]  # kept for instances started after a fault
             return self._invoke(name, *params)
+
+    def _relaunch(self) -> None:
+        """Replaces a dead instance. After one death the new instance takes
+        over the uploads in flight the dead one staged, so only the fatal call
+        failed; after a second death in a row it starts cold, since the staged
+        state may be what kills it."""
+        if self._deaths_in_a_row <= 1:
+            try:
+                self._launch(RESUME_HANDOVER)
+                return
+            except Unavailable as e:
+                self._stderr(f"leasedb host: the uploads in flight could not be taken over ({e}); starting cold\n".encode())
+        self._launch()
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         """`plugin.add_lease(account, si)` is `plugin.call("add-lease", ...)`."""
@@ -306,12 +324,15 @@ class Plugin:
         except (wasmtime.Trap, wasmtime.WasmtimeError) as e:
             died = self._classify(e)
             self._drop()
+            self._deaths_in_a_row += 1
             raise died from e
         except Exception as e:
             # An import raised something other than BackendError: wasmtime
             # traps the instance and hands back the exception itself.
             self._drop()
+            self._deaths_in_a_row += 1
             raise Trapped(f"a host function failed: {e}") from e
+        self._deaths_in_a_row = 0
         if isinstance(result_ty, wc.ResultType):
             ok, payload = split_result(result_ty, value)
             if not ok:

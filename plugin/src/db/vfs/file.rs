@@ -6,7 +6,7 @@ use std::ffi::{c_int, c_void};
 use std::io;
 use std::ptr;
 
-use super::disk::{self, OpenMode};
+use crate::disk::{self, OpenMode};
 use super::ffi;
 use super::lock::FileLock;
 use super::{io_error, path_arg, SECTOR_SIZE};

@@ -3,7 +3,7 @@
 //! sqlite-wasm-rs only ships an in-memory VFS.
 //!
 //! Inside the component files are `wasi:filesystem` descriptors used
-//! directly (`disk/`), not through Rust std; `xSync` is the descriptor's
+//! directly (`crate::disk`), not through Rust std; `xSync` is the descriptor's
 //! `sync-data`, which the host turns into a real fdatasync, and a file's
 //! creation is made durable by syncing its directory, as os_unix.c does.
 //!
@@ -19,7 +19,6 @@
 //! spill) live in memory: they never need to survive, and WASI has no temp
 //! directory.
 
-mod disk;
 mod file;
 mod lock;
 mod names;

@@ -4,7 +4,7 @@ use std::ffi::{c_char, c_int, CStr};
 use std::io;
 use std::ptr;
 
-use super::disk;
+use crate::disk;
 use super::ffi;
 use super::{io_error, path_arg};
 

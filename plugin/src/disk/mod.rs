@@ -1,5 +1,6 @@
-//! The filesystem under the VFS: positional reads and writes, sizes, syncs
-//! and directory entries, with one API and two implementations.
+//! The plugin's files in its state directory (the database under the VFS,
+//! the upload staging log): positional reads and writes, sizes, syncs and
+//! directory entries, with one API and two implementations.
 //!
 //! Inside the component (`wasi.rs`) files are `wasi:filesystem` descriptors
 //! opened under the host's preopened directory; natively (`native.rs`, for
@@ -11,13 +12,13 @@ mod native;
 mod wasi;
 
 #[cfg(not(target_arch = "wasm32"))]
-pub(super) use native::{metadata, remove_file, sync_dir, File};
+pub(crate) use native::{metadata, remove_file, rename, sync_dir, File};
 #[cfg(target_arch = "wasm32")]
-pub(super) use wasi::{metadata, remove_file, sync_dir, File};
+pub(crate) use wasi::{metadata, remove_file, rename, sync_dir, File};
 
 /// How `File::open` opens a file.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct OpenMode {
+pub(crate) struct OpenMode {
     /// Writable as well as readable.
     pub write: bool,
     /// Created if missing.
@@ -28,7 +29,7 @@ pub(super) struct OpenMode {
 
 /// What `metadata` reports about a path.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Metadata {
+pub(crate) struct Metadata {
     /// A regular file (not a directory or anything else).
     pub is_file: bool,
     /// Size in bytes.

@@ -17,7 +17,7 @@ use wasip2::filesystem::types::{
 use super::{Metadata, OpenMode};
 
 /// An open file.
-pub(in crate::db::vfs) struct File(Descriptor);
+pub(crate) struct File(Descriptor);
 
 impl File {
     /// Opens `path` as `mode` says.
@@ -91,12 +91,18 @@ impl File {
 }
 
 /// Removes the file at `path`.
-pub(in crate::db::vfs) fn remove_file(path: &str) -> io::Result<()> {
+pub(crate) fn remove_file(path: &str) -> io::Result<()> {
     in_preopen(path, |dir, relative| dir.unlink_file_at(relative))
 }
 
+/// Renames `from` to `to` (both in one preopened directory), replacing `to`.
+pub(crate) fn rename(from: &str, to: &str) -> io::Result<()> {
+    let target = in_preopen(to, |_, relative| Ok(relative.to_owned()))?;
+    in_preopen(from, |dir, relative| dir.rename_at(relative, dir, &target))
+}
+
 /// What is at `path`.
-pub(in crate::db::vfs) fn metadata(path: &str) -> io::Result<Metadata> {
+pub(crate) fn metadata(path: &str) -> io::Result<Metadata> {
     let stat = in_preopen(path, |dir, relative| {
         dir.stat_at(PathFlags::SYMLINK_FOLLOW, relative)
     })?;
@@ -107,7 +113,7 @@ pub(in crate::db::vfs) fn metadata(path: &str) -> io::Result<Metadata> {
 }
 
 /// Makes the directory entries in `path`'s directory durable.
-pub(in crate::db::vfs) fn sync_dir(path: &str) -> io::Result<()> {
+pub(crate) fn sync_dir(path: &str) -> io::Result<()> {
     let parent = match path.rfind('/') {
         Some(0) => "/",
         Some(i) => &path[..i],

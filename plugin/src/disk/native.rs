@@ -8,7 +8,7 @@ use std::path::Path;
 use super::{Metadata, OpenMode};
 
 /// An open file.
-pub(in crate::db::vfs) struct File(fs::File);
+pub(crate) struct File(fs::File);
 
 impl File {
     /// Opens `path` as `mode` says.
@@ -58,12 +58,17 @@ impl File {
 }
 
 /// Removes the file at `path`.
-pub(in crate::db::vfs) fn remove_file(path: &str) -> io::Result<()> {
+pub(crate) fn remove_file(path: &str) -> io::Result<()> {
     fs::remove_file(path)
 }
 
+/// Renames `from` to `to`, replacing `to`.
+pub(crate) fn rename(from: &str, to: &str) -> io::Result<()> {
+    fs::rename(from, to)
+}
+
 /// What is at `path`.
-pub(in crate::db::vfs) fn metadata(path: &str) -> io::Result<Metadata> {
+pub(crate) fn metadata(path: &str) -> io::Result<Metadata> {
     let m = fs::metadata(path)?;
     Ok(Metadata {
         is_file: m.is_file(),
@@ -72,7 +77,7 @@ pub(in crate::db::vfs) fn metadata(path: &str) -> io::Result<Metadata> {
 }
 
 /// Makes the directory entries in `path`'s directory durable.
-pub(in crate::db::vfs) fn sync_dir(path: &str) -> io::Result<()> {
+pub(crate) fn sync_dir(path: &str) -> io::Result<()> {
     let dir = match Path::new(path).parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

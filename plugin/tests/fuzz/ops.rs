@@ -1,9 +1,10 @@
-//! The engine's entry points under arbitrary input (issue 10): seeded random
-//! sequences of every operation, with arguments drawn from byte strings that
-//! favour edge values. Bounded by a number of steps, so it runs in the normal
-//! suite; `LEASEDB_FUZZ_STEPS` and `LEASEDB_FUZZ_SEED` run it longer or replay
-//! one seed. Whatever the input, no call panics, an error is a typed refusal,
-//! and a share read back after close holds what was written.
+//! Arbitrary operation sequences against the native engine: the driver both
+//! the seeded test (`main.rs`) and the coverage-guided target
+//! (`fuzz/fuzz_targets/engine_ops.rs`) run. Arguments are drawn from byte
+//! strings that favour edge values. Whatever the input, no call panics, an
+//! error is a typed refusal, a share read back after close holds what was
+//! written, and an instance that dies mid-sequence is replaced by one that
+//! takes over the uploads in flight (the staging log).
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -12,6 +13,8 @@ use arbitrary::{Result as ArbResult, Unstructured};
 use leasedb_plugin::backend::memory::MemoryBackend;
 use leasedb_plugin::mutable_write::{ShareWrites, TestOperator, TestVector, WriteVector};
 use leasedb_plugin::share::ShareType;
+use leasedb_plugin::engine::system_clock;
+use leasedb_plugin::handover::RESUME;
 use leasedb_plugin::{Account, Config, Error, LeaseDb};
 
 /// A small set of storage indexes, so operations meet each other's shares.
@@ -101,6 +104,60 @@ fn acceptable(what: &str, e: &Error) {
         !matches!(e, Error::Database(_) | Error::Backend(_) | Error::NotReady),
         "{what}: {e}"
     );
+}
+
+/// One engine over a fresh database and backend, and what the client wrote.
+pub struct Run {
+    _dir: tempfile::TempDir,
+    path: String,
+    backend: Rc<MemoryBackend>,
+    config: Config,
+    db: Option<LeaseDb<Rc<MemoryBackend>>>,
+    /// Bytes written in order from 0 to each upload in flight.
+    written: HashMap<(Vec<u8>, u32), Vec<u8>>,
+}
+
+impl Run {
+    /// A fresh database (small chunks, so shares span several).
+    pub fn new() -> Run {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db").to_str().unwrap().to_string();
+        let backend = Rc::new(MemoryBackend::new(64 << 20));
+        let config = Config {
+            chunk_size: 4096,
+            ..Config::default()
+        };
+        let db = LeaseDb::open(&path, backend.clone(), config.clone()).unwrap().0;
+        Run { _dir: dir, path, backend, config, db: Some(db), written: HashMap::new() }
+    }
+
+    /// Drops the engine without a shutdown and starts another, as a host does
+    /// after an instance died: with `RESUME` it takes over the uploads in flight.
+    fn die_and_restart(&mut self, resume: bool) {
+        self.db = None;
+        let handover = resume.then_some(RESUME);
+        let started = LeaseDb::start(&self.path, self.backend.clone(), self.config.clone(), Box::new(system_clock), handover);
+        self.db = Some(started.unwrap_or_else(|e| panic!("restarting (resume: {resume}) failed: {e}")).0);
+        if !resume {
+            self.written.clear();
+        }
+    }
+
+    /// Ends the run: whatever happened, the state reopens (a cold start resolves uploads).
+    pub fn finish(mut self) {
+        self.db = None;
+        LeaseDb::open(&self.path, self.backend.clone(), self.config.clone())
+            .unwrap_or_else(|e| panic!("reopening failed: {e}"));
+    }
+
+    /// Runs one operation drawn from `u`.
+    pub fn step(&mut self, u: &mut Unstructured) -> ArbResult<()> {
+        if u.int_in_range(0..=40)? == 0 {
+            self.die_and_restart(u.int_in_range(0..=3)? != 0);
+            return Ok(());
+        }
+        step(self.db.as_mut().unwrap(), u, &mut self.written)
+    }
 }
 
 fn step(
@@ -205,46 +262,4 @@ fn step(
         }
     }
     Ok(())
-}
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-#[test]
-fn arbitrary_operation_sequences_never_panic_or_break_the_engine() {
-    let steps = env("LEASEDB_FUZZ_STEPS", 3000);
-    let seeds = match std::env::var("LEASEDB_FUZZ_SEED") {
-        Ok(s) => vec![s.parse().expect("a number")],
-        Err(_) => (1..=4).collect::<Vec<u64>>(),
-    };
-    for seed in seeds {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db").to_str().unwrap().to_string();
-        let backend = Rc::new(MemoryBackend::new(64 << 20));
-        let config = Config {
-            chunk_size: 4096,
-            ..Config::default()
-        };
-        let mut db = LeaseDb::open(&path, backend.clone(), config.clone())
-            .unwrap()
-            .0;
-        let mut rng = fastrand::Rng::with_seed(seed);
-        let mut written = HashMap::new();
-        let mut taken = 0;
-        while taken < steps {
-            let raw: Vec<u8> = (0..512).map(|_| rng.u8(..)).collect();
-            let mut u = Unstructured::new(&raw);
-            // Running out of bytes ends a step early; that is fine.
-            let _ = step(&mut db, &mut u, &mut written);
-            taken += 1;
-        }
-        drop(db);
-        // Whatever happened, the state reopens (a cold start resolves uploads).
-        LeaseDb::open(&path, backend, config)
-            .unwrap_or_else(|e| panic!("seed {seed}: reopening failed: {e}"));
-    }
 }
