@@ -22,7 +22,7 @@ mod request;
 mod share_read;
 pub mod state;
 pub mod uploads;
-pub mod wire;
+pub use leasedb_gbs_wire as wire;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
