@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The quick start's second command: installs what is missing, builds, and runs
-# the whole test suite (unit tests, host tests, conformance cases), then the
-# shared conformance cases against each host (wasmtime, Python, Node) through
-# its adapter, then the object-store runs: a three-node Garage cluster (S3)
-# and azurite (Azure Blob), each under the wasmtime host's conformance cases,
-# and Garage under the stock Tahoe client, the crawler and a node failure.
+# the whole test suite (unit tests, host tests, conformance cases), 30 s of
+# fuzzing per fuzz target, then the shared conformance cases against each
+# host (wasmtime, Python, Node) through its adapter, then the object-store
+# runs: a three-node Garage cluster (S3) and azurite (Azure Blob), each under
+# the wasmtime host's conformance cases, and Garage under the stock Tahoe
+# client, the crawler and a node failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -17,6 +18,9 @@ scripts/garage-cluster.sh build > "$target/garage-build.log" 2>&1 &
 garage_build=$!
 
 cargo test --workspace "$@"
+
+# Coverage-guided fuzzing, briefly: the engine's entry points and the wire format.
+CARGO_TARGET_DIR="$target/fuzz" scripts/fuzz.sh 30
 
 for host in wasmtime python node; do
     scripts/conformance.sh --host "$host" --jobs 2
