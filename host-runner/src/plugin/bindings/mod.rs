@@ -18,6 +18,7 @@ pub use since_v0_2 as latest;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{AsContextMut, Engine};
 
+use super::imports::backend::BackendImport;
 use super::state::HostState;
 use version::{InterfaceVersion, VersionError};
 
@@ -85,7 +86,9 @@ impl PluginPre {
             let pre = linker.instantiate_pre(component).map_err(link)?;
             PluginPre::V0_1(since_v0_1::PluginPre::new(pre).map_err(link)?)
         } else {
-            since_v0_2::add_to_linker(&mut linker).map_err(link)?;
+            // The backend import, the only one besides WASI.
+            since_v0_2::Plugin::add_to_linker::<_, BackendImport>(&mut linker, BackendImport::view)
+                .map_err(link)?;
             let pre = linker.instantiate_pre(component).map_err(link)?;
             PluginPre::V0_2(since_v0_2::PluginPre::new(pre).map_err(link)?)
         };

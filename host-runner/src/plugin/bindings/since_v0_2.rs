@@ -17,11 +17,3 @@ wasmtime::component::bindgen!({
 
 /// The interface version these bindings were generated from.
 pub const VERSION: InterfaceVersion = InterfaceVersion::new(0, 2, 0);
-
-/// Adds the 0.2 imports (besides WASI) to `linker`.
-pub fn add_to_linker(
-    linker: &mut wasmtime::component::Linker<crate::plugin::state::HostState>,
-) -> wasmtime::Result<()> {
-    use crate::plugin::imports::backend::BackendImport;
-    Plugin::add_to_linker::<_, BackendImport>(linker, BackendImport::view)
-}

@@ -4,7 +4,7 @@
 use wasmtime::component::HasData;
 
 use crate::backend::{BackendError, ObjectStore};
-use crate::plugin::bindings::latest::leasedb::plugin::{backend as wit, types};
+use crate::plugin::bindings::since_v0_2::leasedb::plugin::{backend as wit, types};
 use crate::plugin::bindings::vocabulary::convert;
 use crate::plugin::state::HostState;
 
