@@ -17,8 +17,9 @@
 //! with it), every operation of the batch is answered with an error (its own,
 //! if it had one). A failed commit leaves a live instance: the next one takes
 //! over its uploads in flight as a hot swap does, settling what the batch left
-//! half-recorded, so only the batch fails; an instance that died restarts cold. A batch closes after
-//! [`MAX_BATCH_OPS`] operations or [`MAX_BATCH_TIME`] of work, to bound the
+//! half-recorded, so only the batch fails; one that died is replaced by one
+//! that resumes the uploads its predecessor staged, settling the same way. A
+//! batch closes after [`MAX_BATCH_OPS`] operations or [`MAX_BATCH_TIME`] of work, to bound the
 //! latency it adds; an operation queued alone runs (and commits) alone, as
 //! does anything posted with [`Service::call`] (hot swaps, crawler slices,
 //! shutdowns, anything not a single operation).
