@@ -28,6 +28,19 @@ enum Handover {
     Resume,
 }
 
+/// `Handover` as it is written: the same encoding, borrowing the state.
+#[derive(Serialize)]
+enum HandoverRef<'a> {
+    V1(StateV1Ref<'a>),
+}
+
+/// `StateV1` borrowed.
+#[derive(Serialize)]
+struct StateV1Ref<'a> {
+    sessions: &'a Sessions,
+    uploads: Vec<&'a Upload>,
+}
+
 /// The handover a host passes to `init` after an instance died in a call:
 /// the uploads in flight continue from the staging log.
 pub const RESUME: &[u8] = &[1];
@@ -40,14 +53,17 @@ struct StateV1 {
 }
 
 impl<B: Backend> LeaseDb<B> {
-    /// Serialises the in-memory state for the next version.
+    /// Serialises the in-memory state for the next version: borrowed, into
+    /// one buffer of the exact size, since every copy of the buffered bytes
+    /// lengthens the swap's pause.
     pub fn handover(&self) -> Result<Vec<u8>> {
-        let state = StateV1 {
-            sessions: self.sessions.clone(),
-            uploads: self.uploads.values().cloned().collect(),
-        };
-        postcard::to_allocvec(&Handover::V1(state))
-            .map_err(|e| Error::Database(format!("encoding the handover state: {e}")))
+        let state = HandoverRef::V1(StateV1Ref {
+            sessions: &self.sessions,
+            uploads: self.uploads.values().collect(),
+        });
+        let encode = |e: postcard::Error| Error::Database(format!("encoding the handover state: {e}"));
+        let size = postcard::experimental::serialized_size(&state).map_err(encode)?;
+        postcard::to_extend(&state, Vec::with_capacity(size)).map_err(encode)
     }
 
     /// Takes over the state a previous version handed over. Its uploads
