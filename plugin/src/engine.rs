@@ -608,7 +608,7 @@ impl<B: Backend> LeaseDb<B> {
     /// Rewrites the staging log once it has grown well past what it describes.
     fn restage_if_grown(&mut self) {
         let live: u64 = self.uploads.values().map(Upload::buffered_bytes).sum();
-        if self.staging.wants_rewrite(live) {
+        if self.staging.wants_rewrite(live, self.uploads.len()) {
             self.restage();
         }
     }
@@ -667,6 +667,7 @@ impl<B: Backend> LeaseDb<B> {
         if let Some(upload) = self.uploads.remove(&(si, shnum)) {
             self.sessions.remove_upload(upload.session, si, shnum);
             self.staging.ended(si, shnum);
+            self.restage_if_grown();
         }
         // Objects first: the share number stays reserved until they are gone.
         if let Err(e) = self.delete_share_objects(&si, shnum) {

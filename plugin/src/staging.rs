@@ -27,8 +27,10 @@ use crate::upload::Upload;
 
 /// First bytes of a log this build writes and reads.
 const HEADER: &[u8; 16] = b"leasedb-staged\x00\x01";
-/// A log shorter than this is never rewritten.
-const COMPACT_AT: u64 = 32 << 20;
+/// How far the log may grow past what it describes before it is rewritten.
+/// Reading it back then needs at most this plus the buffered bytes, well
+/// inside an instance's memory cap.
+const SLACK: u64 = 32 << 20;
 
 /// One change to the uploads in flight.
 #[derive(Serialize, Deserialize)]
@@ -48,6 +50,13 @@ enum Record<'a> {
     },
     /// An upload closed or aborted.
     Ended { si: StorageIndex, shnum: ShareNum },
+}
+
+/// `Record::Uploads` as it is written: the same encoding, borrowing the
+/// uploads, so a rewrite holds their buffered bytes once, not twice.
+#[derive(Serialize)]
+enum UploadsRef<'a> {
+    Uploads(Vec<&'a Upload>),
 }
 
 /// The log of one database's uploads in flight.
@@ -86,11 +95,16 @@ impl StagingLog {
         Ok(replay(&bytes))
     }
 
-    /// Starts the log afresh with `uploads`, replacing whatever it held.
+    /// Starts the log afresh with `uploads`, replacing whatever it held; on
+    /// failure nothing more is logged until a later rewrite works.
     pub fn rewrite<'a>(&mut self, uploads: impl Iterator<Item = &'a Upload>) -> io::Result<()> {
         self.file = None;
-        let mut bytes = HEADER.to_vec();
-        frame(&mut bytes, &Record::Uploads(uploads.cloned().collect()))?;
+        self.broken = true;
+        let record = UploadsRef::Uploads(uploads.collect());
+        let size = postcard::experimental::serialized_size(&record).map_err(io::Error::other)?;
+        let mut bytes = Vec::with_capacity(HEADER.len() + 4 + size);
+        bytes.extend_from_slice(HEADER);
+        frame(&mut bytes, &record)?;
         let fresh = format!("{}.new", self.path);
         let file = disk::File::open(&fresh, create())?;
         file.set_len(0)?;
@@ -139,9 +153,11 @@ impl StagingLog {
         self.append(&Record::Ended { si, shnum });
     }
 
-    /// Whether the log has grown enough past `live` bytes of uploads to be rewritten.
-    pub fn wants_rewrite(&self, live: u64) -> bool {
-        self.broken || (self.end > COMPACT_AT && self.end > live.saturating_mul(4))
+    /// Whether the log should be rewritten: it has grown well past the
+    /// `live` bytes of uploads it describes, or it broke and, with no
+    /// uploads in flight, starting it again is cheap.
+    pub fn wants_rewrite(&self, live: u64, uploads: usize) -> bool {
+        (self.broken && uploads == 0) || (!self.broken && self.end > live.saturating_add(SLACK))
     }
 
     fn append(&mut self, record: &Record<'_>) {
@@ -180,7 +196,7 @@ fn create() -> OpenMode {
 }
 
 /// Appends `record` to `out` as one frame.
-fn frame(out: &mut Vec<u8>, record: &Record<'_>) -> io::Result<()> {
+fn frame(out: &mut Vec<u8>, record: &impl Serialize) -> io::Result<()> {
     let at = out.len();
     out.extend_from_slice(&[0; 4]);
     *out = postcard::to_extend(record, std::mem::take(out)).map_err(io::Error::other)?;
@@ -300,5 +316,18 @@ mod tests {
         new.reopen([upload(9)].iter()).unwrap();
         new.allocated(&upload(2));
         assert_eq!(new.recover().unwrap(), vec![upload(1), upload(2)], "not rewritten from the given uploads");
+    }
+
+    #[test]
+    fn the_log_is_rewritten_when_it_outgrows_its_uploads_or_broke_with_none_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = log_in(&dir);
+        assert!(!log.wants_rewrite(0, 0));
+        log.end = SLACK + 1;
+        assert!(log.wants_rewrite(0, 1), "grown past its slack");
+        assert!(!log.wants_rewrite(SLACK, 1), "describes that many buffered bytes");
+        log.broken = true;
+        assert!(!log.wants_rewrite(0, 1), "broken: not rewritten while uploads are in flight");
+        assert!(log.wants_rewrite(0, 0), "broken, and nothing in flight: start again");
     }
 }
