@@ -5,54 +5,10 @@
 
 use super::{route, Route};
 
-const TOKENS: &[&str] = &[
-    "/storage/v1/",
-    "immutable",
-    "mutable",
-    "lease",
-    "version",
-    "shares",
-    "abort",
-    "corrupt",
-    "read-test-write",
-    "/",
-    "//",
-    "aaaaaaaaaaaaaaaaaaaaaaaaaa",
-    "0",
-    "255",
-    "256",
-    "-1",
-    "18446744073709551616",
-    "bytes=",
-    "bytes ",
-    "-",
-    "*",
-    ",",
-    " ",
-    "9",
-    "%2F",
-    "\u{0}",
-    "é",
-];
-
-fn text(rng: &mut fastrand::Rng) -> String {
-    (0..rng.usize(0..8))
-        .map(|_| {
-            if rng.bool() {
-                TOKENS[rng.usize(..TOKENS.len())].to_owned()
-            } else {
-                rng.u64(..).to_string()
-            }
-        })
-        .collect()
-}
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+#[path = "../../../../gbs-wire/tests/fuzz/inputs.rs"]
+#[allow(dead_code)] // `mutate` serves the wire format's test only
+mod inputs;
+use inputs::{env, text};
 
 #[test]
 fn arbitrary_paths_route_sensibly() {
