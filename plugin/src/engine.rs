@@ -607,8 +607,9 @@ impl<B: Backend> LeaseDb<B> {
 
     /// Rewrites the staging log once it has grown well past what it describes.
     fn restage_if_grown(&mut self) {
-        let live: u64 = self.uploads.values().map(Upload::buffered_bytes).sum();
-        if self.staging.wants_rewrite(live, self.uploads.len()) {
+        let uploads = &self.uploads;
+        let live = || uploads.values().map(Upload::buffered_bytes).sum();
+        if self.staging.wants_rewrite(live, uploads.len()) {
             self.restage();
         }
     }

@@ -154,10 +154,14 @@ impl StagingLog {
     }
 
     /// Whether the log should be rewritten: it has grown well past the
-    /// `live` bytes of uploads it describes, or it broke and, with no
-    /// uploads in flight, starting it again is cheap.
-    pub fn wants_rewrite(&self, live: u64, uploads: usize) -> bool {
-        (self.broken && uploads == 0) || (!self.broken && self.end > live.saturating_add(SLACK))
+    /// `live` bytes of uploads it describes (asked only once the log is past
+    /// its slack, since it costs a pass over the uploads), or it broke and,
+    /// with no uploads in flight, starting it again is cheap.
+    pub fn wants_rewrite(&self, live: impl FnOnce() -> u64, uploads: usize) -> bool {
+        if self.broken {
+            return uploads == 0;
+        }
+        self.end > SLACK && self.end > live().saturating_add(SLACK)
     }
 
     fn append(&mut self, record: &Record<'_>) {
@@ -322,12 +326,13 @@ mod tests {
     fn the_log_is_rewritten_when_it_outgrows_its_uploads_or_broke_with_none_left() {
         let dir = tempfile::tempdir().unwrap();
         let mut log = log_in(&dir);
-        assert!(!log.wants_rewrite(0, 0));
+        let nothing_buffered = || 0;
+        assert!(!log.wants_rewrite(|| unreachable!("within its slack"), 0));
         log.end = SLACK + 1;
-        assert!(log.wants_rewrite(0, 1), "grown past its slack");
-        assert!(!log.wants_rewrite(SLACK, 1), "describes that many buffered bytes");
+        assert!(log.wants_rewrite(nothing_buffered, 1), "grown past its slack");
+        assert!(!log.wants_rewrite(|| SLACK, 1), "describes that many buffered bytes");
         log.broken = true;
-        assert!(!log.wants_rewrite(0, 1), "broken: not rewritten while uploads are in flight");
-        assert!(log.wants_rewrite(0, 0), "broken, and nothing in flight: start again");
+        assert!(!log.wants_rewrite(nothing_buffered, 1), "broken: not rewritten while uploads are in flight");
+        assert!(log.wants_rewrite(nothing_buffered, 0), "broken, and nothing in flight: start again");
     }
 }
