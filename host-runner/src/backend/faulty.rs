@@ -73,7 +73,9 @@ impl FaultyStore {
 
     /// Whether a crash (a fault that hangs) is armed and not yet reached.
     pub fn crash_armed(&self) -> bool {
-        self.faults().iter().any(|f| !f.stall.is_zero() && f.remaining != Some(0))
+        self.faults()
+            .iter()
+            .any(|f| !f.stall.is_zero() && f.remaining != Some(0))
     }
 
     /// Removes every fault; calls pass through again.

@@ -173,7 +173,9 @@ impl Supervisor {
     fn relaunch(&mut self) -> Result<Instance, HostError> {
         let resumed = match self.deaths_in_a_row {
             0 | 1 => self.launcher.launch(Some(RESUME_HANDOVER)).map_err(|e| {
-                tracing::warn!("plugin: the uploads in flight could not be taken over ({e}); starting cold");
+                tracing::warn!(
+                    "plugin: the uploads in flight could not be taken over ({e}); starting cold"
+                );
             }),
             _ => Err(()),
         };

@@ -193,7 +193,11 @@ fn a_cold_start_slower_than_the_call_deadline_still_starts() {
             .unwrap();
         host.write(si.as_bytes(), 0, 0, b"unfinished").unwrap();
     } // the upload never closes: the next start must resolve it
-    store.crash_during(host_runner::backend::Operation::List, "", Duration::from_millis(700));
+    store.crash_during(
+        host_runner::backend::Operation::List,
+        "",
+        Duration::from_millis(700),
+    );
 
     let mut host = PluginHost::start(fixture.config.clone(), store.clone())
         .expect("a slow cold start is not cut off at the call deadline");
