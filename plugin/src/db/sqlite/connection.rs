@@ -89,6 +89,18 @@ impl Connection {
             ffi::sqlite3_extended_result_codes(db.as_ptr(), 1);
             // One connection owns the file: waiting for a lock could only hang.
             ffi::sqlite3_busy_timeout(db.as_ptr(), 0);
+            // Plans that never depend on bound values. Without this, SQLite
+            // recompiles a statement like `WHERE si = ?1 ORDER BY shnum`
+            // on every new binding (it checks whether the value makes the
+            // ORDER BY redundant), so the statement cache saved nothing: a
+            // full parse and plan on every lease operation. We run no
+            // ANALYZE, so no better plan is lost.
+            ffi::sqlite3_db_config(
+                db.as_ptr(),
+                ffi::SQLITE_DBCONFIG_ENABLE_QPSG,
+                1 as c_int,
+                ptr::null_mut::<c_int>(),
+            );
         }
         conn.configure()?;
         Ok(conn)
