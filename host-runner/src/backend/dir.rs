@@ -135,17 +135,19 @@ impl DirStore {
             if file_type.is_dir() {
                 // Sorting "d/" rather than "d" makes a depth-first walk yield keys in
                 // byte order: "a.x" < "a/b" because '.' < '/'.
-                children.push((format!("{dir_key}{name}/"), true));
+                children.push((format!("{dir_key}{name}/"), None));
             } else if file_type.is_file() {
-                children.push((format!("{dir_key}{name}"), false));
+                // The entry is kept: its size comes from a stat relative to
+                // this directory, not a lookup of the whole path again.
+                children.push((format!("{dir_key}{name}"), Some(entry)));
             }
         }
-        children.sort();
-        for (key, is_dir) in children {
+        children.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (key, file) in children {
             if out.len() >= want {
                 return Ok(());
             }
-            if is_dir {
+            let Some(file) = file else {
                 // Skip subtrees that cannot match the prefix or lie wholly before start_after.
                 let relevant = key.starts_with(prefix) || prefix.starts_with(key.as_str());
                 let passed = start_after
@@ -157,10 +159,10 @@ impl DirStore {
                         other => other?,
                     }
                 }
-            } else if key.starts_with(prefix)
-                && start_after.is_none_or(|after| key.as_str() > after)
-            {
-                let size = match fs::metadata(self.root.join(&key)) {
+                continue;
+            };
+            if key.starts_with(prefix) && start_after.is_none_or(|after| key.as_str() > after) {
+                let size = match file.metadata() {
                     Ok(meta) => meta.len(),
                     Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                     Err(e) => return Err(e),
