@@ -35,10 +35,20 @@ struct OpenFile {
     /// write before anything that could observe the file (read, size,
     /// truncate, sync, close) or a write elsewhere.
     unwritten: Option<(u64, Vec<u8>)>,
+    /// Where the last read ended, and bytes read ahead from there: opening a
+    /// database with a WAL replays it one frame (a page) per read, and each
+    /// read inside the component is a host call. A read that starts where
+    /// the last one ended is taken as sequential and reads ahead. Any write
+    /// or truncation drops the bytes read ahead.
+    last_read_end: u64,
+    ahead: Option<(u64, Vec<u8>)>,
 }
 
 /// Most bytes held back before they are written anyway.
 const MAX_UNWRITTEN: usize = 1 << 20;
+
+/// How far a sequential read reads ahead.
+const READ_AHEAD: usize = 256 << 10;
 
 impl OpenFile {
     /// Writes the held-back bytes, if any.
@@ -101,6 +111,8 @@ pub(super) unsafe extern "C" fn x_open(
         OpenFile {
             data: Data::Memory(Vec::new()),
             unwritten: None,
+            last_read_end: 0,
+            ahead: None,
             delete_on_close: None,
             dir_sync_pending: None,
             lock: FileLock::new(None),
@@ -131,6 +143,8 @@ pub(super) unsafe extern "C" fn x_open(
         OpenFile {
             data: Data::Disk(f),
             unwritten: None,
+            last_read_end: 0,
+            ahead: None,
             delete_on_close: (flags & ffi::SQLITE_OPEN_DELETEONCLOSE != 0).then(|| path.to_owned()),
             dir_sync_pending: creates_durable.then(|| path.to_owned()),
             lock: FileLock::new(Some(path.to_owned())),
@@ -188,8 +202,10 @@ unsafe extern "C" fn x_read(
     if let Err(e) = open.write_out() {
         return io_error(ffi::SQLITE_IOERR_READ, &e);
     }
+    let sequential = offset == open.last_read_end;
+    open.last_read_end = offset.saturating_add(len as u64);
     let read = match &mut open.data {
-        Data::Disk(f) => match f.read_at(buf, offset) {
+        Data::Disk(f) => match read_through(f, &mut open.ahead, sequential, buf, offset) {
             Ok(n) => n,
             Err(e) => return io_error(ffi::SQLITE_IOERR_READ, &e),
         },
@@ -208,6 +224,38 @@ unsafe extern "C" fn x_read(
     ffi::SQLITE_OK
 }
 
+/// Reads `buf.len()` bytes at `offset` (fewer at the end of the file),
+/// from the bytes read ahead when they hold them; a sequential read that
+/// misses them reads ahead again.
+fn read_through(
+    f: &disk::File,
+    ahead: &mut Option<(u64, Vec<u8>)>,
+    sequential: bool,
+    buf: &mut [u8],
+    offset: u64,
+) -> io::Result<usize> {
+    if let Some((start, bytes)) = ahead {
+        let end = *start + bytes.len() as u64;
+        if offset >= *start && offset + buf.len() as u64 <= end {
+            let from = (offset - *start) as usize;
+            buf.copy_from_slice(&bytes[from..from + buf.len()]);
+            return Ok(buf.len());
+        }
+    }
+    if !sequential || buf.len() >= READ_AHEAD {
+        return f.read_at(buf, offset);
+    }
+    let mut window = ahead.take().map(|(_, v)| v).unwrap_or_default();
+    window.resize(READ_AHEAD, 0);
+    let got = f.read_at(&mut window, offset)?;
+    window.truncate(got);
+    let n = got.min(buf.len());
+    buf[..n].copy_from_slice(&window[..n]);
+    // A window that ends with the file cannot answer reads past its end.
+    *ahead = Some((offset, window));
+    Ok(n)
+}
+
 unsafe extern "C" fn x_write(
     file: *mut ffi::sqlite3_file,
     buf: *const c_void,
@@ -219,6 +267,7 @@ unsafe extern "C" fn x_write(
     };
     let buf = std::slice::from_raw_parts(buf.cast::<u8>(), len);
     let open = state(file);
+    open.ahead = None;
     match &mut open.data {
         Data::Disk(_) => {
             if let Some((start, held)) = &mut open.unwritten {
@@ -253,6 +302,7 @@ unsafe extern "C" fn x_truncate(file: *mut ffi::sqlite3_file, size: i64) -> c_in
         return ffi::SQLITE_IOERR_TRUNCATE;
     };
     let open = state(file);
+    open.ahead = None;
     if let Err(e) = open.write_out() {
         return io_error(ffi::SQLITE_IOERR_TRUNCATE, &e);
     }
