@@ -94,7 +94,11 @@ impl Workload {
             shares: scaled(SHARES),
             lease_shares,
             wrk_sis: WRK_SIS.min(lease_shares),
-            wrk_seconds: (WRK_SECONDS * scale).round().max(3.0) as u64,
+            // `GBS_BENCH_WRK_SECONDS`: longer wrk runs (e.g. to profile).
+            wrk_seconds: std::env::var("GBS_BENCH_WRK_SECONDS")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(|| (WRK_SECONDS * scale).round().max(3.0) as u64),
             crawl_shares: scaled(CRAWL_SHARES),
         }
     }
@@ -133,7 +137,15 @@ struct Results {
 /// One wrk run's outcome.
 enum Wrk {
     /// Every request answered 2xx.
-    Rate { per_s: f64, p50_us: u64, p99_us: u64 },
+    Rate {
+        per_s: f64,
+        p50_us: u64,
+        p99_us: u64,
+        /// Cores the server process used, on average.
+        server_cores: f64,
+        /// Share of the machine's CPU time that was idle.
+        machine_idle: f64,
+    },
     /// Some were not: no throughput to report.
     Failed(String),
 }
@@ -180,9 +192,45 @@ fn ensure_wrk() {
     );
 }
 
+/// (idle, total) clock ticks of the whole machine, from `/proc/stat`.
+fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...
+    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+    (idle, fields.iter().take(8).sum())
+}
+
+/// CPU clock ticks (user + system) process `pid` used so far.
+fn process_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime is the 12th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<u64> = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    fields.iter().sum()
+}
+
 /// Drives renewals with wrk against `nurl` for `w.wrk_seconds`; while it
 /// runs, `perf record -g` samples process `profile.0` into `profile.1` if given.
-fn wrk_renewals(nurl: &Nurl, w: &Workload, work: &Path, profile: Option<(u32, &str)>) -> Wrk {
+fn wrk_renewals(
+    nurl: &Nurl,
+    w: &Workload,
+    work: &Path,
+    server: u32,
+    profile: Option<&str>,
+) -> Wrk {
     use base64::Engine as _;
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     let requests = work.join("wrk-requests.txt");
@@ -194,15 +242,17 @@ fn wrk_renewals(nurl: &Nurl, w: &Workload, work: &Path, profile: Option<(u32, &s
         .collect();
     std::fs::write(&requests, lines).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/gbs_vs_tahoe/renew.lua");
-    let perf = profile.map(|(pid, file)| {
+    let perf = profile.map(|file| {
         Command::new("perf")
             .args(["record", "-g", "-F", "997", "-o", file, "-p"])
-            .arg(pid.to_string())
+            .arg(server.to_string())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("starting perf record")
     });
+    let (machine_before, server_before) = (machine_ticks(), process_ticks(server));
+    let started = Instant::now();
     let out = run_bounded(
         Command::new("wrk")
             .arg(format!("-t{WRK_THREADS}"))
@@ -216,6 +266,13 @@ fn wrk_renewals(nurl: &Nurl, w: &Workload, work: &Path, profile: Option<(u32, &s
             .arg(authorization_value(&nurl.swissnum)),
         Duration::from_secs(w.wrk_seconds + 120),
     );
+    let took = started.elapsed().as_secs_f64();
+    let (machine_after, server_after) = (machine_ticks(), process_ticks(server));
+    // SAFETY: sysconf only reads a constant.
+    let ticks_per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let server_cores = (server_after - server_before) as f64 / ticks_per_s / took;
+    let machine_idle = (machine_after.0 - machine_before.0) as f64
+        / (machine_after.1 - machine_before.1).max(1) as f64;
     if let Some(mut perf) = perf {
         // perf writes its file on SIGINT.
         unsafe {
@@ -251,6 +308,8 @@ fn wrk_renewals(nurl: &Nurl, w: &Workload, work: &Path, profile: Option<(u32, &s
         per_s: requests as f64 / (field("duration_us") as f64 / 1e6),
         p50_us: field("p50_us"),
         p99_us: field("p99_us"),
+        server_cores,
+        machine_idle,
     }
 }
 
@@ -533,8 +592,8 @@ fn main() {
             .block_on(measure(nurl, &w, piece.clone()))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         eprintln!("  wrk lease renewals ({WRK_CONNECTIONS} connections, {} s)...", w.wrk_seconds);
-        let profile = perf_file.as_deref().filter(|_| is_serve).map(|f| (pid, f));
-        r.wrk = Some(wrk_renewals(nurl, &w, dir.path(), profile));
+        let profile = perf_file.as_deref().filter(|_| is_serve);
+        r.wrk = Some(wrk_renewals(nurl, &w, dir.path(), pid, profile));
         r.peak_rss_mib = peak_rss_kib(pid).unwrap_or(0) as f64 / 1024.0;
         eprintln!("{name}: done in {:.1} s", started.elapsed().as_secs_f64());
         results.push(r);
@@ -635,10 +694,19 @@ fn main() {
     );
     for (name, r) in [("stock Tahoe 1.20", s), ("host-runner serve", h)] {
         match &r.wrk {
-            Some(Wrk::Rate { p50_us, p99_us, .. }) => println!(
-                "wrk against {name}: latency p50 {:.2} ms, p99 {:.2} ms",
+            Some(Wrk::Rate {
+                p50_us,
+                p99_us,
+                server_cores,
+                machine_idle,
+                ..
+            }) => println!(
+                "wrk against {name}: latency p50 {:.2} ms, p99 {:.2} ms; the server used {server_cores:.2} \
+                 of the {} cores, the machine was {:.0}% idle",
                 *p50_us as f64 / 1e3,
-                *p99_us as f64 / 1e3
+                *p99_us as f64 / 1e3,
+                std::thread::available_parallelism().map_or(0, |n| n.get()),
+                machine_idle * 100.0
             ),
             Some(Wrk::Failed(why)) => println!("wrk against {name}: FAILED, no rate: {why}"),
             None => {}
