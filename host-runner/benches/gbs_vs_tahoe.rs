@@ -31,8 +31,9 @@
 //! Run: `cargo bench -p host-runner --bench gbs_vs_tahoe` (installs Tahoe
 //! into `target/tahoe-venv` the first time, through `scripts/tahoe-venv.sh`).
 //! `GBS_BENCH_SCALE=0.1` shrinks every count (and the wrk runs) for a quick
-//! try. `GBS_BENCH_PERF=FILE` records `perf record -g` of `serve` while wrk
-//! runs against it (see docs/performance.md).
+//! try; `GBS_BENCH_WRK_SECONDS` sets the wrk runs' length. `GBS_BENCH_PERF=FILE`
+//! records `perf record -g` of `serve` while wrk runs against it (see
+//! docs/performance.md).
 //!
 //! Not equal footing on durability: host-runner syncs its lease database
 //! before answering (group commit), stock Tahoe writes share and lease files
@@ -161,12 +162,7 @@ impl Wrk {
 
 /// `wrk` on the PATH, installed from Debian's archive the first time.
 fn ensure_wrk() {
-    let found = || {
-        Command::new("wrk")
-            .arg("--version")
-            .output()
-            .is_ok()
-    };
+    let found = || Command::new("wrk").arg("--version").output().is_ok();
     if found() {
         return;
     }
@@ -224,13 +220,7 @@ fn process_ticks(pid: u32) -> u64 {
 
 /// Drives renewals with wrk against `nurl` for `w.wrk_seconds`; while it
 /// runs, `perf record -g` samples process `profile.0` into `profile.1` if given.
-fn wrk_renewals(
-    nurl: &Nurl,
-    w: &Workload,
-    work: &Path,
-    server: u32,
-    profile: Option<&str>,
-) -> Wrk {
+fn wrk_renewals(nurl: &Nurl, w: &Workload, work: &Path, server: u32, profile: Option<&str>) -> Wrk {
     use base64::Engine as _;
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     let requests = work.join("wrk-requests.txt");
@@ -347,7 +337,8 @@ fn generate_tahoe_store(storage: &Path, n: usize) {
 
 /// Stock Tahoe's lease-checking crawler over `storage`.
 fn tahoe_crawler(storage: &Path, n: usize) -> CrawlRates {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/gbs_vs_tahoe/tahoe_crawler.py");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/gbs_vs_tahoe/tahoe_crawler.py");
     let out = run_bounded(
         Command::new(tahoe_bin().join("python"))
             .arg(&script)
@@ -380,13 +371,17 @@ fn our_crawler(storage: &Path, state: &Path, n: usize) -> CrawlRates {
     let cycle = |host: &mut PluginHost| {
         let started = Instant::now();
         while !matches!(
-            host.crawler_run_slice(Duration::from_secs(5), true).unwrap(),
+            host.crawler_run_slice(Duration::from_secs(5), true)
+                .unwrap(),
             host_runner::plugin::wit::SliceOutcome::Progressed((_, true))
         ) {}
         let took = started.elapsed();
         let status = host.crawler_status().unwrap();
         let examined = status.history[0].examined.total.shares;
-        assert_eq!(examined, n as u64, "our crawler examined another number of shares");
+        assert_eq!(
+            examined, n as u64,
+            "our crawler examined another number of shares"
+        );
         took
     };
     let started = Instant::now();
@@ -591,7 +586,10 @@ fn main() {
         let mut r = rt
             .block_on(measure(nurl, &w, piece.clone()))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-        eprintln!("  wrk lease renewals ({WRK_CONNECTIONS} connections, {} s)...", w.wrk_seconds);
+        eprintln!(
+            "  wrk lease renewals ({WRK_CONNECTIONS} connections, {} s)...",
+            w.wrk_seconds
+        );
         let profile = perf_file.as_deref().filter(|_| is_serve);
         r.wrk = Some(wrk_renewals(nurl, &w, dir.path(), pid, profile));
         r.peak_rss_mib = peak_rss_kib(pid).unwrap_or(0) as f64 / 1024.0;
@@ -618,7 +616,10 @@ fn main() {
     stock.kill();
     serve.kill();
 
-    eprintln!("crawlers: generating a Tahoe-layout store of {} shares...", w.crawl_shares);
+    eprintln!(
+        "crawlers: generating a Tahoe-layout store of {} shares...",
+        w.crawl_shares
+    );
     let storage = dir.path().join("crawl/storage");
     generate_tahoe_store(&storage, w.crawl_shares);
     eprintln!("crawlers: stock Tahoe's lease-checking crawler...");
@@ -651,7 +652,13 @@ fn main() {
         );
     };
     row("upload MB/s", s.upload_mb_s, h.upload_mb_s, 1, ">= 2x");
-    row("download MB/s", s.download_mb_s, h.download_mb_s, 1, ">= 3x");
+    row(
+        "download MB/s",
+        s.download_mb_s,
+        h.download_mb_s,
+        1,
+        ">= 3x",
+    );
     row(
         &format!("lease renewals/s ({} shares)", w.lease_shares),
         s.renewals_s,
@@ -674,7 +681,13 @@ fn main() {
         0,
         ">= 5x",
     );
-    row("peak RSS MiB (VmHWM)", s.peak_rss_mib, h.peak_rss_mib, 1, "<= 1x");
+    row(
+        "peak RSS MiB (VmHWM)",
+        s.peak_rss_mib,
+        h.peak_rss_mib,
+        1,
+        "<= 1x",
+    );
     let (tahoe_first, tahoe_steady) = stock_crawl
         .as_ref()
         .map_or((f64::NAN, f64::NAN), |c| (c.first, c.steady));
