@@ -32,7 +32,8 @@
 //! into `target/tahoe-venv` the first time, through `scripts/tahoe-venv.sh`).
 //! `GBS_BENCH_SCALE=0.1` shrinks every count (and the wrk runs) for a quick
 //! try; `GBS_BENCH_WRK_SECONDS` sets the wrk runs' length. `GBS_BENCH_PERF=FILE`
-//! records `perf record -g` of `serve` while wrk runs against it (see
+//! records `perf record -g` of `serve` while wrk runs against it
+//! (`GBS_BENCH_PERF_CALL_GRAPH=dwarf` to unwind the host's code too; see
 //! docs/performance.md).
 //!
 //! Not equal footing on durability: host-runner syncs its lease database
@@ -234,7 +235,11 @@ fn wrk_renewals(nurl: &Nurl, w: &Workload, work: &Path, server: u32, profile: Op
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/gbs_vs_tahoe/renew.lua");
     let perf = profile.map(|file| {
         Command::new("perf")
-            .args(["record", "-g", "-F", "997", "-o", file, "-p"])
+            .args(["record", "-F", "997", "-o", file, "--call-graph"])
+            // `GBS_BENCH_PERF_CALL_GRAPH=dwarf`: unwinds host code built
+            // without frame pointers (bigger files; the default is `fp`).
+            .arg(std::env::var("GBS_BENCH_PERF_CALL_GRAPH").unwrap_or_else(|_| "fp".into()))
+            .arg("-p")
             .arg(server.to_string())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
