@@ -96,6 +96,17 @@ pub fn wasm_engine() -> Result<&'static Engine, EngineError> {
             // Deadlines: the ticker below advances the epoch; a store traps when
             // its deadline (a number of ticks past the call's start) is reached.
             config.epoch_interruption(true);
+            // Profiling the plugin's compiled code: perf reads the map this writes.
+            #[cfg(feature = "wasm-profiling")]
+            if std::env::var_os("LEASEDB_WASM_PERFMAP").is_some() {
+                config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+            }
+            #[cfg(not(feature = "wasm-profiling"))]
+            if std::env::var_os("LEASEDB_WASM_PERFMAP").is_some() {
+                tracing::warn!(
+                    "LEASEDB_WASM_PERFMAP is set, but this build has no wasm-profiling feature: no perf map"
+                );
+            }
             let engine = Engine::new(&config).map_err(|e| format!("{e:#}"))?;
             let ticker = engine.clone();
             thread::Builder::new()

@@ -210,8 +210,11 @@ impl Server {
         };
         let backend: Arc<dyn ObjectStore> =
             Arc::new(Reserved::new(store, opts.reserved_space, opts.readonly));
+        // One worker per core: more only add context switches (the plugin
+        // thread and the backend's blocking threads are extra anyway).
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(4)
+            .worker_threads(cores)
             .enable_all()
             .thread_name("gbs")
             .build()

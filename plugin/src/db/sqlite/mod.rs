@@ -6,6 +6,7 @@
 //! `sqlite-wasm-rs` inside the component, which expose the same C API.
 
 mod connection;
+mod plans;
 #[cfg(test)]
 mod tests;
 mod value;
