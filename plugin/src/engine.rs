@@ -130,7 +130,6 @@ pub fn system_clock() -> Timestamp {
 
 fn open_and_migrate(db_path: &str) -> std::result::Result<(Connection, u32), OpenError> {
     let conn = Connection::open(db_path).map_err(OpenError::Db)?;
-    conn.keep_plans_stable().map_err(OpenError::Db)?;
     let version = schema::migrate(&conn).map_err(OpenError::Schema)?;
     crate::db::advisories::ensure_index(&conn)
         .map_err(|e| OpenError::Schema(SchemaError::Db(e)))?;

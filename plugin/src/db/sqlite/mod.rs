@@ -6,7 +6,6 @@
 //! `sqlite-wasm-rs` inside the component, which expose the same C API.
 
 mod connection;
-mod plans;
 #[cfg(test)]
 mod tests;
 mod value;
