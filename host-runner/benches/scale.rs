@@ -219,14 +219,16 @@ fn generate(root: &Path, n: u64) -> u64 {
     blocks * 512
 }
 
-/// A progress line on stderr, stamped with the time since the run began.
+/// A progress line on stderr about size `n` (0: every size), stamped with
+/// the time since the run began.
 fn progress(n: u64, what: std::fmt::Arguments) {
     static BEGAN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
     let began = BEGAN.get_or_init(Instant::now);
-    eprintln!(
-        "[{:7.1} s] {n} shares: {what}",
-        began.elapsed().as_secs_f64()
-    );
+    let which = match n {
+        0 => "every size".to_owned(),
+        n => format!("{n} shares"),
+    };
+    eprintln!("[{:7.1} s] {which}: {what}", began.elapsed().as_secs_f64());
 }
 
 fn mib(bytes: u64) -> String {
@@ -290,8 +292,9 @@ fn crawl_cycle(host: &mut PluginHost) -> Duration {
     }
 }
 
-/// Everything but `serve`'s RSS, in this process through the component host.
-fn measure_in_process(store: &Store, plan: &Plan) -> Figures {
+/// A fresh database for `store`, built by the component's crawler: the
+/// first cycle and a steady-state one. Returns the host, still open.
+fn build_database(store: &Store) -> (PluginHost, Figures) {
     let n = store.n;
     let state = store.state();
     // A fresh database every run (the first cycle builds it); the compile
@@ -302,7 +305,6 @@ fn measure_in_process(store: &Store, plan: &Plan) -> Figures {
         store_bytes: store.disk_bytes,
         ..Figures::default()
     };
-
     let started = Instant::now();
     let mut host = start_host(&state, &store.storage());
     f.start = started.elapsed();
@@ -313,48 +315,71 @@ fn measure_in_process(store: &Store, plan: &Plan) -> Figures {
     assert_eq!(known, n, "the first cycle registered every generated share");
     progress(n, format_args!("steady-state crawler cycle..."));
     f.steady_cycle = crawl_cycle(&mut host);
+    (host, f)
+}
 
-    // Random existing shares: first a new lease for a named account on each
-    // (an add), then the same again (renewals).
-    progress(n, format_args!("lease operations..."));
-    let mut rng = fastrand::Rng::with_seed(n);
-    let picks: Vec<StorageIndex> = (0..plan.ops).map(|_| si(rng.u64(0..n))).collect();
+/// Add-lease, then renewal, latency on `ops` random existing shares of each
+/// store, through the component host. The sizes take turns, one operation
+/// each, so a disk or CPU busy with something else slows them alike.
+fn lease_latencies(hosts: &mut [(PluginHost, Figures)], ops: usize) {
     let account = wit::Account::Named("scale".into());
-    let mut time_ops = || {
-        let mut samples = Vec::with_capacity(picks.len());
-        for s in &picks {
-            let started = Instant::now();
-            let leased = host
-                .add_lease(&account, s.as_bytes())
-                .unwrap_or_else(|e| panic!("add-lease on {s}: {e}"));
-            samples.push(started.elapsed());
-            assert_eq!(leased, 1, "{s} holds one share");
+    let picks: Vec<Vec<StorageIndex>> = hosts
+        .iter()
+        .map(|(_, f)| {
+            let mut rng = fastrand::Rng::with_seed(f.shares);
+            (0..ops).map(|_| si(rng.u64(0..f.shares))).collect()
+        })
+        .collect();
+    // A new lease for the account on each share (an add), then the same
+    // again (renewals).
+    for kind in ["add", "renew"] {
+        progress(
+            0,
+            format_args!("{kind}-lease latency, sizes taking turns..."),
+        );
+        let mut samples = vec![Vec::with_capacity(ops); hosts.len()];
+        for i in 0..ops {
+            for (k, (host, _)) in hosts.iter_mut().enumerate() {
+                let s = &picks[k][i];
+                let started = Instant::now();
+                let leased = host
+                    .add_lease(&account, s.as_bytes())
+                    .unwrap_or_else(|e| panic!("add-lease on {s}: {e}"));
+                samples[k].push(started.elapsed());
+                assert_eq!(leased, 1, "{s} holds one share");
+            }
         }
-        latency(samples)
-    };
-    f.add = time_ops();
-    progress(n, format_args!("renewals..."));
-    f.renew = time_ops();
-    let leases = host.list_leases(picks[0].as_bytes()).unwrap();
-    assert!(
-        leases.iter().any(|l| l.account_name == "scale"),
-        "the renewed lease is listed: {leases:?}"
-    );
+        for ((_, f), samples) in hosts.iter_mut().zip(samples) {
+            match kind {
+                "add" => f.add = latency(samples),
+                _ => f.renew = latency(samples),
+            }
+        }
+    }
+    for ((host, _), picks) in hosts.iter_mut().zip(&picks) {
+        let leases = host.list_leases(picks[0].as_bytes()).unwrap();
+        assert!(
+            leases.iter().any(|l| l.account_name == "scale"),
+            "the renewed lease is listed: {leases:?}"
+        );
+    }
+}
 
-    progress(n, format_args!("status snapshot..."));
+/// The status snapshot's cost, then a clean shutdown and the database's
+/// size at rest.
+fn finish_in_process(store: &Store, mut host: PluginHost, f: &mut Figures) {
+    progress(store.n, format_args!("status snapshot, shutdown..."));
     // What the status page and each metrics scrape ask of the plugin.
     let started = Instant::now();
     host.get_stats().unwrap();
     host.get_usage(None).unwrap();
     host.usage_by_account().unwrap();
     f.status_snapshot = started.elapsed();
-
     host.shutdown().unwrap();
     drop(host);
-    let (bytes, files) = files_in(&state.join("plugin"));
+    let (bytes, files) = files_in(&store.state().join("plugin"));
     f.db_bytes = bytes;
     f.db_files = files;
-    f
 }
 
 /// Copies the files directly in `from` that `to` lacks.
@@ -494,29 +519,42 @@ fn main() {
             .join(" and "),
         plan.ops
     );
-    let mut all = Vec::new();
-    let mut compiled: Option<PathBuf> = None;
+    let mut stores = Vec::new();
+    let mut hosts = Vec::new();
     for &n in &plan.sizes {
         let store = ensure_store(n);
         // One compile per run: every size starts from the first one's cache.
-        if let Some(cache) = &compiled {
-            copy_files(cache, &store.state().join("cache"));
+        if let Some(first) = stores.first() {
+            copy_files(
+                &Store::state(first).join("cache"),
+                &store.state().join("cache"),
+            );
         }
-        compiled = Some(store.state().join("cache"));
-        let mut f = measure_in_process(&store, &plan);
-        measure_serve(&store, &plan, &mut f);
-        progress(n, format_args!("first cycle {}, steady {}, add p50 {} p99 {}, renew p50 {} p99 {}, db {} ({}), serve VmHWM {} KiB",
+        hosts.push(build_database(&store));
+        stores.push(store);
+    }
+    lease_latencies(&mut hosts, plan.ops);
+    let mut all = Vec::new();
+    for (store, (host, mut f)) in stores.iter().zip(hosts) {
+        finish_in_process(store, host, &mut f);
+        all.push(f);
+    }
+    for (store, f) in stores.iter().zip(&mut all) {
+        measure_serve(store, &plan, f);
+        let n = store.n;
+        progress(n, format_args!("first cycle {}, steady {}, add p50 {} p99 {}, renew p50 {} p99 {}, GBS renew p50 {} p99 {}, db {} ({}), serve VmHWM {} KiB",
             secs(f.first_cycle),
             secs(f.steady_cycle),
             us(f.add.p50),
             us(f.add.p99),
             us(f.renew.p50),
             us(f.renew.p99),
+            us(f.gbs_renew.p50),
+            us(f.gbs_renew.p99),
             mib(f.db_bytes),
             f.db_files,
             f.rss_kib,
         ));
-        all.push(f);
     }
     report(&all);
 }
