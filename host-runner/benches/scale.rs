@@ -699,7 +699,7 @@ fn report(all: &[Figures]) {
         "report",
     );
     row(
-        "plugin start (compile cached)",
+        "plugin start (open, recovery)*",
         each(&|f| f.start.as_secs_f64()),
         &seconds,
         "report",
@@ -721,6 +721,9 @@ fn report(all: &[Figures]) {
         each(&|f| f.rss_after_status_kib as f64 / 1024.0),
         &mebi,
         "bounded (~1x)",
+    );
+    out.push_str(
+        "* the first size's start includes compiling the component when the cache lacks it\n",
     );
     if all.iter().any(|f| f.rss_cycle_unfinished) {
         out.push_str("(a 'renewals + 1 cycle' VmHWM was read before serve's cycle ended)\n");
