@@ -178,7 +178,7 @@ fn ensure_store(n: u64) -> Store {
     progress(
         n,
         format_args!(
-            "generated {} in {:.1} s ({:.0} shares/s, {WRITERS} writers, no syncs)",
+            "generated {} in {:.1} s ({:.0} shares/s, {WRITERS} writers, one syncfs at the end)",
             mib(disk_bytes),
             took.as_secs_f64(),
             n as f64 / took.as_secs_f64()
@@ -187,7 +187,8 @@ fn ensure_store(n: u64) -> Store {
     Store { n, dir, disk_bytes }
 }
 
-/// Writes shares `0..n` under `root/shares/`; returns the bytes taken on disk.
+/// Writes shares `0..n` under `root/shares/` and syncs the file system;
+/// returns the bytes taken on disk.
 fn generate(root: &Path, n: u64) -> u64 {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
     let shares = root.join("shares");
@@ -218,6 +219,9 @@ fn generate(root: &Path, n: u64) -> u64 {
             .collect();
         writers.into_iter().map(|w| w.join().unwrap()).sum()
     });
+    // Written back now, so the kernel's writeback of a fresh store does not
+    // slow (and its journal commits delay the syncs of) the first cycle.
+    rustix::fs::syncfs(fs::File::open(root).unwrap()).unwrap();
     blocks * 512
 }
 
@@ -567,20 +571,25 @@ fn main() {
 fn report(all: &[Figures]) {
     let mut out = String::new();
     let cell = |v: String| format!(" {v:>15}");
-    out.push_str(&format!("\n{:<38}", ""));
+    out.push_str(&format!("\n{:<44}", ""));
     for f in all {
         out.push_str(&cell(format!("{} shares", f.shares)));
     }
     out.push_str(&format!(" {:>8}  goal\n", "ratio"));
     let mut row =
         |what: &str, values: Vec<Option<f64>>, show: &dyn Fn(f64) -> String, goal: &str| {
-            out.push_str(&format!("{what:<38}"));
+            out.push_str(&format!("{what:<44}"));
             for v in &values {
                 out.push_str(&cell(v.map_or("-".into(), show)));
             }
-            let first = values.iter().flatten().next().copied();
-            let ratio = match (first, values[values.len() - 1]) {
-                (Some(a), Some(b)) if a > 0.0 => format!("{:.2}x", b / a),
+            // The last value over the first one there is (a slope has none
+            // at the smallest size); a value alone has no ratio.
+            let last = values.len() - 1;
+            let ratio = match values.iter().position(Option::is_some) {
+                Some(i) if i < last => match (values[i], values[last]) {
+                    (Some(a), Some(b)) if a > 0.0 => format!("{:.2}x", b / a),
+                    _ => "-".into(),
+                },
                 _ => "-".into(),
             };
             out.push_str(&format!(" {ratio:>8}  {goal}\n"));
