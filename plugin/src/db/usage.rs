@@ -164,6 +164,9 @@ mod tests {
     /// hold a row per share in memory that wasm never gives back.
     #[test]
     fn aggregates_read_in_index_order_without_temporary_btrees() {
+        // std's temp_dir panics on WASI; a wasm test runner preopens /tmp.
+        #[cfg(target_arch = "wasm32")]
+        let _ = tempfile::env::override_temp_dir(std::path::Path::new("/tmp"));
         let dir = tempfile::tempdir().unwrap();
         let conn = Connection::open(dir.path().join("u.sqlite3").to_str().unwrap()).unwrap();
         schema::migrate(&conn).unwrap();
