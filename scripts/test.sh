@@ -18,6 +18,9 @@ scripts/garage-cluster.sh build > "$target/garage-build.log" 2>&1 &
 garage_build=$!
 
 cargo test --workspace "$@"
+# The scale bench at its smallest sizes (1k and 10k shares), on the debug build
+# just made: it fails when the engine errors, never on a timing.
+cargo test -p host-runner --bench scale -- --quick
 
 # Coverage-guided fuzzing, briefly: the engine's entry points and the wire format.
 CARGO_TARGET_DIR="$target/fuzz" scripts/fuzz.sh 30
