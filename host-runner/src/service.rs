@@ -409,7 +409,9 @@ fn run_batch(
 pub struct CrawlerPacing {
     /// Share of one core the crawler may use, in percent (0 < p <= 100).
     pub cpu_percent: f64,
-    /// Budget of one slice.
+    /// Budget of one slice. Every other call waits while a slice runs (one
+    /// plugin thread), so a slice is what a crawling server adds to a
+    /// request's latency: kept short.
     pub slice: Duration,
 }
 
@@ -417,7 +419,7 @@ impl Default for CrawlerPacing {
     fn default() -> Self {
         CrawlerPacing {
             cpu_percent: 10.0,
-            slice: Duration::from_millis(100),
+            slice: Duration::from_millis(20),
         }
     }
 }
