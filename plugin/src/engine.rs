@@ -401,30 +401,39 @@ impl<B: Backend> LeaseDb<B> {
 
     /// Deletes every chunk of one share.
     pub(crate) fn delete_share_objects(&self, si: &StorageIndex, shnum: ShareNum) -> Result<()> {
-        self.delete_share_objects_head_first(si, shnum)
+        self.delete_share_objects_head_first(si, shnum, 0)
             .map_err(|(_, e)| e)
     }
 
-    /// Deletes every chunk of one share, chunk 0 first (listings are in key
-    /// order, and `N` sorts before `N.k`), so the share stops being one
-    /// before any of its data goes. On failure, says whether the head is gone.
+    /// Deletes every chunk of one share, chunk 0 first, so the share stops
+    /// being one before any of its data goes: the chunks listed, and the
+    /// first `known` chunks whether listed or not (an object store's listing
+    /// may lag a recent write; a chunk it missed would be left behind with
+    /// no row). On failure, says whether the head is gone.
     fn delete_share_objects_head_first(
         &self,
         si: &StorageIndex,
         shnum: ShareNum,
+        known: u64,
     ) -> std::result::Result<(), (bool, Error)> {
         let listing = self
             .backend
             .list_all(&keys::storage_index_dir(si))
             .map_err(|e| (false, e.into()))?;
+        let mut chunks: std::collections::BTreeSet<u64> = (0..known).collect();
+        chunks.extend(
+            listing
+                .iter()
+                .filter_map(|entry| keys::parse_chunk_key(&entry.key))
+                .filter(|k| k.shnum == shnum)
+                .map(|k| k.chunk),
+        );
         let mut head_gone = false;
-        for entry in listing {
-            if let Some(k) = keys::parse_chunk_key(&entry.key).filter(|k| k.shnum == shnum) {
-                self.backend
-                    .delete(&entry.key)
-                    .map_err(|e| (head_gone, e.into()))?;
-                head_gone |= k.chunk == 0;
-            }
+        for chunk in chunks {
+            self.backend
+                .delete(&keys::chunk_key(si, shnum, chunk))
+                .map_err(|e| (head_gone, e.into()))?;
+            head_gone |= chunk == 0;
         }
         Ok(())
     }
@@ -451,7 +460,9 @@ impl<B: Backend> LeaseDb<B> {
     /// STABLE when the objects cannot be deleted and the head is still there.
     pub(crate) fn finish_deletion(&mut self, row: &ShareRow) -> Result<()> {
         self.make_durable()?;
-        if let Err((head_gone, e)) = self.delete_share_objects_head_first(&row.si, row.shnum) {
+        let known = row.used_space.div_ceil(row.chunk_size.max(1));
+        if let Err((head_gone, e)) = self.delete_share_objects_head_first(&row.si, row.shnum, known)
+        {
             if head_gone {
                 // No longer a share: it stays GOING for the crawler to finish.
                 return Err(e);
