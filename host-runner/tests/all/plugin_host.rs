@@ -87,6 +87,19 @@ fn share_data_round_trips_at_chunk_boundaries() {
     }
 }
 
+/// The component's SQLite build defaults to 8 KiB pages; the plugin asks
+/// for 4 KiB, so each dirty page a lease change writes to the WAL is half.
+#[test]
+fn the_component_creates_its_database_with_4_kib_pages() {
+    let fixture = fixture();
+    let mut host = fixture.start();
+    put(&mut host, &si(1), 0, b"a share");
+    drop(host);
+    let db = std::fs::read(fixture.config.plugin_dir().join("leasedb.sqlite3")).unwrap();
+    // The header's page size: big-endian u16 at offset 16.
+    assert_eq!(u16::from_be_bytes([db[16], db[17]]), 4096);
+}
+
 #[test]
 fn second_start_loads_the_compiled_component_from_cache() {
     let fixture = fixture();

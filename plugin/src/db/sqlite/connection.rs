@@ -122,6 +122,11 @@ impl Connection {
         // WAL index in heap memory, so WAL works on a VFS without shared
         // memory (our wasm VFS has none).
         self.execute_batch("PRAGMA locking_mode=EXCLUSIVE")?;
+        // 4 KiB pages (the build's default is 8 KiB): a lease change dirties
+        // a few pages, and each dirty page is written whole to the WAL and
+        // synced. Only a new database takes it, so it precedes the WAL
+        // switch, which writes the first page.
+        self.execute_batch("PRAGMA page_size=4096")?;
         let mode: Option<String> = self.query_row("PRAGMA journal_mode=WAL", &[], |r| r.get(0))?;
         self.wal.set(
             mode.as_deref()
