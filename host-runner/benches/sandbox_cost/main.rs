@@ -180,6 +180,22 @@ const ROUNDS: usize = 8;
 /// native engine's speed.
 const GOAL: f64 = 0.9;
 
+/// A fresh wasm engine and a fresh native one (in that order), each in its
+/// own temporary directory (kept alive by the first value) and set up by `setup`.
+fn both_engines(setup: impl Fn(&mut Engine)) -> (Vec<tempfile::TempDir>, Vec<Engine>) {
+    let dirs = vec![tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let engines = [true, false]
+        .into_iter()
+        .zip(&dirs)
+        .map(|(wasm, dir)| {
+            let mut e = Engine::start(wasm, &dir.path().join("storage"), &dir.path().join("state"));
+            setup(&mut e);
+            e
+        })
+        .collect();
+    (dirs, engines)
+}
+
 /// Runs `work(engine, round)` on a fresh engine of each kind, `ROUNDS` times,
 /// alternating wasm and native; prints both rates and wasm÷native.
 fn side_by_side(
@@ -189,16 +205,7 @@ fn side_by_side(
     setup: impl Fn(&mut Engine),
     work: impl Fn(&mut Engine, usize),
 ) {
-    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
-    let mut engines: Vec<Engine> = [true, false]
-        .into_iter()
-        .zip(&dirs)
-        .map(|(wasm, dir)| {
-            let mut e = Engine::start(wasm, &dir.path().join("storage"), &dir.path().join("state"));
-            setup(&mut e);
-            e
-        })
-        .collect();
+    let (_dirs, mut engines) = both_engines(setup);
     let mut took = [Duration::ZERO; 2];
     for round in 0..ROUNDS {
         // Who goes first alternates too, so neither always follows the other's syncs.
@@ -305,16 +312,8 @@ fn main() {
 fn group_commit(sis: u32) {
     const BATCH: u32 = 32;
     const BATCHES: usize = 100;
-    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
-    let mut engines: Vec<Engine> = [true, false]
-        .into_iter()
-        .zip(&dirs)
-        .map(|(wasm, dir)| {
-            let mut e = Engine::start(wasm, &dir.path().join("storage"), &dir.path().join("state"));
-            (0..sis).for_each(|n| e.upload(&si(n), b"share", 1 << 20));
-            e
-        })
-        .collect();
+    let (_dirs, mut engines) =
+        both_engines(|e| (0..sis).for_each(|n| e.upload(&si(n), b"share", 1 << 20)));
     let mut took = [Duration::ZERO; 2];
     let mut commits: [Vec<Duration>; 2] = Default::default();
     for round in 0..ROUNDS {
