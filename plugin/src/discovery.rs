@@ -9,7 +9,7 @@ use crate::backend::{Backend, BackendError, ObjectEntry};
 use crate::container::{self, journal, lease_records, Container, SNIFF_LENGTH};
 use crate::db::sqlite::Connection;
 use crate::db::{leases, shares};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ids::{ShareNum, StorageIndex, Timestamp};
 use crate::share::{ShareRow, ShareState, ShareType};
 
@@ -96,7 +96,14 @@ pub fn discover(
     let mut rows = Vec::new();
     for ((found_si, shnum), chunks) in group_by_share(&listing) {
         if found_si == *si && !known.contains(&shnum) && is_published(&chunks) {
-            rows.push(examine_with_leases(backend, found_si, shnum, &chunks)?);
+            match examine_with_leases(backend, found_si, shnum, &chunks) {
+                Ok(found) => rows.push(found),
+                // Listed but gone when read: deleted after the listing, or a
+                // listing that still shows a deleted object (Garage's can
+                // for a moment, its reads cannot). Not a share.
+                Err(Error::Backend(BackendError::NotFound)) => {}
+                Err(e) => return Err(e),
+            }
         }
     }
     if rows.is_empty() {

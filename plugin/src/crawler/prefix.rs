@@ -3,12 +3,12 @@
 use std::collections::BTreeSet;
 
 use super::report::{CycleReport, ShareRef, Tally};
-use crate::backend::{keys, Backend, ObjectEntry};
+use crate::backend::{keys, Backend, BackendError, ObjectEntry};
 use crate::container::journal;
 use crate::db::{leases as db_leases, shares};
 use crate::discovery;
 use crate::engine::LeaseDb;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ids::{Prefix, ShareNum, StorageIndex};
 use crate::recovery::Resolved;
 use crate::share::{ShareRow, ShareState, ShareType};
@@ -95,6 +95,8 @@ impl<B: Backend> LeaseDb<B> {
             }
             match discovery::examine_with_leases(&self.backend, *si, *shnum, chunks) {
                 Ok(found) => discovered.push(found),
+                // Listed but gone when read (see `discovery::discover`): not a share.
+                Err(Error::Backend(BackendError::NotFound)) => {}
                 Err(e) => report
                     .prefixes_failed
                     .push((text.clone(), format!("share {si}/{shnum}: {e}"))),
