@@ -57,10 +57,8 @@ fn shares_and_leases_stored_by_the_release_survive_the_upgrade_to_this_build() {
 
     // Live: the running release hands over to this build.
     let report = old.swap(leasedb_plugin_artifacts::PLUGIN_BYTES).unwrap();
-    assert_eq!(
-        report.schema.0, report.schema.1,
-        "same schema: no migration"
-    );
+    // Schema 2 adds the status page's totals, filled from the release's rows.
+    assert_eq!(report.schema, (1, 2));
     assert_eq!(
         old.read(si.as_bytes(), 0, 0, data.len() as u64).unwrap(),
         data
@@ -76,4 +74,6 @@ fn shares_and_leases_stored_by_the_release_survive_the_upgrade_to_this_build() {
         data
     );
     assert_eq!(new.list_leases(si.as_bytes()).unwrap(), leases_before);
+    let usage = new.get_usage(None).unwrap();
+    assert_eq!((usage.shares, usage.sharesets), (1, 1));
 }

@@ -6,14 +6,14 @@ use std::fmt;
 use super::sqlite::{Connection, DbError};
 
 /// Each entry migrates from version `i` to `i + 1`, inside one transaction.
-/// Released versions: 1. The fixture features add a version 2 (hot-swap tests
-/// only; the product never carries them).
+/// Released versions: 1, 2. The fixture features add one more version (hot-swap
+/// tests only; the product never carries them).
 #[cfg(not(any(feature = "fixture-schema-v2", feature = "fixture-bad-migration")))]
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 #[cfg(feature = "fixture-schema-v2")]
-const MIGRATIONS: &[&str] = &[V1, FIXTURE_V2];
+const MIGRATIONS: &[&str] = &[V1, V2, FIXTURE_NEXT];
 #[cfg(all(feature = "fixture-bad-migration", not(feature = "fixture-schema-v2")))]
-const MIGRATIONS: &[&str] = &[V1, FIXTURE_BAD_V2];
+const MIGRATIONS: &[&str] = &[V1, V2, FIXTURE_BAD_NEXT];
 
 /// 0 → 1: accounts, shares, leases (SPEC §5).
 const V1: &str = "
@@ -69,17 +69,120 @@ const V1: &str = "
     );
     ";
 
-/// Fixture 1 → 2: a harmless table (the "next release" of the hot-swap tests).
-#[cfg(feature = "fixture-schema-v2")]
-const FIXTURE_V2: &str = "
-    CREATE TABLE swap_fixture (id INTEGER PRIMARY KEY, note TEXT NOT NULL);
-    INSERT INTO swap_fixture (note) VALUES ('schema 2');
+/// 1 → 2: the totals the status page and every metrics scrape ask for (SPEC
+/// §9), kept by triggers in the same transactions as the shares and leases
+/// they count, so reading them costs a few rows instead of whole-table scans
+/// that held every call for seconds at a million shares. `usage_totals` has a
+/// row per account holding a lease, and the row `account = -1` for shares
+/// leased by any account. Filled from the tables row by row (an upsert per
+/// row or group, never a sort of the whole table).
+pub(crate) const V2: &str = "
+    CREATE TABLE share_totals (
+        state INTEGER NOT NULL,
+        share_type INTEGER NOT NULL,
+        shares INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        PRIMARY KEY (state, share_type)
+    ) WITHOUT ROWID;
+    -- fill
+    INSERT INTO share_totals (state, share_type, shares, bytes)
+        SELECT state, share_type, 1, used_space FROM shares WHERE true
+        ON CONFLICT (state, share_type) DO UPDATE
+        SET shares = shares + 1, bytes = bytes + excluded.bytes;
+
+    CREATE TABLE usage_totals (
+        account INTEGER PRIMARY KEY,
+        shares INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        sharesets INTEGER NOT NULL
+    );
+    -- fill
+    INSERT INTO usage_totals (account, shares, bytes, sharesets)
+        SELECT account, n, b, 1 FROM (
+            SELECT l.account AS account, count(*) AS n, sum(s.used_space) AS b
+            FROM leases l JOIN shares s ON l.si = s.si AND l.shnum = s.shnum
+            GROUP BY l.account, l.si)
+        WHERE true
+        ON CONFLICT (account) DO UPDATE SET shares = shares + excluded.shares,
+            bytes = bytes + excluded.bytes, sharesets = sharesets + 1;
+    -- fill
+    INSERT INTO usage_totals (account, shares, bytes, sharesets)
+        SELECT -1, COALESCE(sum(n), 0), COALESCE(sum(b), 0), count(*) FROM (
+            SELECT count(*) AS n, sum(s.used_space) AS b FROM shares s
+            WHERE EXISTS (SELECT 1 FROM leases l WHERE l.si = s.si AND l.shnum = s.shnum)
+            GROUP BY s.si);
+
+    CREATE TRIGGER share_added AFTER INSERT ON shares BEGIN
+        INSERT INTO share_totals (state, share_type, shares, bytes)
+            VALUES (NEW.state, NEW.share_type, 1, NEW.used_space)
+            ON CONFLICT (state, share_type) DO UPDATE
+            SET shares = shares + 1, bytes = bytes + excluded.bytes;
+    END;
+    CREATE TRIGGER share_changed AFTER UPDATE OF state, share_type, used_space ON shares BEGIN
+        UPDATE share_totals SET shares = shares - 1, bytes = bytes - OLD.used_space
+            WHERE state = OLD.state AND share_type = OLD.share_type;
+        INSERT INTO share_totals (state, share_type, shares, bytes)
+            VALUES (NEW.state, NEW.share_type, 1, NEW.used_space)
+            ON CONFLICT (state, share_type) DO UPDATE
+            SET shares = shares + 1, bytes = bytes + excluded.bytes;
+        UPDATE usage_totals SET bytes = bytes + NEW.used_space - OLD.used_space
+            WHERE account IN (SELECT account FROM leases WHERE si = NEW.si AND shnum = NEW.shnum)
+               OR (account = -1 AND EXISTS (SELECT 1 FROM leases WHERE si = NEW.si AND shnum = NEW.shnum));
+    END;
+    -- The leases go first (the cascade would run once the share row is gone,
+    -- too late to read the size their totals must lose).
+    CREATE TRIGGER share_removing BEFORE DELETE ON shares BEGIN
+        DELETE FROM leases WHERE si = OLD.si AND shnum = OLD.shnum;
+    END;
+    CREATE TRIGGER share_removed AFTER DELETE ON shares BEGIN
+        UPDATE share_totals SET shares = shares - 1, bytes = bytes - OLD.used_space
+            WHERE state = OLD.state AND share_type = OLD.share_type;
+    END;
+
+    CREATE TRIGGER lease_added AFTER INSERT ON leases BEGIN
+        INSERT INTO usage_totals (account, shares, bytes, sharesets)
+            SELECT NEW.account, 1, s.used_space, NOT EXISTS (
+                SELECT 1 FROM leases WHERE si = NEW.si AND account = NEW.account AND shnum != NEW.shnum)
+            FROM shares s WHERE s.si = NEW.si AND s.shnum = NEW.shnum
+            ON CONFLICT (account) DO UPDATE SET shares = shares + 1,
+                bytes = bytes + excluded.bytes, sharesets = sharesets + excluded.sharesets;
+        INSERT INTO usage_totals (account, shares, bytes, sharesets)
+            SELECT -1, 1, s.used_space, NOT EXISTS (
+                SELECT 1 FROM leases WHERE si = NEW.si AND shnum != NEW.shnum)
+            FROM shares s WHERE s.si = NEW.si AND s.shnum = NEW.shnum AND NOT EXISTS (
+                SELECT 1 FROM leases WHERE si = NEW.si AND shnum = NEW.shnum AND account != NEW.account)
+            ON CONFLICT (account) DO UPDATE SET shares = shares + 1,
+                bytes = bytes + excluded.bytes, sharesets = sharesets + excluded.sharesets;
+    END;
+    CREATE TRIGGER lease_removed AFTER DELETE ON leases BEGIN
+        UPDATE usage_totals SET shares = shares - 1,
+            bytes = bytes - (SELECT used_space FROM shares WHERE si = OLD.si AND shnum = OLD.shnum),
+            sharesets = sharesets - NOT EXISTS (
+                SELECT 1 FROM leases WHERE si = OLD.si AND account = OLD.account)
+            WHERE account = OLD.account;
+        UPDATE usage_totals SET shares = shares - 1,
+            bytes = bytes - (SELECT used_space FROM shares WHERE si = OLD.si AND shnum = OLD.shnum),
+            sharesets = sharesets - NOT EXISTS (SELECT 1 FROM leases WHERE si = OLD.si)
+            WHERE account = -1 AND NOT EXISTS (
+                SELECT 1 FROM leases WHERE si = OLD.si AND shnum = OLD.shnum);
+    END;
+    -- A lease never moves: renewals change only its times.
+    CREATE TRIGGER lease_moved BEFORE UPDATE OF si, shnum, account ON leases BEGIN
+        SELECT RAISE(ABORT, 'a lease cannot move to another share or account');
+    END;
     ";
 
-/// Fixture 1 → 2 that fails after changing something, so only the
-/// transaction keeps the database at version 1.
+/// Fixture 2 → 3: a harmless table (the "next release" of the hot-swap tests).
+#[cfg(feature = "fixture-schema-v2")]
+const FIXTURE_NEXT: &str = "
+    CREATE TABLE swap_fixture (id INTEGER PRIMARY KEY, note TEXT NOT NULL);
+    INSERT INTO swap_fixture (note) VALUES ('schema 3');
+    ";
+
+/// Fixture 2 → 3 that fails after changing something, so only the
+/// transaction keeps the database at version 2.
 #[cfg(all(feature = "fixture-bad-migration", not(feature = "fixture-schema-v2")))]
-const FIXTURE_BAD_V2: &str = "
+const FIXTURE_BAD_NEXT: &str = "
     CREATE TABLE swap_fixture (id INTEGER PRIMARY KEY);
     INSERT INTO no_such_table (id) VALUES (1);
     ";

@@ -43,34 +43,24 @@ pub struct AccountUsage {
     pub usage: Usage,
 }
 
-// The aggregates below read the whole table (SPEC §9's status page and
-// every metrics scrape ask for them), so none of them may build a temporary
-// b-tree: one holds a row per share in memory (temp_store is memory), and
-// inside wasm that memory is never given back. GROUP BY runs only in index
-// order, COUNT(DISTINCT) becomes a GROUP BY on the primary key, and what
-// groups rows out of index order is folded here, a row at a time.
-
-/// Every share's state, type and size, in primary-key order.
-const SHARE_ROWS: &str = "SELECT state, share_type, used_space FROM shares";
+// The totals are kept by triggers (schema version 2) in the same
+// transactions as the rows they count: reading them costs a row per group,
+// never a scan of the shares or leases.
 
 /// Non-empty (state, type) groups.
 pub fn share_counts(conn: &Connection) -> DbResult<Vec<ShareCount>> {
-    let mut groups: BTreeMap<(i64, i64), (u64, u64)> = BTreeMap::new();
-    conn.query_map(SHARE_ROWS, &[], |r| {
-        let group = groups.entry((r.get(0)?, r.get(1)?)).or_default();
-        group.0 += 1;
-        group.1 += r.get::<u64>(2)?;
-        Ok(())
-    })?;
-    Ok(groups
-        .into_iter()
-        .map(|((state, share_type), (shares, bytes))| ShareCount {
-            state: ShareState::from_code(state),
-            share_type: ShareType::from_code(share_type),
-            shares,
-            bytes,
-        })
-        .collect())
+    conn.query_map(
+        "SELECT state, share_type, shares, bytes FROM share_totals WHERE shares > 0",
+        &[],
+        |r| {
+            Ok(ShareCount {
+                state: ShareState::from_code(r.get(0)?),
+                share_type: ShareType::from_code(r.get(1)?),
+                shares: r.get(2)?,
+                bytes: r.get(3)?,
+            })
+        },
+    )
 }
 
 fn usage_row(r: &Row) -> DbResult<Usage> {
@@ -81,108 +71,246 @@ fn usage_row(r: &Row) -> DbResult<Usage> {
     })
 }
 
-/// Leased shares, their bytes and their storage indexes: one row per
-/// storage index holding a leased share, grouped in primary-key order.
-const USAGE_OF_ALL: &str =
-    "SELECT COALESCE(sum(shares), 0), COALESCE(sum(bytes), 0), count(*) FROM (
-        SELECT count(*) AS shares, sum(s.used_space) AS bytes FROM shares s
-        WHERE EXISTS (SELECT 1 FROM leases l WHERE l.si = s.si AND l.shnum = s.shnum)
-        GROUP BY s.si)";
-
-/// The same for one account, grouped in `leases_by_account` order.
-const USAGE_OF_ACCOUNT: &str =
-    "SELECT COALESCE(sum(shares), 0), COALESCE(sum(bytes), 0), count(*) FROM (
-        SELECT count(*) AS shares, sum(s.used_space) AS bytes
-        FROM leases l JOIN shares s ON l.si = s.si AND l.shnum = s.shnum
-        WHERE l.account = ?1 GROUP BY l.si)";
-
-/// (account, leased shares, bytes) per storage index, in `leases_by_account` order.
-const USAGE_BY_ACCOUNT_AND_SI: &str = "SELECT l.account, count(*), sum(s.used_space)
-        FROM leases l JOIN shares s ON l.si = s.si AND l.shnum = s.shnum
-        GROUP BY l.account, l.si";
+/// The totals row of shares leased by any account.
+const ANY_ACCOUNT: i64 = -1;
 
 /// What `account` leases; with None, what any account leases.
 pub fn usage(conn: &Connection, account: Option<&Account>) -> DbResult<Usage> {
-    let usage = match account {
-        None => conn.query_row(USAGE_OF_ALL, &[], usage_row)?,
-        Some(account) => {
-            let id = match account {
-                Account::Named(name) => {
-                    match conn.query_row(
-                        "SELECT id FROM accounts WHERE name = ?1",
-                        &[name],
-                        |r| r.get::<i64>(0),
-                    )? {
-                        Some(id) => id,
-                        None => return Ok(Usage::default()),
-                    }
-                }
-                other => leases::account_id(conn, other, 0)?,
-            };
-            conn.query_row(USAGE_OF_ACCOUNT, &[&id], usage_row)?
+    let id = match account {
+        None => ANY_ACCOUNT,
+        Some(Account::Named(name)) => {
+            match conn.query_row("SELECT id FROM accounts WHERE name = ?1", &[name], |r| {
+                r.get::<i64>(0)
+            })? {
+                Some(id) => id,
+                None => return Ok(Usage::default()),
+            }
         }
+        Some(other) => leases::account_id(conn, other, 0)?,
     };
-    Ok(usage.unwrap_or_default())
+    Ok(conn
+        .query_row(
+            "SELECT shares, bytes, sharesets FROM usage_totals WHERE account = ?1",
+            &[&id],
+            usage_row,
+        )?
+        .unwrap_or_default())
 }
 
 /// Usage of every account that holds a lease.
 pub fn by_account(conn: &Connection) -> DbResult<Vec<AccountUsage>> {
-    let mut usage: BTreeMap<i64, Usage> = BTreeMap::new();
-    conn.query_map(USAGE_BY_ACCOUNT_AND_SI, &[], |r| {
-        let u = usage.entry(r.get(0)?).or_default();
-        u.shares += r.get::<u64>(1)?;
-        u.bytes += r.get::<u64>(2)?;
-        u.sharesets += 1;
-        Ok(())
-    })?;
-    usage
-        .into_iter()
-        .map(|(account_id, usage)| {
-            let name = conn
-                .query_row(
-                    "SELECT COALESCE(name, '') FROM accounts WHERE id = ?1",
-                    &[&account_id],
-                    |r| r.get(0),
-                )?
-                .unwrap_or_default();
+    conn.query_map(
+        "SELECT u.account, COALESCE(a.name, ''), u.shares, u.bytes, u.sharesets
+         FROM usage_totals u JOIN accounts a ON a.id = u.account
+         WHERE u.account >= 0 AND u.shares > 0 ORDER BY u.account",
+        &[],
+        |r| {
             Ok(AccountUsage {
-                account_id,
-                name,
-                usage,
+                account_id: r.get(0)?,
+                name: r.get(1)?,
+                usage: Usage {
+                    shares: r.get(2)?,
+                    bytes: r.get(3)?,
+                    sharesets: r.get(4)?,
+                },
             })
-        })
-        .collect()
+        },
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::schema;
     use crate::db::sqlite::ToSql;
+    use crate::db::{schema, shares};
+    use crate::ids::{ShareNum, StorageIndex};
+    use crate::share::ShareRow;
 
-    /// Whole-table aggregates must not build a temporary b-tree: it would
-    /// hold a row per share in memory that wasm never gives back.
-    #[test]
-    fn aggregates_read_in_index_order_without_temporary_btrees() {
+    /// The totals as whole-table scans compute them: the oracle.
+    fn counted(conn: &Connection) -> (Vec<ShareCount>, Vec<(i64, Usage)>) {
+        let mut groups: BTreeMap<(i64, i64), (u64, u64)> = BTreeMap::new();
+        conn.query_map("SELECT state, share_type, used_space FROM shares", &[], |r| {
+            let g = groups.entry((r.get(0)?, r.get(1)?)).or_default();
+            g.0 += 1;
+            g.1 += r.get::<u64>(2)?;
+            Ok(())
+        })
+        .unwrap();
+        let counts = groups
+            .into_iter()
+            .map(|((state, t), (shares, bytes))| ShareCount {
+                state: ShareState::from_code(state),
+                share_type: ShareType::from_code(t),
+                shares,
+                bytes,
+            })
+            .collect();
+        let mut usage: BTreeMap<i64, Usage> = BTreeMap::new();
+        conn.query_map(
+            "SELECT l.account, s.used_space FROM leases l
+             JOIN shares s ON l.si = s.si AND l.shnum = s.shnum",
+            &[],
+            |r| {
+                let u = usage.entry(r.get(0)?).or_default();
+                u.shares += 1;
+                u.bytes += r.get::<u64>(1)?;
+                Ok(())
+            },
+        )
+        .unwrap();
+        // Sharesets: distinct storage indexes per account, and over all accounts.
+        let pairs: Vec<(i64, Vec<u8>)> = conn
+            .query_map("SELECT DISTINCT account, si FROM leases", &[], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap();
+        for (account, _) in &pairs {
+            usage.get_mut(account).unwrap().sharesets += 1;
+        }
+        let any: Usage = conn
+            .query_row(
+                "SELECT count(*), COALESCE(sum(used_space), 0),
+                        (SELECT count(DISTINCT si) FROM leases) FROM shares s
+                 WHERE EXISTS (SELECT 1 FROM leases l WHERE l.si = s.si AND l.shnum = s.shnum)",
+                &[],
+                usage_row,
+            )
+            .unwrap()
+            .unwrap();
+        let mut all: Vec<(i64, Usage)> = usage.into_iter().collect();
+        all.insert(0, (ANY_ACCOUNT, any));
+        (counts, all)
+    }
+
+    /// The totals as the status page reads them.
+    fn kept(conn: &Connection) -> (Vec<ShareCount>, Vec<(i64, Usage)>) {
+        let mut all = vec![(ANY_ACCOUNT, usage(conn, None).unwrap())];
+        all.extend(by_account(conn).unwrap().into_iter().map(|a| (a.account_id, a.usage)));
+        (share_counts(conn).unwrap(), all)
+    }
+
+    fn open(dir: &tempfile::TempDir) -> Connection {
+        Connection::open(dir.path().join("u.sqlite3").to_str().unwrap()).unwrap()
+    }
+
+    fn temp_dir() -> tempfile::TempDir {
         // std's temp_dir panics on WASI; a wasm test runner preopens /tmp.
         #[cfg(target_arch = "wasm32")]
         let _ = tempfile::env::override_temp_dir(std::path::Path::new("/tmp"));
-        let dir = tempfile::tempdir().unwrap();
-        let conn = Connection::open(dir.path().join("u.sqlite3").to_str().unwrap()).unwrap();
+        tempfile::tempdir().unwrap()
+    }
+
+    fn share(rng: &mut fastrand::Rng) -> (StorageIndex, ShareNum) {
+        // Few storage indexes and share numbers, so leases and shares collide.
+        (StorageIndex([rng.u8(0..4); 16]), ShareNum(rng.u8(0..3)))
+    }
+
+    /// One random change of the kinds the engine makes: shares added,
+    /// finished, moved between states and deleted (with their leases);
+    /// leases added, renewed and expired.
+    fn change(conn: &Connection, rng: &mut fastrand::Rng) {
+        let (si, shnum) = share(rng);
+        let account = rng.i64(0..4);
+        let exists = shares::get(conn, &si, shnum).unwrap().is_some();
+        // Every change must succeed: a trigger failing would fail the engine's statement.
+        match rng.u8(0..10) {
+            0 | 1 if exists => Ok(()),
+            0 | 1 => shares::insert(
+                conn,
+                &ShareRow {
+                    si,
+                    shnum,
+                    used_space: rng.u64(0..1000),
+                    data_length: 0,
+                    chunk_size: 1,
+                    share_type: [ShareType::Immutable, ShareType::Mutable][rng.usize(0..2)],
+                    state: [ShareState::Coming, ShareState::Stable][rng.usize(0..2)],
+                },
+            ),
+            2 => shares::finish(
+                conn,
+                &ShareRow {
+                    si,
+                    shnum,
+                    used_space: rng.u64(0..1000),
+                    data_length: 0,
+                    chunk_size: 1,
+                    share_type: ShareType::Mutable,
+                    state: ShareState::Stable,
+                },
+            )
+            .map(|_| ()),
+            3 => shares::transition(conn, &si, shnum, ShareState::Stable, ShareState::Going).map(|_| ()),
+            4 => shares::delete(conn, &si, shnum),
+            5..=8 if !exists => Ok(()),
+            5..=8 => leases::add_or_renew(conn, &si, shnum, account, 0, Some(rng.i64(0..200))),
+            _ => leases::delete_expired(conn, rng.i64(0..50)).map(|_| ()),
+        }
+        .unwrap();
+    }
+
+    #[test]
+    fn kept_totals_match_whole_table_counts_after_every_kind_of_change() {
+        let dir = temp_dir();
+        let conn = open(&dir);
         schema::migrate(&conn).unwrap();
-        let account: &[&dyn ToSql] = &[&2i64];
-        for (sql, params) in [
-            (SHARE_ROWS, &[][..]),
-            (USAGE_OF_ALL, &[]),
-            (USAGE_OF_ACCOUNT, account),
-            (USAGE_BY_ACCOUNT_AND_SI, &[]),
-        ] {
-            // Statements are cached by their 'static text.
-            let explain: &'static str = Box::leak(format!("EXPLAIN QUERY PLAN {sql}").into());
+        conn.execute_batch("INSERT INTO accounts (id, name, created) VALUES (2, 'alice', 0), (3, 'bob', 0)")
+            .unwrap();
+        let mut rng = fastrand::Rng::with_seed(13);
+        let mut leased_rounds = 0;
+        for round in 0..300 {
+            let tx = conn.transaction().unwrap();
+            for _ in 0..rng.usize(1..6) {
+                change(&tx, &mut rng);
+            }
+            // Some batches roll back: the totals must roll back with them.
+            if round % 4 == 3 {
+                drop(tx);
+            } else {
+                tx.commit().unwrap();
+            }
+            let totals = kept(&conn);
+            assert_eq!(totals, counted(&conn), "after round {round}");
+            leased_rounds += usize::from(totals.1.len() > 2);
+        }
+        assert!(leased_rounds > 100, "several accounts leased in only {leased_rounds} rounds");
+    }
+
+    #[test]
+    fn migrating_a_version_1_database_counts_what_it_holds() {
+        let dir = temp_dir();
+        let conn = open(&dir);
+        schema::migrate_steps(&conn, &schema::migrations()[..1]).unwrap();
+        conn.execute_batch("INSERT INTO accounts (id, name, created) VALUES (2, 'alice', 0), (3, 'bob', 0)")
+            .unwrap();
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..400 {
+            change(&conn, &mut rng);
+        }
+        let before = counted(&conn);
+        assert!(before.1.len() > 2, "several accounts lease something: {before:?}");
+        schema::migrate(&conn).unwrap();
+        assert_eq!(kept(&conn), before);
+    }
+
+    /// Filling the totals reads the tables in index order: a temporary
+    /// b-tree would hold a row per share in memory wasm never gives back.
+    #[test]
+    fn the_migration_fills_the_totals_without_temporary_btrees() {
+        let dir = temp_dir();
+        let conn = open(&dir);
+        schema::migrate_steps(&conn, &schema::migrations()[..1]).unwrap();
+        let statements: Vec<&str> = schema::V2.split(';').map(str::trim).collect();
+        for table in statements.iter().filter(|s| s.starts_with("CREATE TABLE")) {
+            conn.execute_batch(table).unwrap();
+        }
+        let fills: Vec<&&str> = statements.iter().filter(|s| s.starts_with("-- fill")).collect();
+        assert_eq!(fills.len(), 3);
+        for statement in fills {
+            let explain: &'static str = Box::leak(format!("EXPLAIN QUERY PLAN {statement}").into());
+            let params: &[&dyn ToSql] = &[];
             let plan: Vec<String> = conn.query_map(explain, params, |r| r.get(3)).unwrap();
             assert!(
                 !plan.iter().any(|step| step.contains("TEMP B-TREE")),
-                "{sql}\nplans {plan:?}"
+                "{statement}\nplans {plan:?}"
             );
         }
     }
