@@ -75,7 +75,8 @@ const V1: &str = "
 /// that held every call for seconds at a million shares. `usage_totals` has a
 /// row per account holding a lease, and the row `account = -1` for shares
 /// leased by any account. Filled from the tables row by row (an upsert per
-/// row or group, never a sort of the whole table).
+/// row or group, never a sort of the whole table). Also an index of the
+/// unfinished uploads, which every start looks for.
 pub(crate) const V2: &str = "
     CREATE TABLE share_totals (
         state INTEGER NOT NULL,
@@ -166,6 +167,9 @@ pub(crate) const V2: &str = "
             WHERE account = -1 AND NOT EXISTS (
                 SELECT 1 FROM leases WHERE si = OLD.si AND shnum = OLD.shnum);
     END;
+    -- Every start looks for the uploads left unfinished (COMING): this
+    -- index holds only those, so that costs nothing at a million shares.
+    CREATE INDEX shares_coming ON shares (state) WHERE state = 0;
     -- A lease never moves: renewals change only its times.
     CREATE TRIGGER lease_moved BEFORE UPDATE OF si, shnum, account ON leases BEGIN
         SELECT RAISE(ABORT, 'a lease cannot move to another share or account');

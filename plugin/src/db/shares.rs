@@ -68,13 +68,12 @@ pub fn of_prefix(conn: &Connection, prefix: &str) -> DbResult<Vec<ShareRow>> {
     )
 }
 
+/// The COMING rows; `state = 0` exactly, so the partial index `shares_coming` serves it.
+const COMING: &str = "SELECT si, shnum, used_space, data_length, chunk_size, share_type, state FROM shares WHERE state = 0";
+
 /// Every COMING share.
 pub fn coming(conn: &Connection) -> DbResult<Vec<ShareRow>> {
-    conn.query_map(
-        "SELECT si, shnum, used_space, data_length, chunk_size, share_type, state FROM shares WHERE state = 0",
-        &[],
-        from_row,
-    )
+    conn.query_map(COMING, &[], from_row)
 }
 
 /// Adds a row.
@@ -129,4 +128,26 @@ pub fn delete(conn: &Connection, si: &StorageIndex, shnum: ShareNum) -> DbResult
         &[&&si.0[..], &shnum.0],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::schema;
+
+    /// Every start and every hot swap looks for unfinished uploads: that
+    /// must read the few COMING rows, not every share.
+    #[test]
+    fn finding_unfinished_uploads_reads_only_them() {
+        // std's temp_dir panics on WASI; a wasm test runner preopens /tmp.
+        #[cfg(target_arch = "wasm32")]
+        let _ = tempfile::env::override_temp_dir(std::path::Path::new("/tmp"));
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("s.sqlite3").to_str().unwrap()).unwrap();
+        schema::migrate(&conn).unwrap();
+        // Statements are cached by their 'static text.
+        let explain: &'static str = Box::leak(format!("EXPLAIN QUERY PLAN {COMING}").into());
+        let plan: Vec<String> = conn.query_map(explain, &[], |r| r.get(3)).unwrap();
+        assert!(plan.iter().any(|step| step.contains("USING INDEX shares_coming")), "{plan:?}");
+    }
 }
