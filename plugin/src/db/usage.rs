@@ -1,8 +1,6 @@
 //! Aggregate queries for the operator (SPEC §9): shares by state and type,
 //! leased usage overall and per account.
 
-use std::collections::BTreeMap;
-
 use super::leases;
 use super::sqlite::{Connection, DbResult, Row};
 use crate::account::Account;
@@ -120,6 +118,8 @@ pub fn by_account(conn: &Connection) -> DbResult<Vec<AccountUsage>> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::db::sqlite::ToSql;
     use crate::db::{schema, shares};
