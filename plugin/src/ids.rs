@@ -89,6 +89,17 @@ impl Prefix {
         pos(text.as_bytes()[0]) * 32 + pos(text.as_bytes()[1])
     }
 
+    /// The first and the last storage index of this prefix: it names the
+    /// top 10 bits, so its storage indexes are one range of the byte order.
+    pub fn storage_indexes(&self) -> (StorageIndex, StorageIndex) {
+        let (b0, b1) = ((self.0 >> 2) as u8, ((self.0 & 0b11) << 6) as u8);
+        let mut first = [0u8; 16];
+        let mut last = [0xffu8; 16];
+        (first[0], first[1]) = (b0, b1);
+        (last[0], last[1]) = (b0, b1 | 0x3f);
+        (StorageIndex(first), StorageIndex(last))
+    }
+
     /// The two-character text.
     pub fn to_text(&self) -> String {
         let a = ALPHABET[(self.0 / 32) as usize] as char;
@@ -137,6 +148,33 @@ pub type Timestamp = i64;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_prefix_holds_exactly_the_storage_indexes_between_its_first_and_last() {
+        let mut rng = fastrand::Rng::with_seed(3);
+        for index in 0..Prefix::COUNT {
+            let prefix = Prefix::from_crawl_index(index).unwrap();
+            let (first, last) = prefix.storage_indexes();
+            assert_eq!((first.prefix(), last.prefix()), (prefix, prefix));
+            // Just outside the range is another prefix.
+            let mut below = first.0;
+            let mut above = last.0;
+            if let Some(b) = below.iter_mut().rev().find(|b| **b != 0) {
+                *b -= 1;
+                assert!(StorageIndex(below).prefix() != prefix);
+            }
+            if let Some(b) = above.iter_mut().rev().find(|b| **b != 0xff) {
+                *b += 1;
+                assert!(StorageIndex(above).prefix() != prefix);
+            }
+        }
+        for _ in 0..1000 {
+            let mut si = [0u8; 16];
+            rng.fill(&mut si);
+            let (first, last) = StorageIndex(si).prefix().storage_indexes();
+            assert!(first.0 <= si && si <= last.0);
+        }
+    }
 
     #[test]
     fn text_form_round_trips_and_matches_rfc4648() {

@@ -72,7 +72,7 @@ impl<B: Backend> LeaseDb<B> {
         };
         let found = discovery::group_by_share(&listing);
         let now = self.now();
-        let before = shares::of_prefix(&self.conn, &text)?;
+        let before = shares::of_prefix(&self.conn, prefix)?;
         let known: BTreeSet<(StorageIndex, ShareNum)> =
             before.iter().map(|r| (r.si, r.shnum)).collect();
 
@@ -170,11 +170,11 @@ impl<B: Backend> LeaseDb<B> {
             }
         }
 
-        let rows: Vec<ShareRow> = shares::of_prefix(&self.conn, &text)?
+        let rows: Vec<ShareRow> = shares::of_prefix(&self.conn, prefix)?
             .into_iter()
             .filter(|r| r.state == ShareState::Stable)
             .collect();
-        let leases = db_leases::on_stable_shares_of_prefix(&self.conn, &text)?;
+        let leases = db_leases::on_stable_shares_of_prefix(&self.conn, prefix)?;
         for (_, _, renewed) in &leases {
             let days = (now.saturating_sub(*renewed)).max(0) / DAY;
             *report

@@ -2,7 +2,7 @@
 
 use super::sqlite::{Connection, DbResult};
 use crate::account::Account;
-use crate::ids::{ShareNum, StorageIndex, Timestamp};
+use crate::ids::{Prefix, ShareNum, StorageIndex, Timestamp};
 
 /// One lease, with its account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,12 +103,13 @@ pub fn delete_renewed_before(conn: &Connection, cutoff: Timestamp) -> DbResult<u
 /// (si, shnum, renewed) of every lease on a STABLE share of one prefix.
 pub fn on_stable_shares_of_prefix(
     conn: &Connection,
-    prefix: &str,
+    prefix: Prefix,
 ) -> DbResult<Vec<(StorageIndex, ShareNum, Timestamp)>> {
+    let (first, last) = prefix.storage_indexes();
     conn.query_map(
         "SELECT l.si, l.shnum, l.renewed FROM leases l JOIN shares s ON s.si = l.si AND s.shnum = l.shnum
-         WHERE s.prefix = ?1 AND s.state = 1",
-        &[&prefix],
+         WHERE l.si BETWEEN ?1 AND ?2 AND s.state = 1",
+        &[&&first.0[..], &&last.0[..]],
         |r| Ok((StorageIndex(r.get(0)?), ShareNum(r.get(1)?), r.get(2)?)),
     )
 }

@@ -1,7 +1,7 @@
 //! Queries on the shares table.
 
 use super::sqlite::{Connection, DbResult, Row};
-use crate::ids::{ShareNum, StorageIndex};
+use crate::ids::{Prefix, ShareNum, StorageIndex};
 use crate::share::{ShareRow, ShareState, ShareType};
 
 const COLUMNS: &str = "si, shnum, used_space, data_length, chunk_size, share_type, state";
@@ -59,14 +59,14 @@ pub fn page(
     }
 }
 
-/// Every share of one prefix, by (si, shnum).
-pub fn of_prefix(conn: &Connection, prefix: &str) -> DbResult<Vec<ShareRow>> {
-    conn.query_map(
-        "SELECT si, shnum, used_space, data_length, chunk_size, share_type, state FROM shares WHERE prefix = ?1 ORDER BY si, shnum",
-        &[&prefix],
-        from_row,
-    )
+/// Every share of one prefix, by (si, shnum): a range of the primary key.
+pub fn of_prefix(conn: &Connection, prefix: Prefix) -> DbResult<Vec<ShareRow>> {
+    let (first, last) = prefix.storage_indexes();
+    conn.query_map(OF_PREFIX, &[&&first.0[..], &&last.0[..]], from_row)
 }
+
+const OF_PREFIX: &str = "SELECT si, shnum, used_space, data_length, chunk_size, share_type, state FROM shares
+    WHERE si BETWEEN ?1 AND ?2 ORDER BY si, shnum";
 
 /// The COMING rows; `state = 0` exactly, so the partial index `shares_coming` serves it.
 const COMING: &str = "SELECT si, shnum, used_space, data_length, chunk_size, share_type, state FROM shares WHERE state = 0";
@@ -149,5 +149,20 @@ mod tests {
         let explain: &'static str = Box::leak(format!("EXPLAIN QUERY PLAN {COMING}").into());
         let plan: Vec<String> = conn.query_map(explain, &[], |r| r.get(3)).unwrap();
         assert!(plan.iter().any(|step| step.contains("USING INDEX shares_coming")), "{plan:?}");
+    }
+
+    /// The crawler reads each prefix as a range of the primary key, in order,
+    /// with no index of prefixes and no sort.
+    #[test]
+    fn a_prefix_is_read_as_a_range_of_the_primary_key() {
+        #[cfg(target_arch = "wasm32")]
+        let _ = tempfile::env::override_temp_dir(std::path::Path::new("/tmp"));
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("s.sqlite3").to_str().unwrap()).unwrap();
+        schema::migrate(&conn).unwrap();
+        let explain: &'static str = Box::leak(format!("EXPLAIN QUERY PLAN {OF_PREFIX}").into());
+        let (a, b) = ([0u8; 16], [1u8; 16]);
+        let plan: Vec<String> = conn.query_map(explain, &[&&a[..], &&b[..]], |r| r.get(3)).unwrap();
+        assert_eq!(plan, ["SEARCH shares USING PRIMARY KEY (si>? AND si<?)"]);
     }
 }
