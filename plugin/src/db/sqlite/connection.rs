@@ -101,19 +101,26 @@ impl Connection {
                 1 as c_int,
                 ptr::null_mut::<c_int>(),
             );
-            // Closing leaves the WAL as it is: every commit in it is already
-            // synced, and the next open (the new version of a hot swap) reads
-            // it. A checkpoint on close would sync the database file inside
-            // the swap's pause, where syncs under load took 10-30 ms.
+        }
+        conn.configure()?;
+        Ok(conn)
+    }
+
+    /// Makes closing leave the WAL as it is, for a hot swap: every commit in
+    /// it is already synced and the next version's open reads it, while a
+    /// checkpoint on close would sync the database file inside the swap's
+    /// pause (10-30 ms under load). Any other close checkpoints, so a
+    /// database at rest is its one file.
+    pub fn keep_wal_on_close(&self) {
+        // SAFETY: live handle; the setting takes no pointer.
+        unsafe {
             ffi::sqlite3_db_config(
-                db.as_ptr(),
+                self.db.as_ptr(),
                 ffi::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
                 1 as c_int,
                 ptr::null_mut::<c_int>(),
             );
         }
-        conn.configure()?;
-        Ok(conn)
     }
 
     /// Journal, durability and integrity settings, identical on both targets.

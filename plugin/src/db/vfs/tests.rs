@@ -64,11 +64,23 @@ fn wal_in_exclusive_mode_persists_across_reopen() {
             "no shared memory file"
         );
     }
-    // A close leaves the WAL (every commit in it is synced); the next open
-    // replays it, frame by frame, through the reads ahead.
-    assert!(dir.path().join("l.sqlite3-wal").exists());
+    // A plain close checkpoints: the database at rest is its one file.
+    assert!(!dir.path().join("l.sqlite3-wal").exists());
     let conn = open(&db).unwrap();
     assert_eq!(count(&conn), 200);
+    for i in 200..400i64 {
+        let tx = conn.transaction().unwrap();
+        tx.execute("INSERT INTO t VALUES (?1, ?2)", &[&i, &vec![i as u8; 3000]])
+            .unwrap();
+        tx.commit().unwrap();
+    }
+    // Before a hot swap the WAL is kept (every commit in it is synced); the
+    // next open replays it, frame by frame, through the reads ahead.
+    conn.keep_wal_on_close();
+    drop(conn);
+    assert!(dir.path().join("l.sqlite3-wal").exists());
+    let conn = open(&db).unwrap();
+    assert_eq!(count(&conn), 400);
     // Writes after reads ahead are seen by the reads that follow them.
     for i in 0..200i64 {
         let tx = conn.transaction().unwrap();
