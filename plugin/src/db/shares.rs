@@ -65,7 +65,8 @@ pub fn of_prefix(conn: &Connection, prefix: Prefix) -> DbResult<Vec<ShareRow>> {
     conn.query_map(OF_PREFIX, &[&&first.0[..], &&last.0[..]], from_row)
 }
 
-const OF_PREFIX: &str = "SELECT si, shnum, used_space, data_length, chunk_size, share_type, state FROM shares
+const OF_PREFIX: &str =
+    "SELECT si, shnum, used_space, data_length, chunk_size, share_type, state FROM shares
     WHERE si BETWEEN ?1 AND ?2 ORDER BY si, shnum";
 
 /// The COMING rows; `state = 0` exactly, so the partial index `shares_coming` serves it.
@@ -134,11 +135,10 @@ pub fn delete(conn: &Connection, si: &StorageIndex, shnum: ShareNum) -> DbResult
 mod tests {
     use super::*;
     use crate::db::schema;
+    use crate::db::sqlite::ToSql;
 
-    /// Every start and every hot swap looks for unfinished uploads: that
-    /// must read the few COMING rows, not every share.
-    #[test]
-    fn finding_unfinished_uploads_reads_only_them() {
+    /// The query plan of `sql` on a fresh database of the current schema.
+    fn plan(sql: &str, params: &[&dyn ToSql]) -> Vec<String> {
         // std's temp_dir panics on WASI; a wasm test runner preopens /tmp.
         #[cfg(target_arch = "wasm32")]
         let _ = tempfile::env::override_temp_dir(std::path::Path::new("/tmp"));
@@ -146,23 +146,30 @@ mod tests {
         let conn = Connection::open(dir.path().join("s.sqlite3").to_str().unwrap()).unwrap();
         schema::migrate(&conn).unwrap();
         // Statements are cached by their 'static text.
-        let explain: &'static str = Box::leak(format!("EXPLAIN QUERY PLAN {COMING}").into());
-        let plan: Vec<String> = conn.query_map(explain, &[], |r| r.get(3)).unwrap();
-        assert!(plan.iter().any(|step| step.contains("USING INDEX shares_coming")), "{plan:?}");
+        let explain: &'static str = Box::leak(format!("EXPLAIN QUERY PLAN {sql}").into());
+        conn.query_map(explain, params, |r| r.get(3)).unwrap()
+    }
+
+    /// Every start and every hot swap looks for unfinished uploads: that
+    /// must read the few COMING rows, not every share.
+    #[test]
+    fn finding_unfinished_uploads_reads_only_them() {
+        let plan = plan(COMING, &[]);
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("USING INDEX shares_coming")),
+            "{plan:?}"
+        );
     }
 
     /// The crawler reads each prefix as a range of the primary key, in order,
     /// with no index of prefixes and no sort.
     #[test]
     fn a_prefix_is_read_as_a_range_of_the_primary_key() {
-        #[cfg(target_arch = "wasm32")]
-        let _ = tempfile::env::override_temp_dir(std::path::Path::new("/tmp"));
-        let dir = tempfile::tempdir().unwrap();
-        let conn = Connection::open(dir.path().join("s.sqlite3").to_str().unwrap()).unwrap();
-        schema::migrate(&conn).unwrap();
-        let explain: &'static str = Box::leak(format!("EXPLAIN QUERY PLAN {OF_PREFIX}").into());
         let (a, b) = ([0u8; 16], [1u8; 16]);
-        let plan: Vec<String> = conn.query_map(explain, &[&&a[..], &&b[..]], |r| r.get(3)).unwrap();
-        assert_eq!(plan, ["SEARCH shares USING PRIMARY KEY (si>? AND si<?)"]);
+        assert_eq!(
+            plan(OF_PREFIX, &[&&a[..], &&b[..]]),
+            ["SEARCH shares USING PRIMARY KEY (si>? AND si<?)"]
+        );
     }
 }

@@ -129,12 +129,16 @@ mod tests {
     /// The totals as whole-table scans compute them: the oracle.
     fn counted(conn: &Connection) -> (Vec<ShareCount>, Vec<(i64, Usage)>) {
         let mut groups: BTreeMap<(i64, i64), (u64, u64)> = BTreeMap::new();
-        conn.query_map("SELECT state, share_type, used_space FROM shares", &[], |r| {
-            let g = groups.entry((r.get(0)?, r.get(1)?)).or_default();
-            g.0 += 1;
-            g.1 += r.get::<u64>(2)?;
-            Ok(())
-        })
+        conn.query_map(
+            "SELECT state, share_type, used_space FROM shares",
+            &[],
+            |r| {
+                let g = groups.entry((r.get(0)?, r.get(1)?)).or_default();
+                g.0 += 1;
+                g.1 += r.get::<u64>(2)?;
+                Ok(())
+            },
+        )
         .unwrap();
         let counts = groups
             .into_iter()
@@ -160,7 +164,9 @@ mod tests {
         .unwrap();
         // Sharesets: distinct storage indexes per account, and over all accounts.
         let pairs: Vec<(i64, Vec<u8>)> = conn
-            .query_map("SELECT DISTINCT account, si FROM leases", &[], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_map("SELECT DISTINCT account, si FROM leases", &[], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .unwrap();
         for (account, _) in &pairs {
             usage.get_mut(account).unwrap().sharesets += 1;
@@ -183,7 +189,12 @@ mod tests {
     /// The totals as the status page reads them.
     fn kept(conn: &Connection) -> (Vec<ShareCount>, Vec<(i64, Usage)>) {
         let mut all = vec![(ANY_ACCOUNT, usage(conn, None).unwrap())];
-        all.extend(by_account(conn).unwrap().into_iter().map(|a| (a.account_id, a.usage)));
+        all.extend(
+            by_account(conn)
+                .unwrap()
+                .into_iter()
+                .map(|a| (a.account_id, a.usage)),
+        );
         (share_counts(conn).unwrap(), all)
     }
 
@@ -203,6 +214,24 @@ mod tests {
         (StorageIndex([rng.u8(0..4); 16]), ShareNum(rng.u8(0..3)))
     }
 
+    fn row(
+        si: StorageIndex,
+        shnum: ShareNum,
+        used_space: u64,
+        share_type: ShareType,
+        state: ShareState,
+    ) -> ShareRow {
+        ShareRow {
+            si,
+            shnum,
+            used_space,
+            data_length: 0,
+            chunk_size: 1,
+            share_type,
+            state,
+        }
+    }
+
     /// One random change of the kinds the engine makes: shares added,
     /// finished, moved between states and deleted (with their leases);
     /// leases added, renewed and expired.
@@ -213,32 +242,23 @@ mod tests {
         // Every change must succeed: a trigger failing would fail the engine's statement.
         match rng.u8(0..10) {
             0 | 1 if exists => Ok(()),
-            0 | 1 => shares::insert(
-                conn,
-                &ShareRow {
+            0 | 1 => {
+                let share_type = [ShareType::Immutable, ShareType::Mutable][rng.usize(0..2)];
+                let state = [ShareState::Coming, ShareState::Stable][rng.usize(0..2)];
+                shares::insert(conn, &row(si, shnum, rng.u64(0..1000), share_type, state))
+            }
+            2 => {
+                let finished = row(
                     si,
                     shnum,
-                    used_space: rng.u64(0..1000),
-                    data_length: 0,
-                    chunk_size: 1,
-                    share_type: [ShareType::Immutable, ShareType::Mutable][rng.usize(0..2)],
-                    state: [ShareState::Coming, ShareState::Stable][rng.usize(0..2)],
-                },
-            ),
-            2 => shares::finish(
-                conn,
-                &ShareRow {
-                    si,
-                    shnum,
-                    used_space: rng.u64(0..1000),
-                    data_length: 0,
-                    chunk_size: 1,
-                    share_type: ShareType::Mutable,
-                    state: ShareState::Stable,
-                },
-            )
-            .map(|_| ()),
-            3 => shares::transition(conn, &si, shnum, ShareState::Stable, ShareState::Going).map(|_| ()),
+                    rng.u64(0..1000),
+                    ShareType::Mutable,
+                    ShareState::Stable,
+                );
+                shares::finish(conn, &finished).map(|_| ())
+            }
+            3 => shares::transition(conn, &si, shnum, ShareState::Stable, ShareState::Going)
+                .map(|_| ()),
             4 => shares::delete(conn, &si, shnum),
             5..=8 if !exists => Ok(()),
             5..=8 => leases::add_or_renew(conn, &si, shnum, account, 0, Some(rng.i64(0..200))),
@@ -252,8 +272,10 @@ mod tests {
         let dir = temp_dir();
         let conn = open(&dir);
         schema::migrate(&conn).unwrap();
-        conn.execute_batch("INSERT INTO accounts (id, name, created) VALUES (2, 'alice', 0), (3, 'bob', 0)")
-            .unwrap();
+        conn.execute_batch(
+            "INSERT INTO accounts (id, name, created) VALUES (2, 'alice', 0), (3, 'bob', 0)",
+        )
+        .unwrap();
         let mut rng = fastrand::Rng::with_seed(13);
         let mut leased_rounds = 0;
         for round in 0..300 {
@@ -271,7 +293,10 @@ mod tests {
             assert_eq!(totals, counted(&conn), "after round {round}");
             leased_rounds += usize::from(totals.1.len() > 2);
         }
-        assert!(leased_rounds > 100, "several accounts leased in only {leased_rounds} rounds");
+        assert!(
+            leased_rounds > 100,
+            "several accounts leased in only {leased_rounds} rounds"
+        );
     }
 
     #[test]
@@ -279,14 +304,19 @@ mod tests {
         let dir = temp_dir();
         let conn = open(&dir);
         schema::migrate_steps(&conn, &schema::migrations()[..1]).unwrap();
-        conn.execute_batch("INSERT INTO accounts (id, name, created) VALUES (2, 'alice', 0), (3, 'bob', 0)")
-            .unwrap();
+        conn.execute_batch(
+            "INSERT INTO accounts (id, name, created) VALUES (2, 'alice', 0), (3, 'bob', 0)",
+        )
+        .unwrap();
         let mut rng = fastrand::Rng::with_seed(7);
         for _ in 0..400 {
             change(&conn, &mut rng);
         }
         let before = counted(&conn);
-        assert!(before.1.len() > 2, "several accounts lease something: {before:?}");
+        assert!(
+            before.1.len() > 2,
+            "several accounts lease something: {before:?}"
+        );
         schema::migrate(&conn).unwrap();
         assert_eq!(kept(&conn), before);
     }
@@ -302,7 +332,10 @@ mod tests {
         for table in statements.iter().filter(|s| s.starts_with("CREATE TABLE")) {
             conn.execute_batch(table).unwrap();
         }
-        let fills: Vec<&&str> = statements.iter().filter(|s| s.starts_with("-- fill")).collect();
+        let fills: Vec<&&str> = statements
+            .iter()
+            .filter(|s| s.starts_with("-- fill"))
+            .collect();
         assert_eq!(fills.len(), 3);
         for statement in fills {
             let explain: &'static str = Box::leak(format!("EXPLAIN QUERY PLAN {statement}").into());
