@@ -63,7 +63,9 @@ impl<B: Backend> LeaseDb<B> {
         });
         let encode = |e: postcard::Error| Error::Database(format!("encoding the handover state: {e}"));
         let size = postcard::experimental::serialized_size(&state).map_err(encode)?;
-        let blob = postcard::to_extend(&state, Vec::with_capacity(size)).map_err(encode)?;
+        // Encoded into place: `to_extend` would push the bytes one at a time.
+        let mut blob = vec![0; size];
+        postcard::to_slice(&state, &mut blob).map_err(encode)?;
         // The next version opens this database at once: no checkpoint at close.
         self.conn.keep_wal_on_close();
         Ok(blob)

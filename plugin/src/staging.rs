@@ -139,13 +139,26 @@ impl StagingLog {
 
     /// Records a write that succeeded.
     pub fn wrote(&mut self, upload: &Upload, offset: u64, data: &[u8], stored: &[u64]) {
-        self.append(&Record::Wrote {
+        let record = |offset, data, stored| Record::Wrote {
             si: upload.si,
             shnum: upload.shnum,
             offset,
             data: Cow::Borrowed(data),
             stored: Cow::Borrowed(stored),
-        });
+        };
+        if stored.is_empty() {
+            self.append(&record(offset, data, stored));
+            return;
+        }
+        // Bytes of the chunks the write stored are in the backend: a resume
+        // needs to know those chunks are stored, not the bytes again. Only
+        // the runs still buffered are kept, then an empty write at the end
+        // (for the upload's extent) naming the stored chunks.
+        for (at, run) in upload.unstored_runs(offset, data.len() as u64) {
+            self.append(&record(at, &data[run], &[]));
+        }
+        let end = offset + data.len() as u64;
+        self.append(&record(end, &[], stored));
     }
 
     /// Records an upload closed or aborted.
@@ -201,11 +214,15 @@ fn create() -> OpenMode {
 
 /// Appends `record` to `out` as one frame.
 fn frame(out: &mut Vec<u8>, record: &impl Serialize) -> io::Result<()> {
+    // Sized first, then encoded into place: postcard's `to_extend` pushes a
+    // byte string one byte at a time, and a record carries up to a write's
+    // worth of share data.
+    let size = postcard::experimental::serialized_size(record).map_err(io::Error::other)?;
+    let len = u32::try_from(size).map_err(io::Error::other)?;
     let at = out.len();
-    out.extend_from_slice(&[0; 4]);
-    *out = postcard::to_extend(record, std::mem::take(out)).map_err(io::Error::other)?;
-    let len = u32::try_from(out.len() - at - 4).map_err(io::Error::other)?;
-    out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&len.to_le_bytes());
+    out.resize(at + 4 + size, 0);
+    postcard::to_slice(record, &mut out[at + 4..]).map_err(io::Error::other)?;
     Ok(())
 }
 
@@ -284,6 +301,26 @@ mod tests {
 
         let back = StagingLog::beside(dir.path().join("db").to_str().unwrap()).recover().unwrap();
         assert_eq!(back, vec![a, c]);
+    }
+
+    #[test]
+    fn the_bytes_of_chunks_a_write_stored_are_not_staged_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = MemoryBackend::new(1 << 30);
+        let mut log = log_in(&dir);
+        let mut a = upload(1);
+        log.allocated(&a);
+        let before = std::fs::metadata(dir.path().join("db-uploads")).unwrap().len();
+        // Chunk 1 is completed and stored; chunks 0 and 2 stay partly buffered.
+        let data: Vec<u8> = (0..9000).map(|i| (i * 7) as u8).collect();
+        let stored = a.write(&backend, 100, &data).unwrap();
+        assert_eq!(stored, [1]);
+        log.wrote(&a, 100, &data, &stored);
+        let staged = std::fs::metadata(dir.path().join("db-uploads")).unwrap().len() - before;
+        assert!(staged < 9000 - 4000, "{staged} bytes staged for a write that stored 4096 of its 9000");
+
+        let back = StagingLog::beside(dir.path().join("db").to_str().unwrap()).recover().unwrap();
+        assert_eq!(back, vec![a], "the same upload, extent, buffered bytes and stored chunks");
     }
 
     #[test]

@@ -245,10 +245,16 @@ impl Upload {
     }
 
     fn store_chunk(&mut self, backend: &impl Backend, k: u64, total: u64) -> Result<()> {
-        let mut data = self.pending[&k].data.clone();
-        data.truncate(self.chunk_length(k, total) as usize);
-        backend.write(&keys::chunk_key(&self.si, self.shnum, k), &data)?;
-        self.pending.remove(&k);
+        let length = self.chunk_length(k, total) as usize;
+        // Taken out, not copied: a chunk is up to a backend object's size.
+        let Some(mut chunk) = self.pending.remove(&k) else {
+            return Ok(());
+        };
+        chunk.data.truncate(length);
+        if let Err(e) = backend.write(&keys::chunk_key(&self.si, self.shnum, k), &chunk.data) {
+            self.pending.insert(k, chunk);
+            return Err(e.into());
+        }
         self.stored.insert(k);
         Ok(())
     }
@@ -302,6 +308,27 @@ impl Upload {
                 }
             })
             .sum()
+    }
+
+    /// The runs of a write of `length` share data bytes at `offset` that
+    /// fall in chunks still buffered, as (offset, range within the write's
+    /// bytes): what of the write a staged copy must keep.
+    pub fn unstored_runs(&self, offset: u64, length: u64) -> Vec<(u64, std::ops::Range<usize>)> {
+        let mut runs: Vec<(u64, std::ops::Range<usize>)> = Vec::new();
+        let Some(start) = offset.checked_add(DATA_OFFSET) else {
+            return runs;
+        };
+        for p in container::pieces(start, length, self.chunk_size) {
+            if self.stored.contains(&p.chunk) {
+                continue;
+            }
+            let range = p.at as usize..(p.at + p.len) as usize;
+            match runs.last_mut() {
+                Some((_, run)) if run.end == range.start => run.end = range.end,
+                _ => runs.push((offset + p.at, range)),
+            }
+        }
+        runs
     }
 
     /// Bytes held in memory.
