@@ -34,7 +34,9 @@
 //! try; `GBS_BENCH_WRK_SECONDS` sets the wrk runs' length. `GBS_BENCH_PERF=FILE`
 //! records `perf record -g` of `serve` while wrk runs against it
 //! (`GBS_BENCH_PERF_CALL_GRAPH=dwarf` to unwind the host's code too; see
-//! docs/performance.md).
+//! docs/performance.md); `GBS_BENCH_PERF_PHASES=DIR` records one file per
+//! data phase (`upload.perf`, `download.perf`, `small-shares.perf`). Each
+//! server's CPU use in each data phase is printed either way.
 //!
 //! Not equal footing on durability: host-runner syncs its lease database
 //! before answering (group commit), stock Tahoe writes share and lease files
@@ -133,6 +135,8 @@ struct Results {
     renewals_s: f64,
     wrk: Option<Wrk>,
     peak_rss_mib: f64,
+    /// The server's CPU use in each data phase.
+    phase_cores: Vec<String>,
     note: String,
 }
 
@@ -219,6 +223,39 @@ fn process_ticks(pid: u32) -> u64 {
     fields.iter().sum()
 }
 
+/// `perf record -g` of one process, from `start` until dropped.
+struct Recording(std::process::Child);
+
+impl Recording {
+    fn start(file: &str, pid: u32) -> Recording {
+        let child = Command::new("perf")
+            .args(["record", "-F", "997", "-o", file, "--call-graph"])
+            // `GBS_BENCH_PERF_CALL_GRAPH=dwarf`: unwinds host code built
+            // without frame pointers (bigger files; the default is `fp`).
+            .arg(std::env::var("GBS_BENCH_PERF_CALL_GRAPH").unwrap_or_else(|_| "fp".into()))
+            .arg("-p")
+            .arg(pid.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting perf record");
+        // perf attaches asynchronously; samples before it has are lost.
+        std::thread::sleep(Duration::from_millis(300));
+        Recording(child)
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        // perf writes its file on SIGINT.
+        // SAFETY: signals our own child.
+        unsafe {
+            libc::kill(self.0.id() as i32, libc::SIGINT);
+        }
+        let _ = self.0.wait();
+    }
+}
+
 /// Drives renewals with wrk against `nurl` for `w.wrk_seconds`; while it
 /// runs, `perf record -g` samples process `profile.0` into `profile.1` if given.
 fn wrk_renewals(nurl: &Nurl, w: &Workload, work: &Path, server: u32, profile: Option<&str>) -> Wrk {
@@ -233,19 +270,7 @@ fn wrk_renewals(nurl: &Nurl, w: &Workload, work: &Path, server: u32, profile: Op
         .collect();
     std::fs::write(&requests, lines).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/gbs_vs_tahoe/renew.lua");
-    let perf = profile.map(|file| {
-        Command::new("perf")
-            .args(["record", "-F", "997", "-o", file, "--call-graph"])
-            // `GBS_BENCH_PERF_CALL_GRAPH=dwarf`: unwinds host code built
-            // without frame pointers (bigger files; the default is `fp`).
-            .arg(std::env::var("GBS_BENCH_PERF_CALL_GRAPH").unwrap_or_else(|_| "fp".into()))
-            .arg("-p")
-            .arg(server.to_string())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("starting perf record")
-    });
+    let perf = profile.map(|file| Recording::start(file, server));
     let (machine_before, server_before) = (machine_ticks(), process_ticks(server));
     let started = Instant::now();
     let out = run_bounded(
@@ -268,13 +293,7 @@ fn wrk_renewals(nurl: &Nurl, w: &Workload, work: &Path, server: u32, profile: Op
     let server_cores = (server_after - server_before) as f64 / ticks_per_s / took;
     let machine_idle = (machine_after.0 - machine_before.0) as f64
         / (machine_after.1 - machine_before.1).max(1) as f64;
-    if let Some(mut perf) = perf {
-        // perf writes its file on SIGINT.
-        unsafe {
-            libc::kill(perf.id() as i32, libc::SIGINT);
-        }
-        let _ = perf.wait();
-    }
+    drop(perf);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let Some(line) = stdout.lines().find_map(|l| l.strip_prefix("leasedb-wrk ")) else {
         return Wrk::Failed(format!(
@@ -445,11 +464,51 @@ where
     Ok(started.elapsed())
 }
 
-async fn measure(nurl: &Nurl, w: &Workload, piece: Bytes) -> Result<Results, ClientError> {
+/// Samples the server through one phase: its CPU use always, and a perf
+/// recording into `DIR/<phase>.perf` when `GBS_BENCH_PERF_PHASES=DIR` is set.
+struct Phase {
+    name: &'static str,
+    pid: u32,
+    ticks: u64,
+    started: Instant,
+    _recording: Option<Recording>,
+}
+
+impl Phase {
+    fn start(name: &'static str, pid: u32, perf_dir: Option<&str>) -> Phase {
+        let recording = perf_dir.map(|dir| Recording::start(&format!("{dir}/{name}.perf"), pid));
+        Phase {
+            name,
+            pid,
+            ticks: process_ticks(pid),
+            started: Instant::now(),
+            _recording: recording,
+        }
+    }
+
+    /// "name: N cores" for the server's CPU use over the phase.
+    fn end(self) -> String {
+        // SAFETY: sysconf only reads a constant.
+        let per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        let cores = (process_ticks(self.pid) - self.ticks) as f64
+            / per_s
+            / self.started.elapsed().as_secs_f64();
+        format!("{} {cores:.2} cores", self.name)
+    }
+}
+
+async fn measure(
+    nurl: &Nurl,
+    w: &Workload,
+    piece: Bytes,
+    pid: u32,
+    perf_dir: Option<&str>,
+) -> Result<Results, ClientError> {
     let mut r = Results::default();
     let total_bytes = (w.shares * SHARE_SIZE) as f64;
 
     // 1. Upload.
+    let phase = Phase::start("upload", pid, perf_dir);
     let data = piece.clone();
     let took = run_parallel(nurl, DATA_CONNECTIONS, w.shares, move |mut c, i| {
         let data = data.clone();
@@ -482,8 +541,10 @@ async fn measure(nurl: &Nurl, w: &Workload, piece: Bytes) -> Result<Results, Cli
     })
     .await?;
     r.upload_mb_s = total_bytes / took.as_secs_f64() / 1e6;
+    r.phase_cores.push(phase.end());
 
     // 2. Download, checked.
+    let phase = Phase::start("download", pid, perf_dir);
     let data = piece.clone();
     let took = run_parallel(nurl, DATA_CONNECTIONS, w.shares, move |mut c, i| {
         let data = data.clone();
@@ -503,8 +564,10 @@ async fn measure(nurl: &Nurl, w: &Workload, piece: Bytes) -> Result<Results, Cli
     })
     .await?;
     r.download_mb_s = total_bytes / took.as_secs_f64() / 1e6;
+    r.phase_cores.push(phase.end());
 
     // 3. The small shares the renewals run on.
+    let phase = Phase::start("small-shares", pid, perf_dir);
     let small = piece.slice(..SMALL_SHARE);
     let took = run_parallel(nurl, LEASE_CONNECTIONS, w.lease_shares, move |mut c, i| {
         let small = small.clone();
@@ -525,6 +588,7 @@ async fn measure(nurl: &Nurl, w: &Workload, piece: Bytes) -> Result<Results, Cli
     })
     .await?;
     r.small_shares_s = w.lease_shares as f64 / took.as_secs_f64();
+    r.phase_cores.push(phase.end());
 
     // 4. Lease renewals.
     eprintln!("  lease renewals...");
@@ -583,6 +647,8 @@ fn main() {
     let serve_nurl = Nurl::parse(&serve.nurl).unwrap();
     // `GBS_BENCH_PERF=FILE`: `perf record -g` of serve during its wrk run.
     let perf_file = std::env::var("GBS_BENCH_PERF").ok();
+    // `GBS_BENCH_PERF_PHASES=DIR`: one recording of serve per data phase.
+    let phase_perf_dir = std::env::var("GBS_BENCH_PERF_PHASES").ok();
 
     let mut results = Vec::new();
     // `GBS_BENCH_SKIP_STOCK=1`: only host-runner (quick iterations; no ratios).
@@ -597,8 +663,9 @@ fn main() {
         }
         eprintln!("{name}: running the workload ({nurl})");
         let started = Instant::now();
+        let phase_perf = phase_perf_dir.as_deref().filter(|_| is_serve);
         let mut r = rt
-            .block_on(measure(nurl, &w, piece.clone()))
+            .block_on(measure(nurl, &w, piece.clone(), pid, phase_perf))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         eprintln!(
             "  wrk lease renewals ({WRK_CONNECTIONS} connections, {} s)...",
@@ -616,9 +683,10 @@ fn main() {
         "group commit: {} batches of {} operations, {} alone",
         group["batches"], group["batched_operations"], group["single_operations"]
     );
-    // Time inside the plugin, over its latest calls (mostly the renewals).
+    // Time inside the plugin, over its latest calls: the renewals, the
+    // downloads' reads, the small shares' writes and closes.
     for l in status["latencies"].as_array().into_iter().flatten() {
-        if ["add-lease", "commit-batch", "begin-batch"]
+        if ["add-lease", "commit-batch", "begin-batch", "read", "write", "close"]
             .contains(&l["operation"].as_str().unwrap_or(""))
         {
             results[1].note.push_str(&format!(
@@ -741,6 +809,9 @@ fn main() {
             ),
             Some(Wrk::Failed(why)) => println!("wrk against {name}: FAILED, no rate: {why}"),
             None => {}
+        }
+        if !r.phase_cores.is_empty() {
+            println!("CPU of {name} by phase: {}", r.phase_cores.join(", "));
         }
     }
     println!("host-runner {}", h.note);
