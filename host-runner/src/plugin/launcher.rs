@@ -47,9 +47,26 @@ impl Instance {
 
     /// Lets a live instance close its database; a dead one is just dropped,
     /// and a failure here has nobody to report to.
-    pub(crate) fn shut_down(mut self, sandbox: &SandboxPolicy) {
+    pub(crate) fn shut_down(self, sandbox: &SandboxPolicy) {
+        drop(self.closed(sandbox));
+    }
+
+    /// As `shut_down`, handing back the closed instance: releasing its memory
+    /// takes 0.2-3 ms with uploads buffered, which a hot swap does after its
+    /// pause, on another thread (`release_elsewhere`).
+    pub(crate) fn closed(mut self, sandbox: &SandboxPolicy) -> Instance {
         self.arm(sandbox);
         let _ = on_version!(&self.plugin, p => p.leasedb_plugin_lifecycle().call_shutdown(&mut self.store));
+        self
+    }
+
+    /// Drops a closed instance on a thread of its own, so that no call waits
+    /// for its memory to be released.
+    pub(crate) fn release_elsewhere(self) {
+        // A thread that cannot start drops the closure, and the instance, here.
+        let _ = std::thread::Builder::new()
+            .name("plugin-release".into())
+            .spawn(move || drop(self));
     }
 }
 

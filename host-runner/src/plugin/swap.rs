@@ -269,9 +269,10 @@ impl Supervisor {
         let blob = self.take_handover()?;
 
         // The old instance stops here; from now on every failure rolls back.
-        if let Some(old) = self.instance.take() {
-            old.shut_down(&self.launcher.sandbox);
-        }
+        let retired = self
+            .instance
+            .take()
+            .map(|old| old.closed(&self.launcher.sandbox));
         let snapshot = if new.schema_version == Some(on_disk) {
             None
         } else {
@@ -306,6 +307,9 @@ impl Supervisor {
             Ok((new_info, uploads_in_flight)) => {
                 if let Some(snapshot) = snapshot {
                     snapshot.discard();
+                }
+                if let Some(old) = retired {
+                    old.release_elsewhere();
                 }
                 self.instance = Some(instance);
                 self.init_report = report.clone();
