@@ -256,8 +256,59 @@ impl Drop for Recording {
     }
 }
 
+/// Samples the server through one phase: its CPU use and the machine's
+/// idle share always, and a perf recording when given a file.
+struct Phase {
+    name: &'static str,
+    pid: u32,
+    ticks: u64,
+    machine: (u64, u64),
+    started: Instant,
+    _recording: Option<Recording>,
+}
+
+impl Phase {
+    /// A data phase, recorded into `DIR/<name>.perf` when
+    /// `GBS_BENCH_PERF_PHASES=DIR` is set.
+    fn start(name: &'static str, pid: u32, perf_dir: Option<&str>) -> Phase {
+        let file = perf_dir.map(|dir| format!("{dir}/{name}.perf"));
+        Phase::recorded(name, pid, file.as_deref())
+    }
+
+    fn recorded(name: &'static str, pid: u32, perf_file: Option<&str>) -> Phase {
+        let recording = perf_file.map(|file| Recording::start(file, pid));
+        Phase {
+            name,
+            pid,
+            ticks: process_ticks(pid),
+            machine: machine_ticks(),
+            started: Instant::now(),
+            _recording: recording,
+        }
+    }
+
+    /// Cores the server used on average since the start, and the share of
+    /// the machine's CPU time nobody used (the client runs beside it).
+    fn usage(&self) -> (f64, f64) {
+        // SAFETY: sysconf only reads a constant.
+        let per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        let cores = (process_ticks(self.pid) - self.ticks) as f64
+            / per_s
+            / self.started.elapsed().as_secs_f64();
+        let machine = machine_ticks();
+        let idle = (machine.0 - self.machine.0) as f64 / (machine.1 - self.machine.1).max(1) as f64;
+        (cores, idle)
+    }
+
+    /// "name N cores (M% idle)".
+    fn end(self) -> String {
+        let (cores, idle) = self.usage();
+        format!("{} {cores:.2} cores ({:.0}% idle)", self.name, idle * 100.0)
+    }
+}
+
 /// Drives renewals with wrk against `nurl` for `w.wrk_seconds`; while it
-/// runs, `perf record -g` samples process `profile.0` into `profile.1` if given.
+/// runs, `perf record -g` samples process `server` into `profile` if given.
 fn wrk_renewals(nurl: &Nurl, w: &Workload, work: &Path, server: u32, profile: Option<&str>) -> Wrk {
     use base64::Engine as _;
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
@@ -270,9 +321,7 @@ fn wrk_renewals(nurl: &Nurl, w: &Workload, work: &Path, server: u32, profile: Op
         .collect();
     std::fs::write(&requests, lines).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/gbs_vs_tahoe/renew.lua");
-    let perf = profile.map(|file| Recording::start(file, server));
-    let (machine_before, server_before) = (machine_ticks(), process_ticks(server));
-    let started = Instant::now();
+    let phase = Phase::recorded("wrk", server, profile);
     let out = run_bounded(
         Command::new("wrk")
             .arg(format!("-t{WRK_THREADS}"))
@@ -286,14 +335,8 @@ fn wrk_renewals(nurl: &Nurl, w: &Workload, work: &Path, server: u32, profile: Op
             .arg(authorization_value(&nurl.swissnum)),
         Duration::from_secs(w.wrk_seconds + 120),
     );
-    let took = started.elapsed().as_secs_f64();
-    let (machine_after, server_after) = (machine_ticks(), process_ticks(server));
-    // SAFETY: sysconf only reads a constant.
-    let ticks_per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    let server_cores = (server_after - server_before) as f64 / ticks_per_s / took;
-    let machine_idle = (machine_after.0 - machine_before.0) as f64
-        / (machine_after.1 - machine_before.1).max(1) as f64;
-    drop(perf);
+    let (server_cores, machine_idle) = phase.usage();
+    drop(phase);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let Some(line) = stdout.lines().find_map(|l| l.strip_prefix("leasedb-wrk ")) else {
         return Wrk::Failed(format!(
@@ -468,44 +511,6 @@ where
         task.await.expect("a worker panicked")?;
     }
     Ok(started.elapsed())
-}
-
-/// Samples the server through one phase: its CPU use always, and a perf
-/// recording into `DIR/<phase>.perf` when `GBS_BENCH_PERF_PHASES=DIR` is set.
-struct Phase {
-    name: &'static str,
-    pid: u32,
-    ticks: u64,
-    machine: (u64, u64),
-    started: Instant,
-    _recording: Option<Recording>,
-}
-
-impl Phase {
-    fn start(name: &'static str, pid: u32, perf_dir: Option<&str>) -> Phase {
-        let recording = perf_dir.map(|dir| Recording::start(&format!("{dir}/{name}.perf"), pid));
-        Phase {
-            name,
-            pid,
-            ticks: process_ticks(pid),
-            machine: machine_ticks(),
-            started: Instant::now(),
-            _recording: recording,
-        }
-    }
-
-    /// "name N cores (M% idle)": the server's CPU use over the phase, and
-    /// how much of the machine nobody used (the client runs beside it).
-    fn end(self) -> String {
-        // SAFETY: sysconf only reads a constant.
-        let per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-        let cores = (process_ticks(self.pid) - self.ticks) as f64
-            / per_s
-            / self.started.elapsed().as_secs_f64();
-        let machine = machine_ticks();
-        let idle = (machine.0 - self.machine.0) as f64 / (machine.1 - self.machine.1).max(1) as f64;
-        format!("{} {cores:.2} cores ({:.0}% idle)", self.name, idle * 100.0)
-    }
 }
 
 async fn measure(
