@@ -101,9 +101,8 @@ impl StagingLog {
         self.file = None;
         self.broken = true;
         let record = UploadsRef::Uploads(uploads.collect());
-        let size = postcard::experimental::serialized_size(&record).map_err(io::Error::other)?;
-        let mut bytes = Vec::with_capacity(HEADER.len() + 4 + size);
-        bytes.extend_from_slice(HEADER);
+        // `frame` sizes the record and grows the buffer to fit it.
+        let mut bytes = HEADER.to_vec();
         frame(&mut bytes, &record)?;
         let fresh = format!("{}.new", self.path);
         let file = disk::File::open(&fresh, create())?;
