@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 use crate::account::Account;
 use crate::backend::keys::{self, ChunkKey};
 use crate::backend::{Backend, BackendError, ObjectEntry};
+use crate::container::chunked::ChunkedContainer;
 use crate::container::{self, journal, lease_records, Container, SNIFF_LENGTH};
+use crate::db::leases::{self, NewLease};
+use crate::db::shares;
 use crate::db::sqlite::Connection;
-use crate::db::{leases, shares};
 use crate::error::{Error, Result};
 use crate::ids::{ShareNum, StorageIndex, Timestamp};
 use crate::share::{ShareRow, ShareState, ShareType};
@@ -45,6 +47,18 @@ pub fn examine(
     shnum: ShareNum,
     chunks: &Chunks,
 ) -> std::result::Result<ShareRow, BackendError> {
+    classify(si, shnum, chunks, |length| {
+        backend.read(&keys::chunk_key(&si, shnum, 0), 0, length)
+    })
+}
+
+/// [`examine`], with `read_head(length)` giving the first bytes of chunk 0.
+fn classify(
+    si: StorageIndex,
+    shnum: ShareNum,
+    chunks: &Chunks,
+    read_head: impl FnOnce(u64) -> std::result::Result<Vec<u8>, BackendError>,
+) -> std::result::Result<ShareRow, BackendError> {
     let first = chunks.get(&0).copied();
     let total: u64 = chunks.values().sum();
     let mut row = ShareRow {
@@ -65,7 +79,7 @@ pub fn examine(
     if !contiguous || !even {
         return Ok(row);
     }
-    let head = backend.read(&keys::chunk_key(&si, shnum, 0), 0, SNIFF_LENGTH.min(first))?;
+    let head = read_head(SNIFF_LENGTH.min(first))?;
     match container::sniff(&head, total) {
         Container::Immutable(h) => {
             row.share_type = ShareType::Immutable;
@@ -110,9 +124,7 @@ pub fn discover(
         return Ok(Vec::new());
     }
     let tx = conn.transaction()?;
-    for (row, recorded) in &rows {
-        register(&tx, row, recorded, now, lease_duration)?;
-    }
+    register(&tx, &rows, now, lease_duration)?;
     tx.commit()?;
     Ok(rows.into_iter().map(|(row, _)| row).collect())
 }
@@ -144,39 +156,45 @@ pub fn listing_with_journals_applied(
     Ok(backend.list_all(&dir)?)
 }
 
-/// Inserts a found share with the leases its container records (a Tahoe
+/// Inserts found shares with the leases their containers record (a Tahoe
 /// server keeps them there): the anonymous account's lease takes the latest
 /// expiry found, renewed one lease duration before it, as Tahoe reckons a
-/// lease's age. A share recording none gets a starter lease. `recorded`
-/// is what [`examine_with_leases`] read, before the transaction. Returns how
-/// many lease records were imported.
+/// lease's age. A share recording none gets a starter lease. Each found
+/// share comes with what [`examine_with_leases`] read, before the
+/// transaction. Two statements for all of them. Returns how many lease
+/// records were imported.
 pub fn register(
     conn: &Connection,
-    row: &ShareRow,
-    recorded: &[Timestamp],
+    found: &[(ShareRow, Vec<Timestamp>)],
     now: Timestamp,
     lease_duration: u64,
 ) -> Result<u64> {
-    shares::insert(conn, row)?;
-    match recorded.iter().max() {
-        Some(&latest) => leases::add_or_renew(
-            conn,
-            &row.si,
-            row.shnum,
-            Account::ANONYMOUS_ID,
-            latest.saturating_sub(lease_duration.min(i64::MAX as u64) as i64),
-            Some(latest),
-        )?,
-        None => leases::add_or_renew(
-            conn,
-            &row.si,
-            row.shnum,
-            Account::STARTER_ID,
-            now,
-            Some(now + STARTER_LEASE_SECONDS),
-        )?,
-    }
-    Ok(recorded.len() as u64)
+    let rows: Vec<ShareRow> = found.iter().map(|(row, _)| row.clone()).collect();
+    let leases: Vec<NewLease> = found
+        .iter()
+        .map(|(row, recorded)| match recorded.iter().max() {
+            Some(&latest) => NewLease {
+                si: row.si,
+                shnum: row.shnum,
+                account_id: Account::ANONYMOUS_ID,
+                renewed: latest.saturating_sub(lease_duration.min(i64::MAX as u64) as i64),
+                expires: Some(latest),
+            },
+            None => NewLease {
+                si: row.si,
+                shnum: row.shnum,
+                account_id: Account::STARTER_ID,
+                renewed: now,
+                expires: Some(now + STARTER_LEASE_SECONDS),
+            },
+        })
+        .collect();
+    shares::insert_all(conn, &rows)?;
+    leases::add_or_renew_all(conn, &leases)?;
+    Ok(found
+        .iter()
+        .map(|(_, recorded)| recorded.len() as u64)
+        .sum())
 }
 
 /// [`examine`], and the lease expiries the container records: everything
@@ -187,7 +205,121 @@ pub fn examine_with_leases(
     shnum: ShareNum,
     chunks: &Chunks,
 ) -> Result<(ShareRow, Vec<Timestamp>)> {
-    let row = examine(backend, si, shnum, chunks)?;
-    let recorded = lease_records::expiries(backend, &row)?;
+    let whole = match (chunks.len(), chunks.get(&0)) {
+        (1, Some(&length)) if length <= READ_WHOLE_UP_TO => {
+            Some(backend.read(&keys::chunk_key(&si, shnum, 0), 0, length)?)
+        }
+        _ => None,
+    };
+    let row = match &whole {
+        Some(bytes) => classify(si, shnum, chunks, |length| {
+            Ok(bytes[..bytes.len().min(length as usize)].to_vec())
+        })?,
+        None => examine(backend, si, shnum, chunks)?,
+    };
+    let mut container = ChunkedContainer::open(si, shnum, row.chunk_size, row.used_space);
+    if let Some(bytes) = whole {
+        container = container.with_stored_chunk(0, bytes);
+    }
+    let recorded = lease_records::expiries_in(backend, &row, container)?;
     Ok((row, recorded))
+}
+
+/// A share of one chunk up to this long is read whole, once, for its header
+/// and its lease records, instead of in three reads: the crawler's first
+/// cycle over a Tahoe node's store reads every share.
+const READ_WHOLE_UP_TO: u64 = 64 << 10;
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+    use crate::backend::memory::MemoryBackend;
+    use crate::backend::ListPage;
+
+    /// A memory backend that counts reads.
+    struct CountingReads {
+        inner: MemoryBackend,
+        reads: Cell<u32>,
+    }
+
+    impl Backend for CountingReads {
+        fn list(
+            &self,
+            prefix: &str,
+            start_after: Option<&str>,
+            limit: u32,
+        ) -> std::result::Result<ListPage, BackendError> {
+            self.inner.list(prefix, start_after, limit)
+        }
+        fn read(
+            &self,
+            key: &str,
+            offset: u64,
+            length: u64,
+        ) -> std::result::Result<Vec<u8>, BackendError> {
+            self.reads.set(self.reads.get() + 1);
+            self.inner.read(key, offset, length)
+        }
+        fn write(&self, key: &str, data: &[u8]) -> std::result::Result<(), BackendError> {
+            self.inner.write(key, data)
+        }
+        fn delete(&self, key: &str) -> std::result::Result<(), BackendError> {
+            self.inner.delete(key)
+        }
+        fn available_space(&self) -> std::result::Result<u64, BackendError> {
+            self.inner.available_space()
+        }
+    }
+
+    /// A Tahoe immutable container of `data_length` bytes with one lease
+    /// record expiring at `expiry`, stored as one chunk.
+    fn stored_tahoe_share(
+        backend: &CountingReads,
+        si: StorageIndex,
+        data_length: u32,
+        expiry: u32,
+    ) -> Chunks {
+        let mut container = [1u32, data_length, 1]
+            .iter()
+            .flat_map(|w| w.to_be_bytes())
+            .collect::<Vec<u8>>();
+        container.resize(12 + data_length as usize, 0x5a);
+        container.extend_from_slice(&[0x33; 68]);
+        container.extend_from_slice(&expiry.to_be_bytes());
+        backend
+            .inner
+            .put_for_test(&keys::chunk_key(&si, ShareNum(0), 0), &container);
+        Chunks::from([(0, container.len() as u64)])
+    }
+
+    /// The crawler's first cycle over a Tahoe node's store examines every
+    /// share: a small one costs one read, whole, not one for its header and
+    /// two more for its lease records; a large one is not read whole.
+    #[test]
+    fn a_small_share_is_examined_with_one_read_and_a_large_one_in_parts() {
+        let backend = CountingReads {
+            inner: MemoryBackend::new(1 << 30),
+            reads: Cell::new(0),
+        };
+        let small = StorageIndex([1; 16]);
+        let chunks = stored_tahoe_share(&backend, small, 1024, 1_800_000_000);
+        let (row, recorded) = examine_with_leases(&backend, small, ShareNum(0), &chunks).unwrap();
+        assert_eq!(
+            (row.share_type, row.data_length, recorded),
+            (ShareType::Immutable, 1024, vec![1_800_000_000])
+        );
+        assert_eq!(backend.reads.get(), 1);
+
+        backend.reads.set(0);
+        let large = StorageIndex([2; 16]);
+        let chunks = stored_tahoe_share(&backend, large, 1 << 20, 1_900_000_000);
+        let (row, recorded) = examine_with_leases(&backend, large, ShareNum(0), &chunks).unwrap();
+        assert_eq!(
+            (row.share_type, row.data_length, recorded),
+            (ShareType::Immutable, 1 << 20, vec![1_900_000_000])
+        );
+        assert!(backend.reads.get() > 1, "a 1 MiB share was read whole");
+    }
 }

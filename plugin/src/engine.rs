@@ -383,9 +383,7 @@ impl<B: Backend> LeaseDb<B> {
         if !adopted.is_empty() {
             let now = self.now();
             let tx = self.conn.transaction()?;
-            for (row, recorded) in &adopted {
-                discovery::register(&tx, row, recorded, now, self.config.lease_duration)?;
-            }
+            discovery::register(&tx, &adopted, now, self.config.lease_duration)?;
             tx.commit()?;
             rows.extend(adopted.into_iter().map(|(row, _)| row));
             rows.sort_by_key(|r| r.shnum);

@@ -43,6 +43,16 @@ impl ChunkedContainer {
         }
     }
 
+    /// The same container with chunk `k`'s stored bytes, read already, so
+    /// reads within it cost no backend call. Bytes that are not the whole
+    /// chunk are ignored.
+    pub fn with_stored_chunk(mut self, k: u64, bytes: Vec<u8>) -> Self {
+        if bytes.len() as u64 == self.chunk_len(k, self.stored_length) {
+            self.cache.insert(k, bytes);
+        }
+        self
+    }
+
     /// Current length.
     pub fn len(&self) -> u64 {
         self.length

@@ -29,7 +29,16 @@ const RECORDS_PER_READ: u64 = 1024;
 /// a corrupted share or one written by us, which keeps its leases in the
 /// database).
 pub fn expiries(backend: &impl Backend, row: &ShareRow) -> Result<Vec<Timestamp>> {
-    let mut container = ChunkedContainer::open(row.si, row.shnum, row.chunk_size, row.used_space);
+    let container = ChunkedContainer::open(row.si, row.shnum, row.chunk_size, row.used_space);
+    expiries_in(backend, row, container)
+}
+
+/// [`expiries`], reading through `container`, which may hold chunks read already.
+pub fn expiries_in(
+    backend: &impl Backend,
+    row: &ShareRow,
+    mut container: ChunkedContainer,
+) -> Result<Vec<Timestamp>> {
     match row.share_type {
         ShareType::Immutable => immutable_expiries(backend, &mut container),
         ShareType::Mutable => mutable_expiries(backend, &mut container),

@@ -1,6 +1,7 @@
 //! Queries on the leases and accounts tables.
 
-use super::sqlite::{Connection, DbResult};
+use super::multi_row::MultiRowInsert;
+use super::sqlite::{Connection, DbResult, ToSql, Value};
 use crate::account::Account;
 use crate::ids::{Prefix, ShareNum, StorageIndex, Timestamp};
 
@@ -56,6 +57,40 @@ pub fn add_or_renew(
         &[&&si.0[..], &shnum.0, &account_id, &now, &expires],
     )?;
     Ok(())
+}
+
+/// One lease to add or renew with [`add_or_renew_all`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLease {
+    /// The leased share.
+    pub si: StorageIndex,
+    /// Its number.
+    pub shnum: ShareNum,
+    /// Account id.
+    pub account_id: i64,
+    /// Added or renewed at.
+    pub renewed: Timestamp,
+    /// When it lapses; None never.
+    pub expires: Option<Timestamp>,
+}
+
+/// [`add_or_renew`] for many leases, several per statement (see
+/// [`super::multi_row`]).
+pub fn add_or_renew_all(conn: &Connection, leases: &[NewLease]) -> DbResult<()> {
+    static ADD_OR_RENEW: MultiRowInsert = MultiRowInsert::new(
+        "INSERT INTO leases (si, shnum, account, renewed, expires)",
+        5,
+        "ON CONFLICT (si, shnum, account) DO UPDATE SET renewed = excluded.renewed, expires = excluded.expires",
+    );
+    ADD_OR_RENEW.execute(conn, leases, |l| {
+        vec![
+            Value::Blob(l.si.0.to_vec()),
+            l.shnum.0.to_value(),
+            Value::Integer(l.account_id),
+            Value::Integer(l.renewed),
+            l.expires.to_value(),
+        ]
+    })
 }
 
 /// Every lease on the shares of `si`.

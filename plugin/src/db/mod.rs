@@ -5,6 +5,7 @@ pub mod advisories;
 pub mod crawler_state;
 pub mod error;
 pub mod leases;
+pub mod multi_row;
 pub mod schema;
 pub mod shares;
 pub mod sqlite;

@@ -1,6 +1,7 @@
 //! Queries on the shares table.
 
-use super::sqlite::{Connection, DbResult, Row};
+use super::multi_row::MultiRowInsert;
+use super::sqlite::{Connection, DbResult, Row, ToSql, Value};
 use crate::ids::{Prefix, ShareNum, StorageIndex};
 use crate::share::{ShareRow, ShareState, ShareType};
 
@@ -94,6 +95,27 @@ pub fn insert(conn: &Connection, row: &ShareRow) -> DbResult<()> {
         ],
     )?;
     Ok(())
+}
+
+/// Adds many rows, several per statement (see [`super::multi_row`]).
+pub fn insert_all(conn: &Connection, rows: &[ShareRow]) -> DbResult<()> {
+    static INSERT: MultiRowInsert = MultiRowInsert::new(
+        "INSERT INTO shares (si, shnum, prefix, used_space, data_length, chunk_size, share_type, state)",
+        8,
+        "",
+    );
+    INSERT.execute(conn, rows, |r| {
+        vec![
+            Value::Blob(r.si.0.to_vec()),
+            r.shnum.0.to_value(),
+            Value::Text(r.si.prefix().to_text()),
+            r.used_space.to_value(),
+            r.data_length.to_value(),
+            r.chunk_size.to_value(),
+            Value::Integer(r.share_type.code()),
+            Value::Integer(r.state.code()),
+        ]
+    })
 }
 
 /// COMING → STABLE with the finished container's size and type; false if
