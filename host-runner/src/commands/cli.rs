@@ -29,10 +29,16 @@ pub struct Place {
     /// directory served in place.
     #[arg(long, value_name = "NODEDIR", conflicts_with = "storage")]
     pub node_dir: Option<PathBuf>,
-    /// Host state: the compiled-plugin cache and the plugin's private directory
-    /// (its lease database).
+    /// Host state: the plugin's private directory (its lease database) and
+    /// the node's identity.
     #[arg(long, value_name = "DIR", default_value = "./data/state")]
     pub state: PathBuf,
+    /// Where compiled plugins are kept. By default the user's cache
+    /// (`$XDG_CACHE_HOME/leasedb` or `~/.cache/leasedb`), so a binary compiles
+    /// its plugin once, not once per state directory; `<state>/cache` when
+    /// that directory cannot be made private to this user.
+    #[arg(long, value_name = "DIR", env = "LEASEDB_COMPILE_CACHE")]
+    pub compile_cache: Option<PathBuf>,
     /// Run this plugin component instead of the one built into this binary.
     #[arg(long, value_name = "FILE.wasm")]
     pub plugin: Option<PathBuf>,

@@ -36,6 +36,13 @@ pub const PIECE: u64 = 1 << 20;
 /// The plugin configuration `place` describes (its state dir, maybe another component).
 pub fn host_config(place: &Place) -> Result<HostConfig> {
     let mut config = HostConfig::new(&place.state);
+    if let Some(dir) = place
+        .compile_cache
+        .clone()
+        .or_else(host_runner::plugin::engine::user_compile_cache)
+    {
+        config.compile_cache = dir;
+    }
     if let Some(path) = &place.plugin {
         config.wasm = fs::read(path)
             .with_context(|| format!("reading plugin {}", path.display()))?

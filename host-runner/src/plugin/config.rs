@@ -25,9 +25,13 @@ pub const DEFAULT_MAX_MUTABLE_SIZE: u64 = 64 << 30;
 /// Everything needed to start the plugin, besides its backend.
 #[derive(Clone)]
 pub struct HostConfig {
-    /// The host's state directory: the compile cache goes in `cache/`, the plugin's
-    /// private directory (its database) is `plugin/`.
+    /// The host's state directory: the plugin's private directory (its
+    /// database) is `plugin/`.
     pub state_dir: PathBuf,
+    /// Where compiled components are kept: `cache/` in the state directory
+    /// unless set (the command line sets the user's cache, see
+    /// [`super::engine::user_compile_cache`]).
+    pub compile_cache: PathBuf,
     /// The component to run; the shipped plugin by default.
     pub wasm: Cow<'static, [u8]>,
     /// Memory cap, call deadline, clock.
@@ -58,8 +62,10 @@ pub fn default_crawler_config() -> CrawlerConfig {
 impl HostConfig {
     /// The shipped plugin with default limits, keeping its state under `state_dir`.
     pub fn new(state_dir: impl Into<PathBuf>) -> Self {
+        let state_dir = state_dir.into();
         HostConfig {
-            state_dir: state_dir.into(),
+            compile_cache: state_dir.join("cache"),
+            state_dir,
             wasm: Cow::Borrowed(leasedb_plugin_artifacts::PLUGIN_BYTES),
             sandbox: SandboxPolicy::default(),
             chunk_size: DEFAULT_CHUNK_SIZE,
@@ -73,7 +79,7 @@ impl HostConfig {
 
     /// Where compiled components are cached.
     pub fn cache_dir(&self) -> PathBuf {
-        self.state_dir.join("cache")
+        self.compile_cache.clone()
     }
 
     /// The plugin's private directory, seen inside the sandbox as `/state`.

@@ -173,6 +173,26 @@ pub fn load_component(
     Ok((component, CompileOutcome::Compiled(path)))
 }
 
+/// The user's cache of compiled plugins, `leasedb/` in `$XDG_CACHE_HOME` or
+/// `~/.cache`, created private (0700): with it a binary compiles its plugin
+/// once per machine and user, not once per state directory. `None` when
+/// there is none, or when it is not this user's alone, since what it holds
+/// is loaded as machine code.
+pub fn user_compile_cache() -> Option<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let dir = dirs::cache_dir()?.join("leasedb");
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .ok()?;
+    let meta = fs::symlink_metadata(&dir).ok()?;
+    let private = meta.is_dir()
+        && meta.uid() == rustix::process::geteuid().as_raw()
+        && meta.mode() & 0o022 == 0;
+    private.then_some(dir)
+}
+
 /// Compiled artifacts kept in the cache (the running one among them): enough
 /// for a swap and its rollback; older ones are removed.
 pub const CACHE_ENTRIES_KEPT: usize = 4;

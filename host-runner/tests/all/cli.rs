@@ -22,8 +22,13 @@ impl Dirs {
     }
 
     fn run(&self, args: &[&str]) -> Output {
+        self.run_in("state", &[], args)
+    }
+
+    /// `args` with the state directory `state` (in this temp dir) and `env` set.
+    fn run_in(&self, state: &str, env: &[(&str, &Path)], args: &[&str]) -> Output {
         let storage = self.storage();
-        let state = self.tmp.path().join("state");
+        let state = self.tmp.path().join(state);
         let (command, rest) = args.split_first().unwrap();
         Command::new(BIN)
             .arg(command)
@@ -32,6 +37,8 @@ impl Dirs {
             .arg("--state")
             .arg(&state)
             .args(rest)
+            .env_remove("LEASEDB_COMPILE_CACHE")
+            .envs(env.iter().copied())
             .output()
             .unwrap()
     }
@@ -121,18 +128,56 @@ fn put_then_read_returns_identical_bytes() {
     assert_eq!(part.stdout, data(20 << 20, 4)[1000..1010]);
 }
 
+/// The plugin is compiled once per binary and user, into the user's cache,
+/// not once per state directory: a new node's first command loads it.
 #[test]
-fn second_run_uses_the_compile_cache() {
+fn a_new_state_directory_loads_the_plugin_compiled_before() {
     let dirs = Dirs::new();
+    let user_cache = dirs.tmp.path().join("xdg-cache");
+    let env = [("XDG_CACHE_HOME", user_cache.as_path())];
     let file = dirs.file("in", b"hello");
-    let first = ok(dirs.run(&["put", SIS[0], "0", file.to_str().unwrap()]));
-    assert!(
-        String::from_utf8_lossy(&first.stderr).contains("plugin: compiled component, cached at")
+    let put = ["put", SIS[0], "0", file.to_str().unwrap()];
+    let first = ok(dirs.run_in("state-1", &env, &put));
+    let expected = format!(
+        "plugin: compiled component, cached at {}",
+        user_cache.join("leasedb").display()
     );
-    let second = ok(dirs.run(&["put", SIS[0], "0", file.to_str().unwrap()]));
+    assert!(
+        String::from_utf8_lossy(&first.stderr).contains(&expected),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let second = ok(dirs.run_in("state-2", &env, &put));
     assert!(String::from_utf8_lossy(&second.stderr)
         .contains("plugin: loaded compiled component from cache"));
     assert!(String::from_utf8_lossy(&second.stdout).contains("already stored"));
+}
+
+/// Compiled plugins are loaded as machine code: a cache directory others
+/// may write is not used; the state directory's own cache is.
+#[test]
+fn a_cache_directory_others_can_write_is_not_used() {
+    use std::os::unix::fs::PermissionsExt;
+    let dirs = Dirs::new();
+    let user_cache = dirs.tmp.path().join("xdg-cache");
+    std::fs::create_dir_all(user_cache.join("leasedb")).unwrap();
+    std::fs::set_permissions(
+        user_cache.join("leasedb"),
+        std::fs::Permissions::from_mode(0o777),
+    )
+    .unwrap();
+    let file = dirs.file("in", b"hello");
+    let env = [("XDG_CACHE_HOME", user_cache.as_path())];
+    let out = ok(dirs.run_in("state", &env, &["put", SIS[0], "0", file.to_str().unwrap()]));
+    let expected = format!(
+        "plugin: compiled component, cached at {}",
+        dirs.tmp.path().join("state/cache").display()
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&expected),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

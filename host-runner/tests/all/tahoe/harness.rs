@@ -201,6 +201,9 @@ impl Serve {
             .arg("--state")
             .arg(&state)
             .args(extra)
+            // Each server compiles into (or copies) its own state's cache, so
+            // a first start's compile is its own (the bench measures it).
+            .env("LEASEDB_COMPILE_CACHE", state.join("cache"))
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
