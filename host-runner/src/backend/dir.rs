@@ -3,9 +3,13 @@
 //! Tahoe `storage/` directory is a valid root.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use super::{
     page_of, validate_key, validate_prefix, BackendError, ListPage, ObjectEntry, ObjectStore,
@@ -98,80 +102,129 @@ impl DirStore {
         OpenOptions::new().write(true).create_new(true).open(temp)
     }
 
-    /// Appends every object below `dir` (whose key is `dir_key`, ending in `/` unless
-    /// empty) to `out` in ascending key order, stopping once `out` holds `want` entries.
+    /// Appends every object below the open directory `dir` (whose key is
+    /// `dir_key`, ending in `/` unless empty) to `out` in ascending key order,
+    /// stopping once `out` holds `want` entries. Subdirectories are opened and
+    /// files stat-ed relative to their parent's descriptor: a crawl walks every
+    /// share directory, and a lookup of each whole path again cost as much as
+    /// the listing.
     fn walk(
         &self,
-        dir: &Path,
+        dir: OwnedFd,
         dir_key: &str,
         prefix: &str,
         start_after: Option<&str>,
         want: usize,
         out: &mut Vec<ObjectEntry>,
     ) -> io::Result<()> {
+        enum Child {
+            Dir(String),
+            File(String),
+        }
+        let mut entries = rustix::fs::Dir::new(dir)?;
         let mut children = Vec::new();
-        for entry in fs::read_dir(dir)? {
+        while let Some(entry) = entries.read() {
             let entry = entry?;
-            let file_type = entry.file_type()?;
-            // Names that are not UTF-8 cannot be keys; symlinks could lead out of the root.
-            let Ok(name) = entry.file_name().into_string() else {
+            // Names that are not UTF-8 cannot be keys.
+            let Ok(name) = entry.file_name().to_str() else {
                 continue;
             };
-            if file_type.is_file() && is_dead_writers_temp(&name) {
+            if name == "." || name == ".." {
+                continue;
+            }
+            let file_type = match entry.file_type() {
+                // Some filesystems leave the type out of the listing.
+                FileType::Unknown => {
+                    match rustix::fs::statat(entries.fd()?, name, AtFlags::SYMLINK_NOFOLLOW) {
+                        Ok(stat) => FileType::from_raw_mode(stat.st_mode),
+                        Err(rustix::io::Errno::NOENT) => continue,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                t => t,
+            };
+            if file_type == FileType::RegularFile && is_dead_writers_temp(name) {
                 // A write cut short by a crash of an earlier process: nobody
                 // will finish it, and listings (the crawler's) collect it.
-                match fs::remove_file(entry.path()) {
+                let path = self.root.join(dir_key).join(name);
+                match fs::remove_file(&path) {
                     Ok(()) => tracing::info!(
                         "storage: removed {}, left by a write that was cut short",
-                        entry.path().display()
+                        path.display()
                     ),
-                    Err(e) => tracing::warn!("storage: removing {}: {e}", entry.path().display()),
+                    Err(e) => tracing::warn!("storage: removing {}: {e}", path.display()),
                 }
                 continue;
             }
-            if file_type.is_symlink() || name.starts_with(TEMP_MARKER) {
+            if name.starts_with(TEMP_MARKER) {
                 continue;
             }
-            if file_type.is_dir() {
+            // Anything else, symlinks among them (they could lead out of the
+            // root), is not an object.
+            match file_type {
                 // Sorting "d/" rather than "d" makes a depth-first walk yield keys in
                 // byte order: "a.x" < "a/b" because '.' < '/'.
-                children.push((format!("{dir_key}{name}/"), None));
-            } else if file_type.is_file() {
-                // The entry is kept: its size comes from a stat relative to
-                // this directory, not a lookup of the whole path again.
-                children.push((format!("{dir_key}{name}"), Some(entry)));
+                FileType::Directory => children.push(Child::Dir(format!("{dir_key}{name}/"))),
+                FileType::RegularFile => children.push(Child::File(format!("{dir_key}{name}"))),
+                _ => {}
             }
         }
-        children.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        for (key, file) in children {
+        let key = |c: &Child| match c {
+            Child::Dir(k) | Child::File(k) => k.clone(),
+        };
+        children.sort_unstable_by_key(key);
+        let fd = entries.fd()?;
+        for child in children {
             if out.len() >= want {
                 return Ok(());
             }
-            let Some(file) = file else {
-                // Skip subtrees that cannot match the prefix or lie wholly before start_after.
-                let relevant = key.starts_with(prefix) || prefix.starts_with(key.as_str());
-                let passed = start_after
-                    .is_some_and(|after| key.as_str() < after && !after.starts_with(key.as_str()));
-                if relevant && !passed {
-                    match self.walk(&self.root.join(&key), &key, prefix, start_after, want, out) {
+            match child {
+                Child::Dir(key) => {
+                    // Skip subtrees that cannot match the prefix or lie wholly before start_after.
+                    let relevant = key.starts_with(prefix) || prefix.starts_with(key.as_str());
+                    let passed = start_after.is_some_and(|after| {
+                        key.as_str() < after && !after.starts_with(key.as_str())
+                    });
+                    if !relevant || passed {
+                        continue;
+                    }
+                    let name = &key[dir_key.len()..key.len() - 1];
+                    let walked = open_dir_at(fd, name)
+                        .and_then(|sub| self.walk(sub, &key, prefix, start_after, want, out));
+                    match walked {
                         // Deleted while we walked: it has nothing to list.
                         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                         other => other?,
                     }
                 }
-                continue;
-            };
-            if key.starts_with(prefix) && start_after.is_none_or(|after| key.as_str() > after) {
-                let size = match file.metadata() {
-                    Ok(meta) => meta.len(),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(e),
-                };
-                out.push(ObjectEntry { key, size });
+                Child::File(key) => {
+                    if !key.starts_with(prefix)
+                        || start_after.is_some_and(|after| key.as_str() <= after)
+                    {
+                        continue;
+                    }
+                    let name = &key[dir_key.len()..];
+                    let size = match rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+                        Ok(stat) => stat.st_size as u64,
+                        Err(rustix::io::Errno::NOENT) => continue,
+                        Err(e) => return Err(e.into()),
+                    };
+                    out.push(ObjectEntry { key, size });
+                }
             }
         }
         Ok(())
     }
+}
+
+/// Opens the directory `name` in `parent` for listing; a symlink is refused.
+fn open_dir_at(parent: BorrowedFd<'_>, name: &str) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::openat(
+        parent,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
 }
 
 impl ObjectStore for DirStore {
@@ -191,7 +244,15 @@ impl ObjectStore for DirStore {
         let mut found = Vec::new();
         // One more than asked tells whether another page follows.
         let want = (limit as usize).saturating_add(1);
-        match self.walk(&dir, dir_key, prefix, start_after, want, &mut found) {
+        let opened = rustix::fs::open(
+            &dir,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        );
+        match opened
+            .map_err(io::Error::from)
+            .and_then(|fd| self.walk(fd, dir_key, prefix, start_after, want, &mut found))
+        {
             Ok(()) => {}
             Err(e)
                 if e.kind() == io::ErrorKind::NotFound
@@ -203,7 +264,7 @@ impl ObjectStore for DirStore {
 
     fn read(&self, key: &str, offset: u64, length: u64) -> Result<Vec<u8>, BackendError> {
         let path = self.path_of(key)?;
-        let mut file = File::open(&path).map_err(|e| io_error("reading", key, e))?;
+        let file = File::open(&path).map_err(|e| io_error("reading", key, e))?;
         let meta = file.metadata().map_err(|e| io_error("reading", key, e))?;
         // A directory is not an object.
         if !meta.is_file() {
@@ -211,14 +272,19 @@ impl ObjectStore for DirStore {
         }
         let size = meta.len();
         let wanted = length.min(size.saturating_sub(offset));
-        let mut data = Vec::with_capacity(wanted as usize);
-        if wanted > 0 {
-            file.seek(SeekFrom::Start(offset))
-                .map_err(|e| io_error("reading", key, e))?;
-            file.take(wanted)
-                .read_to_end(&mut data)
-                .map_err(|e| io_error("reading", key, e))?;
+        let mut data = vec![0; wanted as usize];
+        // Positioned reads: no seek first. A file cut shorter since the stat
+        // gives what it still has.
+        let mut got = 0;
+        while got < data.len() {
+            match file.read_at(&mut data[got..], offset + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_error("reading", key, e)),
+            }
         }
+        data.truncate(got);
         Ok(data)
     }
 
@@ -489,5 +555,29 @@ mod tests {
     fn available_space_is_reported() {
         let (_tmp, store) = store();
         assert!(store.available_space().unwrap() > 0);
+    }
+    /// Symlinks could lead out of the root: neither a linked file nor a
+    /// linked directory is listed or walked into.
+    #[test]
+    fn symlinks_are_not_listed_or_followed() {
+        let (tmp, store) = store();
+        let outside = tmp.path().join("outside");
+        fs::create_dir_all(outside.join("zzzzzzzzzzzzzzzzzzzzzzzzzz")).unwrap();
+        fs::write(outside.join("zzzzzzzzzzzzzzzzzzzzzzzzzz/0"), b"not ours").unwrap();
+        let prefix = store.root().join("shares/ab");
+        fs::create_dir_all(prefix.join("abcdefghijklmnopqrstuvwxyz")).unwrap();
+        fs::write(prefix.join("abcdefghijklmnopqrstuvwxyz/1"), b"ours").unwrap();
+        std::os::unix::fs::symlink(
+            outside.join("zzzzzzzzzzzzzzzzzzzzzzzzzz/0"),
+            prefix.join("abcdefghijklmnopqrstuvwxyz/2"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(
+            outside.join("zzzzzzzzzzzzzzzzzzzzzzzzzz"),
+            prefix.join("abzzzzzzzzzzzzzzzzzzzzzzzz"),
+        )
+        .unwrap();
+        let page = store.list("shares/", None, 10).unwrap();
+        assert_eq!(keys(&page), ["shares/ab/abcdefghijklmnopqrstuvwxyz/1"]);
     }
 }
