@@ -4,8 +4,8 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use leasedb_plugin::backend::keys;
 use leasedb_plugin::backend::memory::MemoryBackend;
+use leasedb_plugin::backend::{keys, Backend};
 use leasedb_plugin::crawler::{CrawlerConfig, ExpirationPolicy, SliceOutcome};
 use leasedb_plugin::mutable_write::{ShareWrites, WriteVector};
 use leasedb_plugin::{Account, Config, LeaseDb, ShareNum, StorageIndex};
@@ -369,4 +369,45 @@ fn an_unreadable_database_is_moved_aside_and_rebuilt_by_a_cycle() {
             "one starter lease on SI {n}"
         );
     }
+}
+
+/// A prefix's report counts what the prefix holds after its pass: a share
+/// found there beside a known one is counted with it, and a known share
+/// whose objects vanished is not.
+#[test]
+fn a_prefix_reports_its_shares_after_its_changes() {
+    let store = Store::new();
+    let mut db = store.open();
+    let (kept, vanishing) = (si(0), si(2));
+    for s in [&kept, &vanishing] {
+        db.allocate(1, &Account::Anonymous, s, &[0], 100).unwrap();
+        db.write(s, 0, 0, &[7; 100]).unwrap();
+        db.close(s, 0).unwrap();
+    }
+    // Share 1 of `kept`, written behind this database's back.
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("other").to_str().unwrap().to_string();
+        let config = Config {
+            chunk_size: 4096,
+            ..Config::default()
+        };
+        let mut other = LeaseDb::open(&path, store.backend.clone(), config)
+            .unwrap()
+            .0;
+        other
+            .allocate(1, &Account::Anonymous, &kept, &[1], 100)
+            .unwrap();
+        other.write(&kept, 1, 0, &[8; 100]).unwrap();
+        other.close(&kept, 1).unwrap();
+    }
+    store
+        .backend
+        .delete(&keys::chunk_key(&StorageIndex(vanishing), ShareNum(0), 0))
+        .unwrap();
+    run_cycle(&mut db);
+    let report = &db.crawler_status().unwrap().history[0];
+    assert_eq!((report.added, report.disappeared), (1, 1));
+    assert_eq!(report.examined.total.shares, 2, "{report:?}");
+    assert_eq!(report.lease_ages.values().sum::<u64>(), 2, "{report:?}");
 }

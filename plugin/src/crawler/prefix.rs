@@ -121,6 +121,8 @@ impl<B: Backend> LeaseDb<B> {
             .filter(|r| self.is_orphaned(r))
             .cloned()
             .collect();
+        let mut changed_known =
+            !orphaned.is_empty() || before.iter().any(|r| r.state == ShareState::Going);
         for row in &orphaned {
             // Nothing in memory stands behind it: a failed abort or write,
             // retried here.
@@ -172,10 +174,22 @@ impl<B: Backend> LeaseDb<B> {
                 shares::delete(&tx, &row.si, row.shnum)?;
                 tx.commit()?;
                 report.disappeared += 1;
+                changed_known = true;
             }
         }
 
-        let rows: Vec<ShareRow> = shares::of_prefix(&self.conn, prefix)?
+        // What the prefix holds now. Nothing but this pass changes rows (the
+        // plugin runs one call at a time), so unless it changed rows it had,
+        // that is what it had and what it added: no second read.
+        let rows = if changed_known {
+            shares::of_prefix(&self.conn, prefix)?
+        } else {
+            let mut rows = before;
+            rows.extend(discovered.into_iter().map(|(row, _)| row));
+            rows.sort_unstable_by_key(|r| (r.si, r.shnum));
+            rows
+        };
+        let rows: Vec<ShareRow> = rows
             .into_iter()
             .filter(|r| r.state == ShareState::Stable)
             .collect();
