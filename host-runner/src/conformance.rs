@@ -227,6 +227,28 @@ impl Harness for Bundled {
 
     fn delete_object(&self, key: &str) {
         self.objects.delete(key).expect("deleting an object");
+        // A listing may still show a deleted object for a moment (see
+        // `object_keys`), and the cases go on as if the delete were seen
+        // everywhere (a crawl next must find it gone): wait until three
+        // listings in a row agree, bounded.
+        let listed = || {
+            self.objects
+                .list(key, None, 1)
+                .expect("listing the deleted object")
+                .entries
+                .iter()
+                .any(|e| e.key == key)
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut clean = 0;
+        while clean < 3 && std::time::Instant::now() < deadline {
+            if listed() {
+                clean = 0;
+                std::thread::sleep(Duration::from_millis(20));
+            } else {
+                clean += 1;
+            }
+        }
     }
 
     fn object_keys(&self) -> Vec<String> {
