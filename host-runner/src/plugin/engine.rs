@@ -190,6 +190,15 @@ pub fn user_compile_cache() -> Option<PathBuf> {
     let private = meta.is_dir()
         && meta.uid() == rustix::process::geteuid().as_raw()
         && meta.mode() & 0o022 == 0;
+    if !private {
+        tracing::warn!(
+            "plugin: not using the compile cache {}: it is not a directory of this user's alone \
+             (owner uid {}, mode {:o}); each state directory compiles into its own",
+            dir.display(),
+            meta.uid(),
+            meta.mode() & 0o7777
+        );
+    }
     private.then_some(dir)
 }
 

@@ -173,11 +173,9 @@ fn a_cache_directory_others_can_write_is_not_used() {
         "plugin: compiled component, cached at {}",
         dirs.tmp.path().join("state/cache").display()
     );
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains(&expected),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&expected), "{stderr}");
+    assert!(stderr.contains("not using the compile cache"), "{stderr}");
 }
 
 #[test]
