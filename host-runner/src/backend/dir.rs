@@ -169,10 +169,12 @@ impl DirStore {
                 _ => {}
             }
         }
-        let key = |c: &Child| match c {
-            Child::Dir(k) | Child::File(k) => k.clone(),
-        };
-        children.sort_unstable_by_key(key);
+        fn key(c: &Child) -> &str {
+            match c {
+                Child::Dir(k) | Child::File(k) => k,
+            }
+        }
+        children.sort_unstable_by(|a, b| key(a).cmp(key(b)));
         let fd = entries.fd()?;
         for child in children {
             if out.len() >= want {
