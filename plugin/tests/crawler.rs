@@ -55,20 +55,27 @@ impl Store {
         .0
     }
 
+    /// Another database over the same backend (in a temp dir kept alive by
+    /// the first value): what it writes, this store's database never saw.
+    fn open_other(&self) -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("other").to_str().unwrap().to_string();
+        let config = Config {
+            chunk_size: 4096,
+            ..Config::default()
+        };
+        let other = LeaseDb::open(&path, self.backend.clone(), config)
+            .unwrap()
+            .0;
+        (dir, other)
+    }
+
     /// Two immutable (aa, ai) and two mutable (ae, am) SIs, each with an
     /// anonymous lease; ai and am were written behind this database's back
     /// (another database over the same backend), so they also carry the
     /// starter lease their discovery gives.
     fn populate(&self, db: &mut Db) {
-        let dir = tempfile::tempdir().unwrap();
-        let other_path = dir.path().join("other").to_str().unwrap().to_string();
-        let config = Config {
-            chunk_size: 4096,
-            ..Config::default()
-        };
-        let mut other = LeaseDb::open(&other_path, self.backend.clone(), config)
-            .unwrap()
-            .0;
+        let (_dir, mut other) = self.open_other();
         for (n, mutable) in [(0u8, false), (1, true), (2, false), (3, true)] {
             let target = if n < 2 { &mut *db } else { &mut other };
             let si = si(n);
@@ -386,15 +393,7 @@ fn a_prefix_reports_its_shares_after_its_changes() {
     }
     // Share 1 of `kept`, written behind this database's back.
     {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("other").to_str().unwrap().to_string();
-        let config = Config {
-            chunk_size: 4096,
-            ..Config::default()
-        };
-        let mut other = LeaseDb::open(&path, store.backend.clone(), config)
-            .unwrap()
-            .0;
+        let (_dir, mut other) = store.open_other();
         other
             .allocate(1, &Account::Anonymous, &kept, &[1], 100)
             .unwrap();
