@@ -1,7 +1,8 @@
 //! The accounting crawler (SPEC §8): walks the 1024 prefixes in crawl order a
 //! slice at a time, reconciling the database with the backend, expiring
 //! leases and collecting unleased shares. Its position and counters are
-//! persisted after every prefix, so a restart repeats at most one prefix.
+//! saved after every prefix and a slice is one durable commit, so a restart
+//! repeats at most one slice.
 
 pub mod config;
 mod prefix;
@@ -66,6 +67,24 @@ impl<B: Backend> LeaseDb<B> {
     /// Runs whole prefixes until `budget` is spent (at least one). Without
     /// `force`, a new cycle waits for the minimum cycle time.
     pub fn crawl_slice(&mut self, budget: Duration, force: bool) -> Result<SliceOutcome> {
+        if self.conn.in_batch() {
+            return self.crawl_prefixes(budget, force);
+        }
+        // The slice is one group commit: each prefix's changes and the
+        // position after it are savepoints of one transaction, synced once,
+        // instead of two commits a prefix (2,048 a first cycle). A deletion
+        // still makes everything before it durable first (`make_durable`).
+        // A failed prefix keeps what the slice did before it.
+        self.conn.begin_batch()?;
+        let outcome = self.crawl_prefixes(budget, force);
+        let committed = self.conn.commit_batch();
+        let outcome = outcome?;
+        committed?;
+        Ok(outcome)
+    }
+
+    /// The prefixes of one slice.
+    fn crawl_prefixes(&mut self, budget: Duration, force: bool) -> Result<SliceOutcome> {
         let started = Instant::now();
         let (current, last_finished, cycles_done) = load_current(&self.conn)?;
         let mut report = match current {
@@ -94,10 +113,7 @@ impl<B: Backend> LeaseDb<B> {
                     finished: true,
                 });
             }
-            // The position alone is not synced: what the prefix changed was
-            // committed durably on its own, and a power loss that undoes a
-            // few positions only repeats prefixes, which changes nothing.
-            self.conn.unsynced(|c| save_current(c, &report))?;
+            save_current(&self.conn, &report)?;
             if started.elapsed() >= budget {
                 break;
             }

@@ -76,13 +76,6 @@ impl<B: Backend> LeaseDb<B> {
         let known: BTreeSet<(StorageIndex, ShareNum)> =
             before.iter().map(|r| (r.si, r.shnum)).collect();
 
-        // Shares only the backend has are registered in one transaction per
-        // prefix, not synced: a power loss that undoes it (with the
-        // positions after it, which the WAL orders behind it) only makes a
-        // later cycle find the same shares again, and any synced commit
-        // after it, a client's or the cycle's end, makes it durable too. A
-        // first cycle over a Tahoe node's store would otherwise sync 1,024
-        // times.
         let mut discovered = Vec::new();
         for ((si, shnum), chunks) in &found {
             if known.contains(&(*si, *shnum)) {
@@ -108,12 +101,9 @@ impl<B: Backend> LeaseDb<B> {
         }
         if !discovered.is_empty() {
             let lease_duration = self.config.lease_duration;
-            report.leases_imported += self.conn.unsynced(|c| -> Result<u64> {
-                let tx = c.transaction()?;
-                let imported = discovery::register(&tx, &discovered, now, lease_duration)?;
-                tx.commit()?;
-                Ok(imported)
-            })?;
+            let tx = self.conn.transaction()?;
+            report.leases_imported += discovery::register(&tx, &discovered, now, lease_duration)?;
+            tx.commit()?;
             report.added += discovered.len() as u64;
         }
         let orphaned: Vec<ShareRow> = before

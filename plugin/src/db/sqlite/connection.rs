@@ -25,9 +25,6 @@ pub struct Connection {
     batch: std::cell::Cell<bool>,
     /// An early commit inside the batch failed: the batch's commit must fail.
     batch_failed: std::cell::Cell<bool>,
-    /// The journal is a WAL, where an unsynced commit can be lost but never
-    /// corrupts the database (see [`Connection::unsynced`]).
-    wal: std::cell::Cell<bool>,
 }
 
 impl Connection {
@@ -76,7 +73,6 @@ impl Connection {
         let conn = Connection {
             batch: std::cell::Cell::new(false),
             batch_failed: std::cell::Cell::new(false),
-            wal: std::cell::Cell::new(false),
             db,
             cache: RefCell::new(HashMap::new()),
         };
@@ -135,33 +131,19 @@ impl Connection {
         // switch, which writes the first page.
         self.execute_batch("PRAGMA page_size=4096")?;
         let mode: Option<String> = self.query_row("PRAGMA journal_mode=WAL", &[], |r| r.get(0))?;
-        self.wal.set(
-            mode.as_deref()
-                .is_some_and(|m| m.eq_ignore_ascii_case("wal")),
-        );
-        if !self.wal.get() {
+        if !mode
+            .as_deref()
+            .is_some_and(|m| m.eq_ignore_ascii_case("wal"))
+        {
             // A VFS or build refusing WAL still gets an atomic, durable journal.
             self.execute_batch("PRAGMA journal_mode=TRUNCATE")?;
         }
         self.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON")
     }
 
-    /// Runs `f` with commits that reach the operating system but are not
-    /// synced, for writes a power loss may undo without harm (the crawler's
-    /// position). Only in WAL mode, where such a loss cannot corrupt the
-    /// database and a later synced commit makes them durable too; with any
-    /// other journal every commit stays synced.
-    pub fn unsynced<T, E: From<DbError>>(
-        &self,
-        f: impl FnOnce(&Self) -> Result<T, E>,
-    ) -> Result<T, E> {
-        if !self.wal.get() {
-            return f(self);
-        }
-        self.execute_batch("PRAGMA synchronous=NORMAL")?;
-        let out = f(self);
-        self.execute_batch("PRAGMA synchronous=FULL")?;
-        out
+    /// Whether a batch is open (transactions are then its savepoints).
+    pub fn in_batch(&self) -> bool {
+        self.batch.get()
     }
 
     /// The journal mode in force, lower-case (e.g. "wal").

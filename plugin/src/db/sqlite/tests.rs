@@ -312,25 +312,6 @@ fn execute_batch_reports_sqlite_message() {
     assert!(e.message.contains("already exists"), "{e}");
 }
 
-#[test]
-fn unsynced_commits_only_inside_the_closure_and_every_other_commit_is_synced() {
-    let (_dir, conn) = open_temp();
-    let level = |c: &Connection| -> i64 {
-        c.query_row("PRAGMA synchronous", &[], |r| r.get(0))
-            .unwrap()
-            .unwrap()
-    };
-    assert_eq!(level(&conn), 2, "FULL by default");
-    let inside = conn
-        .unsynced(|c| -> DbResult<i64> { Ok(level(c)) })
-        .unwrap();
-    assert_eq!(inside, 1, "NORMAL inside, in WAL mode");
-    assert_eq!(level(&conn), 2, "FULL again after");
-    let failed: DbResult<()> = conn.unsynced(|c| c.execute_batch("SELECT * FROM no_such_table"));
-    assert!(failed.is_err());
-    assert_eq!(level(&conn), 2, "FULL again after a failure too");
-}
-
 /// How often SQLite recompiled `sql` while it ran with three different bindings.
 fn recompilations(conn: &Connection, sql: &str) -> c_int {
     let c_sql = CString::new(sql).unwrap();
