@@ -8,8 +8,8 @@ use crate::backend::keys::{self, ChunkKey};
 use crate::backend::{Backend, BackendError, ObjectEntry};
 use crate::container::chunked::ChunkedContainer;
 use crate::container::{self, journal, lease_records, Container, SNIFF_LENGTH};
-use crate::db::leases::{self, NewLease};
-use crate::db::shares;
+use crate::db::leases::NewLease;
+use crate::db::registration;
 use crate::db::sqlite::Connection;
 use crate::error::{Error, Result};
 use crate::ids::{ShareNum, StorageIndex, Timestamp};
@@ -156,19 +156,26 @@ pub fn listing_with_journals_applied(
     Ok(backend.list_all(&dir)?)
 }
 
+/// What [`register`] inserted.
+pub struct Registered {
+    /// Lease records imported from the containers.
+    pub imported: u64,
+    /// The lease each found share was given.
+    pub leases: Vec<NewLease>,
+}
+
 /// Inserts found shares with the leases their containers record (a Tahoe
 /// server keeps them there): the anonymous account's lease takes the latest
 /// expiry found, renewed one lease duration before it, as Tahoe reckons a
 /// lease's age. A share recording none gets a starter lease. Each found
 /// share comes with what [`examine_with_leases`] read, before the
-/// transaction. Two statements for all of them. Returns how many lease
-/// records were imported.
+/// transaction.
 pub fn register(
     conn: &Connection,
     found: &[(ShareRow, Vec<Timestamp>)],
     now: Timestamp,
     lease_duration: u64,
-) -> Result<u64> {
+) -> Result<Registered> {
     let rows: Vec<ShareRow> = found.iter().map(|(row, _)| row.clone()).collect();
     let leases: Vec<NewLease> = found
         .iter()
@@ -189,12 +196,14 @@ pub fn register(
             },
         })
         .collect();
-    shares::insert_all(conn, &rows)?;
-    leases::add_or_renew_all(conn, &leases)?;
-    Ok(found
-        .iter()
-        .map(|(_, recorded)| recorded.len() as u64)
-        .sum())
+    registration::insert_found(conn, &rows, &leases)?;
+    Ok(Registered {
+        imported: found
+            .iter()
+            .map(|(_, recorded)| recorded.len() as u64)
+            .sum(),
+        leases,
+    })
 }
 
 /// [`examine`], and the lease expiries the container records: everything

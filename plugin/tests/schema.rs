@@ -141,6 +141,6 @@ fn the_fixture_step_1_to_2_adds_its_table() {
     let path = db_path(&dir);
     database_at(&path, 1);
     let conn = Connection::open(&path).unwrap();
-    assert_eq!(schema::migrate(&conn).unwrap(), 2);
+    assert_eq!(schema::migrate(&conn).unwrap(), CURRENT_VERSION);
     assert!(table_exists(&conn, "swap_fixture"));
 }

@@ -1,6 +1,6 @@
 //! Hot swap (SPEC §11) between real plugin builds: the release users run
 //! (1b5d437), the product, the previous interface (0.1), a "next release"
-//! with schema 3, and builds that must be refused or rolled back. Each test is named for the behaviour it protects.
+//! with schema 4, and builds that must be refused or rolled back. Each test is named for the behaviour it protects.
 //! (To move into `conformance-tests` once that suite has a swap harness.)
 
 use host_runner::Operations;
@@ -189,10 +189,10 @@ fn swap_while_idle_changes_the_version_and_keeps_every_share_and_lease() {
     let report = host.swap(&wasm(fixtures::PLUGIN_SCHEMA_V2_WASM)).unwrap();
     assert_eq!(report.old, old);
     assert_eq!(report.new.version, format!("{}+next", old.version));
-    // The release's schema 1, through this build's 2, to the fixture's 3.
-    assert_eq!(report.schema, (1, 3));
+    // The release's schema 1, through this build's 3, to the fixture's 4.
+    assert_eq!(report.schema, (1, 4));
     assert_eq!(host.info().unwrap(), report.new);
-    assert_eq!(host.init_report().schema_version, 3);
+    assert_eq!(host.init_report().schema_version, 4);
     assert_eq!(observe(&mut host), before);
     // A fresh host on the same state directory runs the new schema too.
     drop(host);
@@ -299,7 +299,7 @@ fn failed_swaps_roll_back_with_all_state() {
             info,
             "{what}: the old version must serve"
         );
-        assert_eq!(host.init_report().schema_version, 2, "{what}");
+        assert_eq!(host.init_report().schema_version, 3, "{what}");
         assert_eq!(observe(&mut host), before, "{what}: state changed");
         assert_eq!(host.get_stats().unwrap().uploads_in_flight, 1, "{what}");
     }
@@ -322,12 +322,12 @@ fn a_downgrade_across_a_schema_change_is_refused() {
     assert_eq!(
         error,
         SwapError::Downgrade {
-            on_disk: 3,
-            plugin: 2
+            on_disk: 4,
+            plugin: 3
         }
     );
     assert!(error.refused());
-    assert!(error.to_string().contains("schema version 3"), "{error}");
+    assert!(error.to_string().contains("schema version 4"), "{error}");
 
     // Interface 0.1 cannot say its schema up front: it is tried, refuses the
     // newer database in `init`, and the next release comes back.

@@ -99,13 +99,17 @@ impl<B: Backend> LeaseDb<B> {
                     .push((text.clone(), format!("share {si}/{shnum}: {e}"))),
             }
         }
+        let mut registered_leases = Vec::new();
         if !discovered.is_empty() {
             let lease_duration = self.config.lease_duration;
             let tx = self.conn.transaction()?;
-            report.leases_imported += discovery::register(&tx, &discovered, now, lease_duration)?;
+            let registered = discovery::register(&tx, &discovered, now, lease_duration)?;
             tx.commit()?;
+            report.leases_imported += registered.imported;
             report.added += discovered.len() as u64;
+            registered_leases = registered.leases;
         }
+        let knew_nothing = before.is_empty();
         let orphaned: Vec<ShareRow> = before
             .iter()
             .filter(|r| self.is_orphaned(r))
@@ -183,7 +187,16 @@ impl<B: Backend> LeaseDb<B> {
             .into_iter()
             .filter(|r| r.state == ShareState::Stable)
             .collect();
-        let leases = db_leases::on_stable_shares_of_prefix(&self.conn, prefix)?;
+        let leases = if knew_nothing {
+            // Every lease of the prefix is one just registered, each on a
+            // STABLE share (a first cycle): no read back.
+            registered_leases
+                .iter()
+                .map(|l| (l.si, l.shnum, l.renewed))
+                .collect()
+        } else {
+            db_leases::on_stable_shares_of_prefix(&self.conn, prefix)?
+        };
         for (_, _, renewed) in &leases {
             let days = (now.saturating_sub(*renewed)).max(0) / DAY;
             *report

@@ -37,6 +37,11 @@ impl DbError {
         DbError::new(ffi::SQLITE_MISMATCH, message)
     }
 
+    /// A call this wrapper refuses before SQLite sees it.
+    pub(crate) fn misuse(message: impl Into<String>) -> Self {
+        DbError::new(ffi::SQLITE_MISUSE, message)
+    }
+
     /// The error `code` just returned on `db`, with `sqlite3_errmsg`'s text.
     ///
     /// # Safety

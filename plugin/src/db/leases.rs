@@ -111,6 +111,20 @@ pub fn for_storage_index(conn: &Connection, si: &StorageIndex) -> DbResult<Vec<L
     )
 }
 
+/// Every (storage index, account) of the leases on storage indexes from
+/// `first` to `last`, both included.
+pub fn accounts_between(
+    conn: &Connection,
+    first: &StorageIndex,
+    last: &StorageIndex,
+) -> DbResult<Vec<(StorageIndex, i64)>> {
+    conn.query_map(
+        "SELECT si, account FROM leases WHERE si BETWEEN ?1 AND ?2",
+        &[&&first.0[..], &&last.0[..]],
+        |r| Ok((StorageIndex(r.get(0)?), r.get(1)?)),
+    )
+}
+
 /// How many leases one share has.
 pub fn count_for_share(conn: &Connection, si: &StorageIndex, shnum: ShareNum) -> DbResult<u64> {
     Ok(conn

@@ -6,6 +6,7 @@ pub mod crawler_state;
 pub mod error;
 pub mod leases;
 pub mod multi_row;
+pub mod registration;
 pub mod schema;
 pub mod shares;
 pub mod sqlite;

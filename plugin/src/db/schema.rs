@@ -6,14 +6,14 @@ use std::fmt;
 use super::sqlite::{Connection, DbError};
 
 /// Each entry migrates from version `i` to `i + 1`, inside one transaction.
-/// Released versions: 1, 2. The fixture features add one more version (hot-swap
-/// tests only; the product never carries them).
+/// Released versions: 1, 2; 3 is this build's. The fixture features add one
+/// more version (hot-swap tests only; the product never carries them).
 #[cfg(not(any(feature = "fixture-schema-v2", feature = "fixture-bad-migration")))]
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 #[cfg(feature = "fixture-schema-v2")]
-const MIGRATIONS: &[&str] = &[V1, V2, FIXTURE_NEXT];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, FIXTURE_NEXT];
 #[cfg(all(feature = "fixture-bad-migration", not(feature = "fixture-schema-v2")))]
-const MIGRATIONS: &[&str] = &[V1, V2, FIXTURE_BAD_NEXT];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, FIXTURE_BAD_NEXT];
 
 /// 0 → 1: accounts, shares, leases (SPEC §5).
 const V1: &str = "
@@ -178,15 +178,50 @@ pub(crate) const V2: &str = "
     END;
     ";
 
-/// Fixture 2 → 3: a harmless table (the "next release" of the hot-swap tests).
+/// 2 → 3: shares and leases the crawler registers in bulk skip the totals'
+/// per-row triggers (two upserts and five lookups a lease, a third of a
+/// first cycle); it adds their totals itself, once per prefix
+/// (`db::registration`). `bulk_registration` holds a row only inside that
+/// registration's transaction, so every other insert is counted as before.
+/// The trigger bodies are version 2's (a released migration is never edited).
+pub(crate) const V3: &str = "
+    CREATE TABLE bulk_registration (active INTEGER PRIMARY KEY CHECK (active = 1));
+    DROP TRIGGER share_added;
+    CREATE TRIGGER share_added AFTER INSERT ON shares
+    WHEN NOT EXISTS (SELECT 1 FROM bulk_registration) BEGIN
+        INSERT INTO share_totals (state, share_type, shares, bytes)
+            VALUES (NEW.state, NEW.share_type, 1, NEW.used_space)
+            ON CONFLICT (state, share_type) DO UPDATE
+            SET shares = shares + 1, bytes = bytes + excluded.bytes;
+    END;
+    DROP TRIGGER lease_added;
+    CREATE TRIGGER lease_added AFTER INSERT ON leases
+    WHEN NOT EXISTS (SELECT 1 FROM bulk_registration) BEGIN
+        INSERT INTO usage_totals (account, shares, bytes, sharesets)
+            SELECT NEW.account, 1, s.used_space, NOT EXISTS (
+                SELECT 1 FROM leases WHERE si = NEW.si AND account = NEW.account AND shnum != NEW.shnum)
+            FROM shares s WHERE s.si = NEW.si AND s.shnum = NEW.shnum
+            ON CONFLICT (account) DO UPDATE SET shares = shares + 1,
+                bytes = bytes + excluded.bytes, sharesets = sharesets + excluded.sharesets;
+        INSERT INTO usage_totals (account, shares, bytes, sharesets)
+            SELECT -1, 1, s.used_space, NOT EXISTS (
+                SELECT 1 FROM leases WHERE si = NEW.si AND shnum != NEW.shnum)
+            FROM shares s WHERE s.si = NEW.si AND s.shnum = NEW.shnum AND NOT EXISTS (
+                SELECT 1 FROM leases WHERE si = NEW.si AND shnum = NEW.shnum AND account != NEW.account)
+            ON CONFLICT (account) DO UPDATE SET shares = shares + 1,
+                bytes = bytes + excluded.bytes, sharesets = sharesets + excluded.sharesets;
+    END;
+    ";
+
+/// Fixture 3 → 4: a harmless table (the "next release" of the hot-swap tests).
 #[cfg(feature = "fixture-schema-v2")]
 const FIXTURE_NEXT: &str = "
     CREATE TABLE swap_fixture (id INTEGER PRIMARY KEY, note TEXT NOT NULL);
-    INSERT INTO swap_fixture (note) VALUES ('schema 3');
+    INSERT INTO swap_fixture (note) VALUES ('schema 4');
     ";
 
-/// Fixture 2 → 3 that fails after changing something, so only the
-/// transaction keeps the database at version 2.
+/// Fixture 3 → 4 that fails after changing something, so only the
+/// transaction keeps the database at version 3.
 #[cfg(all(feature = "fixture-bad-migration", not(feature = "fixture-schema-v2")))]
 const FIXTURE_BAD_NEXT: &str = "
     CREATE TABLE swap_fixture (id INTEGER PRIMARY KEY);

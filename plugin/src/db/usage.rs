@@ -41,9 +41,10 @@ pub struct AccountUsage {
     pub usage: Usage,
 }
 
-// The totals are kept by triggers (schema version 2) in the same
-// transactions as the rows they count: reading them costs a row per group,
-// never a scan of the shares or leases.
+// The totals are kept by triggers (schema version 2), and for the crawler's
+// bulk registrations by `registration` (3), in the same transactions as the
+// rows they count: reading them costs a row per group, never a scan of the
+// shares or leases.
 
 /// Non-empty (state, type) groups.
 pub fn share_counts(conn: &Connection) -> DbResult<Vec<ShareCount>> {
@@ -121,8 +122,9 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::db::leases::NewLease;
     use crate::db::sqlite::ToSql;
-    use crate::db::{schema, shares};
+    use crate::db::{registration, schema, shares};
     use crate::ids::{ShareNum, StorageIndex};
     use crate::share::ShareRow;
 
@@ -234,13 +236,14 @@ mod tests {
 
     /// One random change of the kinds the engine makes: shares added,
     /// finished, moved between states and deleted (with their leases);
-    /// leases added, renewed and expired.
-    fn change(conn: &Connection, rng: &mut fastrand::Rng) {
+    /// leases added, renewed and expired; with `registrations` (schema 3 on),
+    /// shares the crawler found registered with their leases.
+    fn change(conn: &Connection, rng: &mut fastrand::Rng, registrations: bool) {
         let (si, shnum) = share(rng);
         let account = rng.i64(0..4);
         let exists = shares::get(conn, &si, shnum).unwrap().is_some();
         // Every change must succeed: a trigger failing would fail the engine's statement.
-        match rng.u8(0..10) {
+        match rng.u8(0..if registrations { 12 } else { 10 }) {
             0 | 1 if exists => Ok(()),
             0 | 1 => {
                 let share_type = [ShareType::Immutable, ShareType::Mutable][rng.usize(0..2)];
@@ -262,9 +265,56 @@ mod tests {
             4 => shares::delete(conn, &si, shnum),
             5..=8 if !exists => Ok(()),
             5..=8 => leases::add_or_renew(conn, &si, shnum, account, 0, Some(rng.i64(0..200))),
-            _ => leases::delete_expired(conn, rng.i64(0..50)).map(|_| ()),
+            9 => leases::delete_expired(conn, rng.i64(0..50)).map(|_| ()),
+            _ => register_found(conn, rng, si),
         }
         .unwrap();
+    }
+
+    /// What a crawler registers: share numbers of `si` and of another
+    /// storage index that the database lacks, with none, one or two leases
+    /// each (storage indexes between the two may hold leases of their own).
+    fn register_found(
+        conn: &Connection,
+        rng: &mut fastrand::Rng,
+        si: StorageIndex,
+    ) -> DbResult<()> {
+        let mut rows = Vec::new();
+        let mut found = Vec::new();
+        let other = StorageIndex([rng.u8(0..4); 16]);
+        for (si, n) in [si, other]
+            .into_iter()
+            .flat_map(|si| (0..3).map(move |n| (si, n)))
+        {
+            if rows
+                .iter()
+                .any(|r: &ShareRow| (r.si, r.shnum) == (si, ShareNum(n)))
+            {
+                continue;
+            }
+            let shnum = ShareNum(n);
+            if rng.bool() || shares::get(conn, &si, shnum)?.is_some() {
+                continue;
+            }
+            let share_type = [ShareType::Immutable, ShareType::Mutable][rng.usize(0..2)];
+            rows.push(row(
+                si,
+                shnum,
+                rng.u64(0..1000),
+                share_type,
+                ShareState::Stable,
+            ));
+            for _ in 0..rng.usize(0..3) {
+                found.push(NewLease {
+                    si,
+                    shnum,
+                    account_id: rng.i64(0..4),
+                    renewed: 0,
+                    expires: Some(rng.i64(0..200)),
+                });
+            }
+        }
+        registration::insert_found(conn, &rows, &found)
     }
 
     #[test]
@@ -281,7 +331,7 @@ mod tests {
         for round in 0..300 {
             let tx = conn.transaction().unwrap();
             for _ in 0..rng.usize(1..6) {
-                change(&tx, &mut rng);
+                change(&tx, &mut rng, true);
             }
             // Some batches roll back: the totals must roll back with them.
             if round % 4 == 3 {
@@ -300,6 +350,86 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_registration_changes_nothing_and_later_inserts_are_counted() {
+        let dir = temp_dir();
+        let conn = open(&dir);
+        schema::migrate(&conn).unwrap();
+        let si = StorageIndex([1; 16]);
+        let share = |n| {
+            row(
+                si,
+                ShareNum(n),
+                500,
+                ShareType::Immutable,
+                ShareState::Stable,
+            )
+        };
+        let lease = |n| NewLease {
+            si,
+            shnum: ShareNum(n),
+            account_id: 0,
+            renewed: 0,
+            expires: None,
+        };
+        // A lease on a share that is neither found nor known.
+        let error = registration::insert_found(&conn, &[share(0)], &[lease(1)]).unwrap_err();
+        assert!(error.message.contains("without its share"), "{error}");
+        assert!(shares::get(&conn, &si, ShareNum(0)).unwrap().is_none());
+        // A share the database has already: refused by its insert, in autocommit mode.
+        shares::insert(&conn, &share(0)).unwrap();
+        let error = registration::insert_found(&conn, &[share(1), share(0)], &[lease(1)]);
+        assert!(error.is_err());
+        assert!(shares::get(&conn, &si, ShareNum(1)).unwrap().is_none());
+        // The triggers count what follows.
+        shares::insert(&conn, &share(2)).unwrap();
+        leases::add_or_renew(&conn, &si, ShareNum(2), 0, 0, None).unwrap();
+        let totals = kept(&conn);
+        assert_eq!(totals, counted(&conn));
+        assert_eq!(totals.0[0].shares, 2, "{totals:?}");
+    }
+
+    #[test]
+    fn a_registration_counts_the_sharesets_of_its_own_storage_indexes() {
+        let dir = temp_dir();
+        let conn = open(&dir);
+        schema::migrate(&conn).unwrap();
+        conn.execute_batch("INSERT INTO accounts (id, name, created) VALUES (2, 'alice', 0)")
+            .unwrap();
+        let share = |si: u8, n| {
+            row(
+                StorageIndex([si; 16]),
+                ShareNum(n),
+                100,
+                ShareType::Immutable,
+                ShareState::Stable,
+            )
+        };
+        let lease = |si: u8, n| NewLease {
+            si: StorageIndex([si; 16]),
+            shnum: ShareNum(n),
+            account_id: 2,
+            renewed: 0,
+            expires: None,
+        };
+        // Alice leases share 0 of storage index 1 and the storage index
+        // between the two the crawler finds shares of.
+        for si in [1, 2] {
+            shares::insert(&conn, &share(si, 0)).unwrap();
+            leases::add_or_renew(&conn, &StorageIndex([si; 16]), ShareNum(0), 2, 0, None).unwrap();
+        }
+        registration::insert_found(
+            &conn,
+            &[share(1, 1), share(3, 0)],
+            &[lease(1, 1), lease(3, 0)],
+        )
+        .unwrap();
+        let totals = kept(&conn);
+        assert_eq!(totals, counted(&conn));
+        let alice = &totals.1.iter().find(|(id, _)| *id == 2).unwrap().1;
+        assert_eq!((alice.shares, alice.sharesets), (4, 3), "{alice:?}");
+    }
+
+    #[test]
     fn migrating_a_version_1_database_counts_what_it_holds() {
         let dir = temp_dir();
         let conn = open(&dir);
@@ -310,7 +440,7 @@ mod tests {
         .unwrap();
         let mut rng = fastrand::Rng::with_seed(7);
         for _ in 0..400 {
-            change(&conn, &mut rng);
+            change(&conn, &mut rng, false);
         }
         let before = counted(&conn);
         assert!(
