@@ -8,9 +8,12 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
+use super::read_ahead::ReadAhead;
 use super::{
     page_of, validate_key, validate_prefix, BackendError, ListPage, ObjectEntry, ObjectStore,
 };
@@ -22,9 +25,26 @@ const TEMP_MARKER: &str = ".tmp-";
 /// Distinguishes concurrent writes of the same key within this process.
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// The child directories of a directory, sorted as keys, re-read after this long.
+const SIBLINGS_MAX_AGE: Duration = Duration::from_secs(1);
+
 /// Objects as files under a root directory.
 pub struct DirStore {
     root: PathBuf,
+    /// The next prefix directory's listing, walked while the caller works
+    /// through the one it asked for (a crawl lists them in key order).
+    ahead: ReadAhead,
+    /// Sorted names of the directories in one top-level directory, to find
+    /// the one after a listed prefix directory.
+    siblings: Mutex<Option<Siblings>>,
+}
+
+/// The directories in one top-level directory, when they were read.
+struct Siblings {
+    parent: String,
+    /// Their names with a `/` after each, sorted: their keys' order.
+    names: Vec<String>,
+    read: Instant,
 }
 
 impl DirStore {
@@ -33,7 +53,46 @@ impl DirStore {
         let root = root.into();
         fs::create_dir_all(&root)
             .map_err(|e| io_error("creating the store root", &root.display().to_string(), e))?;
-        Ok(DirStore { root })
+        let walk_root = root.clone();
+        let lister =
+            Arc::new(move |prefix: &str, want: usize| list_under(&walk_root, prefix, want));
+        Ok(DirStore {
+            root,
+            ahead: ReadAhead::new(lister),
+            siblings: Mutex::new(None),
+        })
+    }
+
+    /// Starts walking the prefix directory after `prefix` when `prefix` is
+    /// one (`top/name/`): a crawl asks for it next.
+    fn read_ahead_after(&self, prefix: &str, want: usize) {
+        let Some((parent, name)) = prefix
+            .strip_suffix('/')
+            .and_then(|p| p.split_once('/'))
+            .filter(|(parent, name)| !parent.is_empty() && !name.is_empty() && !name.contains('/'))
+        else {
+            return;
+        };
+        let mut siblings = self.siblings.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh = siblings
+            .as_ref()
+            .is_some_and(|s| s.parent == parent && s.read.elapsed() <= SIBLINGS_MAX_AGE);
+        if !fresh {
+            let Ok(names) = child_directories(&self.root.join(parent)) else {
+                return;
+            };
+            *siblings = Some(Siblings {
+                parent: parent.to_owned(),
+                names,
+                read: Instant::now(),
+            });
+        }
+        let names = &siblings.as_ref().expect("just set").names;
+        let listed = format!("{name}/");
+        let next = names.partition_point(|n| *n <= listed);
+        if let Some(next) = names.get(next) {
+            self.ahead.start(format!("{parent}/{next}"), want);
+        }
     }
 
     /// The directory this store is rooted at.
@@ -101,122 +160,170 @@ impl DirStore {
         self.create_dirs(dir)?;
         OpenOptions::new().write(true).create_new(true).open(temp)
     }
+}
 
-    /// Appends every object below the open directory `dir` (whose key is
-    /// `dir_key`, ending in `/` unless empty) to `out` in ascending key order,
-    /// stopping once `out` holds `want` entries. Subdirectories are opened and
-    /// files stat-ed relative to their parent's descriptor: a crawl walks every
-    /// share directory, and a lookup of each whole path again cost as much as
-    /// the listing.
-    fn walk(
-        &self,
-        dir: OwnedFd,
-        dir_key: &str,
-        prefix: &str,
-        start_after: Option<&str>,
-        want: usize,
-        out: &mut Vec<ObjectEntry>,
-    ) -> io::Result<()> {
-        enum Child {
-            Dir(String),
-            File(String),
-        }
-        let mut entries = rustix::fs::Dir::new(dir)?;
-        let mut children = Vec::new();
-        while let Some(entry) = entries.read() {
-            let entry = entry?;
-            // Names that are not UTF-8 cannot be keys.
-            let Ok(name) = entry.file_name().to_str() else {
-                continue;
-            };
-            if name == "." || name == ".." {
-                continue;
-            }
-            let file_type = match entry.file_type() {
-                // Some filesystems leave the type out of the listing.
-                FileType::Unknown => {
-                    match rustix::fs::statat(entries.fd()?, name, AtFlags::SYMLINK_NOFOLLOW) {
-                        Ok(stat) => FileType::from_raw_mode(stat.st_mode),
-                        Err(rustix::io::Errno::NOENT) => continue,
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                t => t,
-            };
-            if file_type == FileType::RegularFile && is_dead_writers_temp(name) {
-                // A write cut short by a crash of an earlier process: nobody
-                // will finish it, and listings (the crawler's) collect it.
-                let path = self.root.join(dir_key).join(name);
-                match fs::remove_file(&path) {
-                    Ok(()) => tracing::info!(
-                        "storage: removed {}, left by a write that was cut short",
-                        path.display()
-                    ),
-                    Err(e) => tracing::warn!("storage: removing {}: {e}", path.display()),
-                }
-                continue;
-            }
-            if name.starts_with(TEMP_MARKER) {
-                continue;
-            }
-            // Anything else, symlinks among them (they could lead out of the
-            // root), is not an object.
-            match file_type {
-                // Sorting "d/" rather than "d" makes a depth-first walk yield keys in
-                // byte order: "a.x" < "a/b" because '.' < '/'.
-                FileType::Directory => children.push(Child::Dir(format!("{dir_key}{name}/"))),
-                FileType::RegularFile => children.push(Child::File(format!("{dir_key}{name}"))),
-                _ => {}
-            }
-        }
-        fn key(c: &Child) -> &str {
-            match c {
-                Child::Dir(k) | Child::File(k) => k,
-            }
-        }
-        children.sort_unstable_by(|a, b| key(a).cmp(key(b)));
-        let fd = entries.fd()?;
-        for child in children {
-            if out.len() >= want {
-                return Ok(());
-            }
-            match child {
-                Child::Dir(key) => {
-                    // Skip subtrees that cannot match the prefix or lie wholly before start_after.
-                    let relevant = key.starts_with(prefix) || prefix.starts_with(key.as_str());
-                    let passed = start_after.is_some_and(|after| {
-                        key.as_str() < after && !after.starts_with(key.as_str())
-                    });
-                    if !relevant || passed {
-                        continue;
-                    }
-                    let name = &key[dir_key.len()..key.len() - 1];
-                    let walked = open_dir_at(fd, name)
-                        .and_then(|sub| self.walk(sub, &key, prefix, start_after, want, out));
-                    match walked {
-                        // Deleted while we walked: it has nothing to list.
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                        other => other?,
-                    }
-                }
-                Child::File(key) => {
-                    if !key.starts_with(prefix)
-                        || start_after.is_some_and(|after| key.as_str() <= after)
-                    {
-                        continue;
-                    }
-                    let name = &key[dir_key.len()..];
-                    let size = match rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW) {
-                        Ok(stat) => stat.st_size as u64,
-                        Err(rustix::io::Errno::NOENT) => continue,
-                        Err(e) => return Err(e.into()),
-                    };
-                    out.push(ObjectEntry { key, size });
-                }
-            }
-        }
-        Ok(())
+/// Appends every object below the open directory `dir` (whose key is
+/// `dir_key`, ending in `/` unless empty) to `out` in ascending key order,
+/// stopping once `out` holds `want` entries. Subdirectories are opened and
+/// files stat-ed relative to their parent's descriptor: a crawl walks every
+/// share directory, and a lookup of each whole path again cost as much as
+/// the listing.
+fn walk(
+    root: &Path,
+    dir: OwnedFd,
+    dir_key: &str,
+    prefix: &str,
+    start_after: Option<&str>,
+    want: usize,
+    out: &mut Vec<ObjectEntry>,
+) -> io::Result<()> {
+    enum Child {
+        Dir(String),
+        File(String),
     }
+    let mut entries = rustix::fs::Dir::new(dir)?;
+    let mut children = Vec::new();
+    while let Some(entry) = entries.read() {
+        let entry = entry?;
+        // Names that are not UTF-8 cannot be keys.
+        let Ok(name) = entry.file_name().to_str() else {
+            continue;
+        };
+        if name == "." || name == ".." {
+            continue;
+        }
+        let file_type = match entry.file_type() {
+            // Some filesystems leave the type out of the listing.
+            FileType::Unknown => {
+                match rustix::fs::statat(entries.fd()?, name, AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(stat) => FileType::from_raw_mode(stat.st_mode),
+                    Err(rustix::io::Errno::NOENT) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            t => t,
+        };
+        if file_type == FileType::RegularFile && is_dead_writers_temp(name) {
+            // A write cut short by a crash of an earlier process: nobody
+            // will finish it, and listings (the crawler's) collect it.
+            let path = root.join(dir_key).join(name);
+            match fs::remove_file(&path) {
+                Ok(()) => tracing::info!(
+                    "storage: removed {}, left by a write that was cut short",
+                    path.display()
+                ),
+                Err(e) => tracing::warn!("storage: removing {}: {e}", path.display()),
+            }
+            continue;
+        }
+        if name.starts_with(TEMP_MARKER) {
+            continue;
+        }
+        // Anything else, symlinks among them (they could lead out of the
+        // root), is not an object.
+        match file_type {
+            // Sorting "d/" rather than "d" makes a depth-first walk yield keys in
+            // byte order: "a.x" < "a/b" because '.' < '/'.
+            FileType::Directory => children.push(Child::Dir(format!("{dir_key}{name}/"))),
+            FileType::RegularFile => children.push(Child::File(format!("{dir_key}{name}"))),
+            _ => {}
+        }
+    }
+    fn key(c: &Child) -> &str {
+        match c {
+            Child::Dir(k) | Child::File(k) => k,
+        }
+    }
+    children.sort_unstable_by(|a, b| key(a).cmp(key(b)));
+    let fd = entries.fd()?;
+    for child in children {
+        if out.len() >= want {
+            return Ok(());
+        }
+        match child {
+            Child::Dir(key) => {
+                // Skip subtrees that cannot match the prefix or lie wholly before start_after.
+                let relevant = key.starts_with(prefix) || prefix.starts_with(key.as_str());
+                let passed = start_after
+                    .is_some_and(|after| key.as_str() < after && !after.starts_with(key.as_str()));
+                if !relevant || passed {
+                    continue;
+                }
+                let name = &key[dir_key.len()..key.len() - 1];
+                let walked = open_dir_at(fd, name)
+                    .and_then(|sub| walk(root, sub, &key, prefix, start_after, want, out));
+                match walked {
+                    // Deleted while we walked: it has nothing to list.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    other => other?,
+                }
+            }
+            Child::File(key) => {
+                if !key.starts_with(prefix)
+                    || start_after.is_some_and(|after| key.as_str() <= after)
+                {
+                    continue;
+                }
+                let name = &key[dir_key.len()..];
+                let size = match rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(stat) => stat.st_size as u64,
+                    Err(rustix::io::Errno::NOENT) => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                out.push(ObjectEntry { key, size });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every object whose key starts with `prefix`, at most `want`, in key order.
+fn list_under(root: &Path, prefix: &str, want: usize) -> io::Result<Vec<ObjectEntry>> {
+    list_after(root, prefix, None, want)
+}
+
+/// [`list_under`], after `start_after`.
+fn list_after(
+    root: &Path,
+    prefix: &str,
+    start_after: Option<&str>,
+    want: usize,
+) -> io::Result<Vec<ObjectEntry>> {
+    // Only the deepest directory the prefix names completely can hold matches.
+    let dir_key = match prefix.rfind('/') {
+        Some(slash) => &prefix[..=slash],
+        None => "",
+    };
+    let mut found = Vec::new();
+    let opened = rustix::fs::open(
+        &root.join(dir_key),
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    );
+    match opened
+        .map_err(io::Error::from)
+        .and_then(|fd| walk(root, fd, dir_key, prefix, start_after, want, &mut found))
+    {
+        Ok(()) => Ok(found),
+        Err(e)
+            if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory =>
+        {
+            Ok(Vec::new())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The names of the directories in `dir`, each with a `/` after it, sorted.
+fn child_directories(dir: &Path) -> io::Result<Vec<String>> {
+    let mut names: Vec<String> = fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .map(|name| format!("{name}/"))
+        .collect();
+    names.sort_unstable();
+    Ok(names)
 }
 
 /// Opens the directory `name` in `parent` for listing; a symlink is refused.
@@ -237,29 +344,20 @@ impl ObjectStore for DirStore {
         limit: u32,
     ) -> Result<ListPage, BackendError> {
         validate_prefix(prefix)?;
-        // Only the deepest directory the prefix names completely can hold matches.
-        let dir_key = match prefix.rfind('/') {
-            Some(slash) => &prefix[..=slash],
-            None => "",
-        };
-        let dir = self.root.join(dir_key);
-        let mut found = Vec::new();
         // One more than asked tells whether another page follows.
         let want = (limit as usize).saturating_add(1);
-        let opened = rustix::fs::open(
-            &dir,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        );
-        match opened
-            .map_err(io::Error::from)
-            .and_then(|fd| self.walk(fd, dir_key, prefix, start_after, want, &mut found))
-        {
-            Ok(()) => {}
-            Err(e)
-                if e.kind() == io::ErrorKind::NotFound
-                    || e.kind() == io::ErrorKind::NotADirectory => {}
-            Err(e) => return Err(io_error("listing", prefix, e)),
+        let walked_ahead = if start_after.is_none() {
+            self.ahead.take(prefix, want)
+        } else {
+            None
+        };
+        let found = match walked_ahead {
+            Some(listed) => listed,
+            None => list_after(&self.root, prefix, start_after, want),
+        }
+        .map_err(|e| io_error("listing", prefix, e))?;
+        if start_after.is_none() {
+            self.read_ahead_after(prefix, want);
         }
         Ok(page_of(found.into_iter(), start_after, limit))
     }
@@ -292,19 +390,22 @@ impl ObjectStore for DirStore {
 
     fn write(&self, key: &str, data: &[u8]) -> Result<(), BackendError> {
         let path = self.path_of(key)?;
-        self.write_durably(&path, data)
-            .map_err(|e| match io_error("writing", key, e) {
-                // Missing parents were created; NotFound here means something else vanished.
-                BackendError::NotFound => {
-                    BackendError::Transient(format!("writing {key}: a directory vanished"))
-                }
-                other => other,
-            })
+        let written = self.write_durably(&path, data);
+        self.ahead.changed(key);
+        written.map_err(|e| match io_error("writing", key, e) {
+            // Missing parents were created; NotFound here means something else vanished.
+            BackendError::NotFound => {
+                BackendError::Transient(format!("writing {key}: a directory vanished"))
+            }
+            other => other,
+        })
     }
 
     fn delete(&self, key: &str) -> Result<(), BackendError> {
         let path = self.path_of(key)?;
-        match fs::remove_file(&path) {
+        let removed = fs::remove_file(&path);
+        self.ahead.changed(key);
+        match removed {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(io_error("deleting", key, e)),
@@ -551,6 +652,36 @@ mod tests {
                 .unwrap(),
             b"old share"
         );
+    }
+
+    #[test]
+    fn a_listing_walked_ahead_shows_every_change_made_since() {
+        let (_tmp, store) = store();
+        for key in [
+            "s/a/x/0", "s/b/x/0", "s/b/y/0", "s/c/x/0", "s/c/y/0", "s/c/z/0",
+        ] {
+            store.write(key, b"1").unwrap();
+        }
+        // Listing s/a/ walks s/b/ ahead; changes after that walk are seen.
+        assert_eq!(keys(&store.list("s/a/", None, 100).unwrap()), ["s/a/x/0"]);
+        store.ahead.wait_walked();
+        store.write("s/b/z/0", b"new").unwrap();
+        store.delete("s/b/x/0").unwrap();
+        assert_eq!(
+            keys(&store.list("s/b/", None, 1).unwrap()),
+            ["s/b/y/0"],
+            "a page of one"
+        );
+        assert_eq!(
+            keys(&store.list("s/b/", None, 100).unwrap()),
+            ["s/b/y/0", "s/b/z/0"]
+        );
+        // s/c/ was walked ahead for pages of one: a longer page walks again.
+        store.list("s/b/", None, 1).unwrap();
+        store.ahead.wait_walked();
+        let all = store.list("s/c/", None, 100).unwrap();
+        assert_eq!(keys(&all), ["s/c/x/0", "s/c/y/0", "s/c/z/0"]);
+        assert_eq!(all.next, None);
     }
 
     #[test]

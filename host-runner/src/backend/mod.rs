@@ -8,6 +8,7 @@ mod faulty;
 mod key;
 mod memory;
 mod object;
+mod read_ahead;
 mod reserved;
 mod url;
 

@@ -57,8 +57,9 @@ fn shares_and_leases_stored_by_the_release_survive_the_upgrade_to_this_build() {
 
     // Live: the running release hands over to this build.
     let report = old.swap(leasedb_plugin_artifacts::PLUGIN_BYTES).unwrap();
-    // Schema 2 adds the status page's totals, filled from the release's rows.
-    assert_eq!(report.schema, (1, 2));
+    // Schema 2 adds the status page's totals, filled from the release's
+    // rows; 3 lets the crawler's registrations add theirs in bulk.
+    assert_eq!(report.schema, (1, 3));
     assert_eq!(
         old.read(si.as_bytes(), 0, 0, data.len() as u64).unwrap(),
         data
