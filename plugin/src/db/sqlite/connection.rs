@@ -7,13 +7,19 @@ use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 #[cfg(test)]
 use std::ffi::CStr;
-use std::ffi::{c_char, c_int, CString};
+use std::ffi::{c_char, c_int, c_void, CString};
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::ptr::{self, NonNull};
 
 use super::{ffi, DbError, DbResult, FromSql, ToSql, Value};
 use crate::db::error::cstr_lossy;
+
+/// Lookaside slots: SQLite's own allocator for a statement's small objects
+/// (cursors, cells, records). SQLite's default, 100 slots, ran out inside
+/// one statement with triggers, and each allocation then went to malloc.
+const LOOKASIDE_SLOT: usize = 1200;
+const LOOKASIDE_SLOTS: usize = 1000;
 
 /// An open database. Not `Send`: SQLite is built single-threaded for wasm.
 pub struct Connection {
@@ -92,6 +98,13 @@ impl Connection {
             // ORDER BY redundant), so the statement cache saved nothing: a
             // full parse and plan on every lease operation. We run no
             // ANALYZE, so no better plan is lost.
+            ffi::sqlite3_db_config(
+                db.as_ptr(),
+                ffi::SQLITE_DBCONFIG_LOOKASIDE,
+                ptr::null_mut::<c_void>(),
+                LOOKASIDE_SLOT as c_int,
+                LOOKASIDE_SLOTS as c_int,
+            );
             ffi::sqlite3_db_config(
                 db.as_ptr(),
                 ffi::SQLITE_DBCONFIG_ENABLE_QPSG,
