@@ -10,7 +10,9 @@
 //! 2. download: every share back by ranged GETs of 1 MiB, checked;
 //! 3. 10,000 small shares (allocate + one PATCH each), over `LEASE_CONNECTIONS`;
 //! 4. lease renewals: `PUT /storage/v1/lease/:si` with the shares' own 32-byte
-//!    secrets, on all 10,000, `LEASE_ROUNDS` times, over `LEASE_CONNECTIONS`;
+//!    secrets, on all 10,000, `LEASE_ROUNDS` times, over `LEASE_CONNECTIONS`,
+//!    then as many version requests on the same connections: the round trip
+//!    without a storage call, which bounds the renewals' rate;
 //! 5. lease renewals driven by `wrk` (a C load generator; Debian's package,
 //!    installed with apt-get when missing): `WRK_CONNECTIONS` TLS
 //!    connections for `WRK_SECONDS`, raw requests from
@@ -137,6 +139,8 @@ struct Results {
     download_mb_s: f64,
     small_shares_s: f64,
     renewals_s: f64,
+    /// Version requests answered per second on the renewals' connections.
+    round_trips_s: f64,
     wrk: Option<Wrk>,
     peak_rss_mib: f64,
     /// The server's CPU use in each data phase.
@@ -653,6 +657,22 @@ async fn measure(
     .await?;
     r.renewals_s = (n * LEASE_ROUNDS) as f64 / took.as_secs_f64();
     r.phase_cores.push(phase.end());
+
+    // 5. The same client and connections asking for the version, which no
+    // storage call answers: the round trip every renewal pays before its
+    // commit, so the ceiling of the renewals' rate on these connections.
+    eprintln!("  version round trips...");
+    let took = run_parallel(
+        nurl,
+        LEASE_CONNECTIONS,
+        n * LEASE_ROUNDS,
+        move |mut c, _| async move {
+            c.version().await?;
+            Ok(c)
+        },
+    )
+    .await?;
+    r.round_trips_s = (n * LEASE_ROUNDS) as f64 / took.as_secs_f64();
     Ok(r)
 }
 
@@ -795,6 +815,10 @@ fn main() {
         h.renewals_s,
         0,
         ">= 20x",
+    );
+    println!(
+        "{:<40} {:>16.0} {:>18.0}",
+        "  the same client asking only the version", s.round_trips_s, h.round_trips_s
     );
     let wrk_rate = |r: &Results| r.wrk.as_ref().map_or(f64::NAN, Wrk::per_s);
     row(
