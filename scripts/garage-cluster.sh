@@ -134,12 +134,25 @@ wait_up() {
     exit 1
 }
 
+# Node `$1`'s id, once it has made its key: a node just started may not
+# have yet, and a failed lookup would end this script without a word
+# (set -e inside the caller's `eval "$(... start)"`).
+node_id() {
+    local id
+    for _ in $(seq 100); do
+        id=$("$garage" -c "$(config_of "$1")" node id -q 2>/dev/null) && { echo "$id"; return; }
+        sleep 0.2
+    done
+    say "node $1 has no id after 20 s; see $dir/node$1/log"
+    exit 1
+}
+
 # Connects node 1 to the others: on every start, since a restarted node
 # would otherwise wait for its periodic reconnection.
 connect() {
     local n id
     for n in 2 3; do
-        id=$("$garage" -c "$(config_of "$n")" node id -q 2>/dev/null)
+        id=$(node_id "$n")
         for _ in $(seq 50); do
             g node connect "$id" >/dev/null 2>&1 && break
             sleep 0.2
@@ -152,7 +165,7 @@ lay_out() {
     [ -f "$dir/laid-out" ] && return
     local n id
     for n in "${NODES[@]}"; do
-        id=$("$garage" -c "$(config_of "$n")" node id -q 2>/dev/null)
+        id=$(node_id "$n")
         g layout assign -z "dc$n" -c 1G "${id%@*}" >/dev/null
     done
     g layout apply --version 1 >/dev/null

@@ -42,7 +42,10 @@ cleanup() {
     scripts/azurite.sh stop "$target/azurite" || true
 }
 trap cleanup EXIT
-eval "$(scripts/garage-cluster.sh start "$garage_dir")"
+# Assigned first: a failing start then stops the run here (an `eval` of
+# the substitution would run nothing and succeed).
+garage_env="$(scripts/garage-cluster.sh start "$garage_dir")"
+eval "$garage_env"
 # Azure Blob on azurite, in a subshell's environment.
 scripts/azurite.sh start "$target/azurite" > "$target/azurite.env"
 
