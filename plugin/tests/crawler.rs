@@ -189,14 +189,7 @@ fn a_lost_database_is_rebuilt_with_one_starter_lease_per_share() {
     let report = &db.crawler_status().unwrap().history[0];
     assert_eq!((report.added, report.recovered.total.shares), (4, 0));
     // The starter leases, renewed today, are in the report's lease ages.
-    assert_eq!(
-        report
-            .lease_ages
-            .iter()
-            .map(|(d, c)| (*d, *c))
-            .collect::<Vec<_>>(),
-        vec![(0, 4)]
-    );
+    assert_eq!(report.lease_ages, [(0, 4)].into());
     for n in 0..4 {
         let leases = db.list_leases(&si(n)).unwrap();
         assert_eq!(

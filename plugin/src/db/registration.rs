@@ -7,11 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::leases::{self, NewLease};
 use super::shares;
 use super::sqlite::{Connection, DbError, DbResult};
+use super::usage::ANY_ACCOUNT;
 use crate::ids::{ShareNum, StorageIndex};
 use crate::share::ShareRow;
-
-/// The `usage_totals` row of shares leased by any account.
-const ANY_ACCOUNT: i64 = -1;
 
 /// What one `usage_totals` row gains.
 #[derive(Default)]

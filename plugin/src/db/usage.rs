@@ -71,7 +71,7 @@ fn usage_row(r: &Row) -> DbResult<Usage> {
 }
 
 /// The totals row of shares leased by any account.
-const ANY_ACCOUNT: i64 = -1;
+pub(crate) const ANY_ACCOUNT: i64 = -1;
 
 /// What `account` leases; with None, what any account leases.
 pub fn usage(conn: &Connection, account: Option<&Account>) -> DbResult<Usage> {
