@@ -55,7 +55,7 @@ impl DirStore {
             .map_err(|e| io_error("creating the store root", &root.display().to_string(), e))?;
         let walk_root = root.clone();
         let lister =
-            Arc::new(move |prefix: &str, want: usize| list_under(&walk_root, prefix, want));
+            Arc::new(move |prefix: &str, want: usize| list_after(&walk_root, prefix, None, want));
         Ok(DirStore {
             root,
             ahead: ReadAhead::new(lister),
@@ -277,12 +277,8 @@ fn walk(
     Ok(())
 }
 
-/// Every object whose key starts with `prefix`, at most `want`, in key order.
-fn list_under(root: &Path, prefix: &str, want: usize) -> io::Result<Vec<ObjectEntry>> {
-    list_after(root, prefix, None, want)
-}
-
-/// [`list_under`], after `start_after`.
+/// Every object whose key starts with `prefix` and sorts after
+/// `start_after`, at most `want`, in key order.
 fn list_after(
     root: &Path,
     prefix: &str,
