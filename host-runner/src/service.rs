@@ -34,7 +34,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use tokio::sync::oneshot;
 
-use crate::backend::ObjectStore;
+use crate::backend::{thread_cpu_time, ObjectStore};
 use crate::plugin::wit::SliceOutcome;
 use crate::plugin::{CallError, HostConfig, HostError, PluginHost};
 use crate::Operations;
@@ -432,6 +432,36 @@ impl CrawlerPacing {
     }
 }
 
+/// The crawler's work as its share counts it. A slice holds the plugin
+/// thread for its whole run, syncs included: that wall time is paced, as it
+/// is what requests wait behind. Its CPU time, with what the store did ahead
+/// for it on threads of its own (listings walked ahead: a third of a first
+/// cycle's CPU), is paced too, so the crawler keeps to its share of a core
+/// when its slices hardly wait.
+struct CrawlerWork {
+    /// The store's [`ObjectStore::cpu_ahead`] when last counted.
+    ahead_counted: Duration,
+}
+
+impl CrawlerWork {
+    /// Counts from the store's CPU time ahead so far (`ahead`): work the
+    /// store did before the crawler started is not the crawler's.
+    fn since(ahead: Duration) -> Self {
+        CrawlerWork {
+            ahead_counted: ahead,
+        }
+    }
+
+    /// A slice that ran for `ran` using `cpu` of its thread, the store's
+    /// CPU time ahead now being `ahead`: the work to pace by, the larger of
+    /// the slice's run and the CPU it and the store used since the last slice.
+    fn after_slice(&mut self, ran: Duration, cpu: Duration, ahead: Duration) -> Duration {
+        let done_ahead = ahead.saturating_sub(self.ahead_counted);
+        self.ahead_counted = self.ahead_counted.max(ahead);
+        ran.max(cpu + done_ahead)
+    }
+}
+
 /// The background crawler: a thread that asks the service thread for slices.
 pub struct CrawlerThread {
     stop: Arc<AtomicBool>,
@@ -458,18 +488,42 @@ impl CrawlerThread {
     }
 }
 
+/// What one slice measured of itself.
+struct Work {
+    /// Its run, start to end.
+    ran: Duration,
+    /// Its thread's CPU time.
+    cpu: Duration,
+    /// The store's CPU time ahead at its end ([`ObjectStore::cpu_ahead`]).
+    ahead: Duration,
+}
+
 fn crawl(service: Service, pacing: CrawlerPacing, stop: Arc<AtomicBool>) {
+    let Ok(ahead) = service.call_blocking(|host| host.backend().cpu_ahead()) else {
+        return;
+    };
+    let mut work = CrawlerWork::since(ahead);
     while !stop.load(Ordering::SeqCst) {
         let slice = pacing.slice;
         let outcome = service.call_blocking(move |host| {
-            let started = Instant::now();
+            let (started, cpu) = (Instant::now(), thread_cpu_time());
             let outcome = host.crawler_run_slice(slice, false);
-            (outcome, started.elapsed())
+            let measured = Work {
+                ran: started.elapsed(),
+                cpu: thread_cpu_time().saturating_sub(cpu),
+                ahead: host.backend().cpu_ahead(),
+            };
+            (outcome, measured)
         });
         let pause = match outcome {
             Err(ServiceGone) => return,
-            Ok((Ok(SliceOutcome::Progressed(_)), ran)) => pacing.pause_after(ran),
-            Ok((Ok(SliceOutcome::Waiting(until)), _)) => {
+            Ok((Ok(SliceOutcome::Progressed(_)), w)) => {
+                pacing.pause_after(work.after_slice(w.ran, w.cpu, w.ahead))
+            }
+            Ok((Ok(SliceOutcome::Waiting(until)), w)) => {
+                // Whatever was walked ahead before a wait is not paced for
+                // after it.
+                work.after_slice(Duration::ZERO, Duration::ZERO, w.ahead);
                 let now = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs() as i64);
@@ -502,6 +556,24 @@ mod tests {
         assert_eq!(
             pacing.pause_after(Duration::from_millis(100)),
             Duration::from_millis(900)
+        );
+    }
+
+    #[test]
+    fn a_slice_is_paced_with_the_walks_done_ahead_for_it() {
+        let ms = Duration::from_millis;
+        // The store had walked 1 s of CPU ahead (for another caller) before.
+        let mut work = CrawlerWork::since(ms(1000));
+        // A slice of 10 ms, 8 of them CPU, and 30 ms walked ahead for it.
+        assert_eq!(work.after_slice(ms(10), ms(8), ms(1030)), ms(38));
+        // Nothing walked since: the slice alone, nothing counted twice.
+        assert_eq!(work.after_slice(ms(10), ms(8), ms(1030)), ms(10));
+        // A slice mostly waiting for its sync: its run is paced.
+        assert_eq!(work.after_slice(ms(20), ms(2), ms(1040)), ms(20));
+        let pacing = CrawlerPacing::default();
+        assert_eq!(
+            pacing.pause_after(work.after_slice(ms(20), ms(15), ms(1125))),
+            ms(900)
         );
     }
 

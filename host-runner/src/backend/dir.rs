@@ -434,6 +434,9 @@ impl ObjectStore for DirStore {
         // Space available to unprivileged users, which is what this process can use.
         Ok(stats.f_bavail.saturating_mul(stats.f_frsize))
     }
+    fn cpu_ahead(&self) -> Duration {
+        self.ahead.cpu_walked()
+    }
 }
 
 /// Makes a directory's entries durable.
@@ -678,6 +681,22 @@ mod tests {
         let all = store.list("s/c/", None, 100).unwrap();
         assert_eq!(keys(&all), ["s/c/x/0", "s/c/y/0", "s/c/z/0"]);
         assert_eq!(all.next, None);
+    }
+
+    #[test]
+    fn the_store_reports_its_cpu_time_walking_ahead_through_its_wrappers() {
+        let (_tmp, store) = store();
+        for key in ["s/a/x/0", "s/b/x/0"] {
+            store.write(key, b"1").unwrap();
+        }
+        let store = Arc::new(store);
+        // What `serve` lends the plugin: the store inside its reserve.
+        let lent = crate::backend::Reserved::new(store.clone(), 0, false);
+        assert_eq!(lent.cpu_ahead(), Duration::ZERO);
+        lent.list("s/a/", None, 100).unwrap();
+        store.ahead.wait_walked();
+        assert!(lent.cpu_ahead() > Duration::ZERO);
+        assert_eq!(lent.cpu_ahead(), store.ahead.cpu_walked());
     }
 
     #[test]

@@ -177,6 +177,9 @@ impl ObjectStore for FaultyStore {
         self.check(Operation::AvailableSpace, "")?;
         self.inner.available_space()
     }
+    fn cpu_ahead(&self) -> Duration {
+        self.inner.cpu_ahead()
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@ mod read_ahead;
 mod reserved;
 mod url;
 
+use std::time::Duration;
+
 pub use dir::DirStore;
 pub use faulty::FaultyStore;
 pub use key::{validate_key, validate_prefix, MAX_KEY_LEN, MAX_SEGMENT_LEN};
@@ -19,6 +21,7 @@ pub use key::{validate_key, validate_prefix, MAX_KEY_LEN, MAX_SEGMENT_LEN};
 pub use leasedb_types::backend::Operation;
 pub use memory::MemoryStore;
 pub use object::{BucketStore, DEFAULT_CALL_TIMEOUT, MULTIPART_PART_SIZE};
+pub(crate) use read_ahead::thread_cpu_time;
 pub use reserved::Reserved;
 pub use url::{parse_size, BackendConfig, Location, Service, REQUEST_RETRIES};
 
@@ -46,6 +49,12 @@ pub trait ObjectStore: Send + Sync {
     fn size(&self, key: &str) -> Result<u64, BackendError>;
     /// Bytes the store can still take.
     fn available_space(&self) -> Result<u64, BackendError>;
+    /// CPU time spent since the store was made on its callers' work done
+    /// ahead, on threads of its own (a crawl's listings walked ahead): a
+    /// caller that keeps to a CPU budget counts it as its own.
+    fn cpu_ahead(&self) -> Duration {
+        Duration::ZERO
+    }
 }
 
 /// Picks the page out of keys already sorted ascending and filtered to the prefix:

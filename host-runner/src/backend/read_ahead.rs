@@ -5,8 +5,11 @@
 //! walked on a thread of its own. A listing walked ahead is used only if
 //! nothing was written or deleted under it through the store since it was
 //! asked for, and only within a second; otherwise the caller walks again.
+//! The CPU time spent walking is counted ([`ReadAhead::cpu_walked`]): it is
+//! the caller's work, done early, and a paced caller counts it as its own.
 
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
@@ -27,6 +30,8 @@ type Listed = io::Result<Vec<ObjectEntry>>;
 pub(super) struct ReadAhead {
     lister: Arc<Lister>,
     state: Mutex<State>,
+    /// The thread's CPU time, in nanoseconds.
+    walked_ns: Arc<AtomicU64>,
 }
 
 #[derive(Default)]
@@ -61,7 +66,13 @@ impl ReadAhead {
         ReadAhead {
             lister,
             state: Mutex::new(State::default()),
+            walked_ns: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// CPU time spent walking ahead since this was made, used or not.
+    pub(super) fn cpu_walked(&self) -> Duration {
+        Duration::from_nanos(self.walked_ns.load(Ordering::Relaxed))
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -112,7 +123,7 @@ impl ReadAhead {
             state.pending = None;
         }
         if state.worker.is_none() {
-            state.worker = Worker::spawn(self.lister.clone());
+            state.worker = Worker::spawn(self.lister.clone(), self.walked_ns.clone());
         }
         let Some(worker) = &state.worker else {
             return;
@@ -157,7 +168,7 @@ impl ReadAhead {
 
 impl Worker {
     /// None when no thread can be started: nothing is walked ahead then.
-    fn spawn(lister: Arc<Lister>) -> Option<Worker> {
+    fn spawn(lister: Arc<Lister>, walked_ns: Arc<AtomicU64>) -> Option<Worker> {
         let (requests, asked) = mpsc::channel::<(u64, String, usize)>();
         let (answer, results) = mpsc::channel();
         thread::Builder::new()
@@ -165,7 +176,10 @@ impl Worker {
             .spawn(move || {
                 // Ends when the store, holding the sender, is dropped.
                 for (seq, prefix, want) in asked {
-                    if answer.send((seq, lister(&prefix, want))).is_err() {
+                    let listed = lister(&prefix, want);
+                    let cpu = u64::try_from(thread_cpu_time().as_nanos()).unwrap_or(u64::MAX);
+                    walked_ns.store(cpu, Ordering::Relaxed);
+                    if answer.send((seq, listed)).is_err() {
                         return;
                     }
                 }
@@ -194,5 +208,31 @@ impl Worker {
                 Err(TryRecvError::Disconnected) => return true,
             }
         }
+    }
+}
+
+/// The CPU time the calling thread has used.
+pub(crate) fn thread_cpu_time() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cpu_time_spent_walking_ahead_is_counted() {
+        let walk = Duration::from_millis(30);
+        let ahead = ReadAhead::new(Arc::new(move |_: &str, _: usize| {
+            // A walk's CPU time: a sleeping one would use none.
+            let started = thread_cpu_time();
+            while thread_cpu_time() - started < walk {}
+            Ok(Vec::new())
+        }));
+        assert_eq!(ahead.cpu_walked(), Duration::ZERO);
+        ahead.start("a/b/".into(), 10);
+        assert!(ahead.take("a/b/", 10).is_some());
+        assert!(ahead.cpu_walked() >= walk, "{:?}", ahead.cpu_walked());
     }
 }

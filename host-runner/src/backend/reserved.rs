@@ -3,6 +3,7 @@
 //! the space a store reports, so reporting less is how both are honoured.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::{BackendError, ListPage, ObjectStore};
 
@@ -52,6 +53,9 @@ impl<S: ObjectStore + ?Sized> ObjectStore for Reserved<S> {
             return Ok(0);
         }
         Ok(self.inner.available_space()?.saturating_sub(self.reserved))
+    }
+    fn cpu_ahead(&self) -> Duration {
+        self.inner.cpu_ahead()
     }
 }
 
