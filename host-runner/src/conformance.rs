@@ -33,6 +33,13 @@ pub struct Components {
     pub test_faults: PathBuf,
 }
 
+/// The shortest call deadline over an object store. The crash cases ask for
+/// short deadlines (a crash stalls until the deadline), but one call may
+/// make several round trips to the store: over a Garage cluster sharing two
+/// cores with the tests, a fault-free mutable write of three chunks outlasted
+/// 500 ms and failed a case no fault had touched.
+pub const REMOTE_MIN_CALL_DEADLINE: Duration = Duration::from_secs(2);
+
 /// One fresh server for one case.
 pub struct Bundled {
     dir: tempfile::TempDir,
@@ -40,6 +47,8 @@ pub struct Bundled {
     faulty: Arc<FaultyStore>,
     /// The call deadline of the latest start: a crash outlasts it.
     deadline: Mutex<Duration>,
+    /// The shortest call deadline a start gets, whatever a case asks for.
+    min_deadline: Duration,
     clock: AdjustableClock,
     components: Components,
     shared_cache: PathBuf,
@@ -92,7 +101,12 @@ impl Bundled {
             Location::Memory => Location::Memory,
         };
         config.quota = Some(BACKEND_CAPACITY);
-        Ok(Self::with_objects(components, shared_cache, config.open()?))
+        let remote = matches!(config.location, Location::Bucket { .. });
+        let mut server = Self::with_objects(components, shared_cache, config.open()?);
+        if remote {
+            server.min_deadline = REMOTE_MIN_CALL_DEADLINE;
+        }
+        Ok(server)
     }
 
     fn with_objects(
@@ -106,6 +120,7 @@ impl Bundled {
             objects,
             faulty,
             deadline: Mutex::new(Duration::from_secs(10)),
+            min_deadline: Duration::ZERO,
             clock: AdjustableClock::fixed_at(START_TIME as u64),
             components,
             shared_cache,
@@ -172,7 +187,7 @@ impl Harness for Bundled {
             config.chunk_size = chunk_size;
         }
         if let Some(deadline) = options.call_deadline {
-            config.sandbox.call_deadline = deadline;
+            config.sandbox.call_deadline = deadline.max(self.min_deadline);
         }
         if self.faulty.crash_armed() {
             // A crash stalls past the call deadline; one armed before the start
