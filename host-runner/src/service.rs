@@ -456,9 +456,14 @@ impl CrawlerWork {
     /// CPU time ahead now being `ahead`: the work to pace by, the larger of
     /// the slice's run and the CPU it and the store used since the last slice.
     fn after_slice(&mut self, ran: Duration, cpu: Duration, ahead: Duration) -> Duration {
-        let done_ahead = ahead.saturating_sub(self.ahead_counted);
+        ran.max(cpu + self.count_to(ahead))
+    }
+
+    /// Counts the store's CPU time ahead up to `ahead`; returns what was new.
+    fn count_to(&mut self, ahead: Duration) -> Duration {
+        let new = ahead.saturating_sub(self.ahead_counted);
         self.ahead_counted = self.ahead_counted.max(ahead);
-        ran.max(cpu + done_ahead)
+        new
     }
 }
 
@@ -523,7 +528,7 @@ fn crawl(service: Service, pacing: CrawlerPacing, stop: Arc<AtomicBool>) {
             Ok((Ok(SliceOutcome::Waiting(until)), w)) => {
                 // Whatever was walked ahead before a wait is not paced for
                 // after it.
-                work.after_slice(Duration::ZERO, Duration::ZERO, w.ahead);
+                work.count_to(w.ahead);
                 let now = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs() as i64);
