@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
+use super::held::{sync_dir, HeldWrites};
 use super::read_ahead::ReadAhead;
 use super::{
     page_of, validate_key, validate_prefix, BackendError, ListPage, ObjectEntry, ObjectStore,
@@ -37,6 +38,9 @@ pub struct DirStore {
     /// Sorted names of the directories in one top-level directory, to find
     /// the one after a listed prefix directory.
     siblings: Mutex<Option<Siblings>>,
+    /// Writes made but not yet durable, while a group commit holds them
+    /// (`ObjectStore::hold_writes`).
+    held: Mutex<HeldWrites>,
 }
 
 /// The directories in one top-level directory, when they were read.
@@ -60,6 +64,7 @@ impl DirStore {
             root,
             ahead: ReadAhead::new(lister),
             siblings: Mutex::new(None),
+            held: Mutex::new(HeldWrites::default()),
         })
     }
 
@@ -100,6 +105,13 @@ impl DirStore {
         &self.root
     }
 
+    /// The file that holds `key` now: its held write's, if it has one.
+    fn held_or_placed(&self, key: &str) -> Result<PathBuf, BackendError> {
+        let path = self.path_of(key)?;
+        let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(held.temp_of(&path).map(Path::to_owned).unwrap_or(path))
+    }
+
     fn path_of(&self, key: &str) -> Result<PathBuf, BackendError> {
         validate_key(key)?;
         let name = key.rsplit('/').next().unwrap_or(key);
@@ -112,16 +124,24 @@ impl DirStore {
     }
 
     /// Creates `dir` and its missing ancestors below the root, syncing each parent
-    /// that gained an entry so the new directories survive a crash.
-    fn create_dirs(&self, dir: &Path) -> io::Result<()> {
+    /// that gained an entry so the new directories survive a crash (or, with
+    /// `held`, leaving that sync to the held writes).
+    fn create_dirs(&self, dir: &Path, mut held: Option<&mut HeldWrites>) -> io::Result<()> {
         if dir == self.root || dir.is_dir() {
             return Ok(());
         }
         if let Some(parent) = dir.parent() {
-            self.create_dirs(parent)?;
+            self.create_dirs(parent, held.as_deref_mut())?;
         }
+        let parent = dir.parent().unwrap_or(&self.root);
         match fs::create_dir(dir) {
-            Ok(()) => sync_dir(dir.parent().unwrap_or(&self.root)),
+            Ok(()) => match held {
+                Some(held) => {
+                    held.grew(parent);
+                    Ok(())
+                }
+                None => sync_dir(parent),
+            },
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
             Err(e) => Err(e),
         }
@@ -129,21 +149,7 @@ impl DirStore {
 
     fn write_durably(&self, path: &Path, data: &[u8]) -> io::Result<()> {
         let dir = path.parent().unwrap_or(&self.root);
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let temp = dir.join(format!(
-            "{TEMP_MARKER}{name}-{}-{}",
-            std::process::id(),
-            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        // A concurrent delete may prune the directory between creating it and
-        // creating the temp file; one retry covers that race.
-        let mut file = match self.create_temp(dir, &temp) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => self.create_temp(dir, &temp)?,
-            other => other?,
-        };
+        let (temp, mut file) = self.create_temp(path, None)?;
         let written = file
             .write_all(data)
             .and_then(|()| file.sync_all())
@@ -156,9 +162,82 @@ impl DirStore {
         sync_dir(dir)
     }
 
-    fn create_temp(&self, dir: &Path, temp: &Path) -> io::Result<File> {
-        self.create_dirs(dir)?;
-        OpenOptions::new().write(true).create_new(true).open(temp)
+    /// Writes `data` to a temporary file beside `path` and holds it there, to
+    /// be synced and renamed with the other held writes.
+    fn write_held(
+        &self,
+        key: &str,
+        path: PathBuf,
+        data: &[u8],
+        held: &mut HeldWrites,
+    ) -> io::Result<()> {
+        if held.has(&path) {
+            // One held write per key: the older one goes first, in its place.
+            self.make_held_durable(held)?;
+        }
+        let (temp, mut file) = self.create_temp(&path, Some(held))?;
+        if let Err(e) = file.write_all(data) {
+            let _ = fs::remove_file(&temp);
+            return Err(e);
+        }
+        if held.hold(key, path, temp, file, data.len() as u64) {
+            self.make_held_durable(held)?;
+        }
+        Ok(())
+    }
+
+    /// Makes the held writes durable; the crawl's read-ahead forgets their keys.
+    fn make_held_durable(&self, held: &mut HeldWrites) -> io::Result<()> {
+        if held.is_empty() {
+            return Ok(());
+        }
+        let placed = held.make_durable()?;
+        for key in &placed {
+            self.ahead.changed(key);
+        }
+        Ok(())
+    }
+
+    /// The held writes, made durable first when there are any: what a
+    /// listing or a delete must see, and must come after.
+    fn settled(&self) -> Result<std::sync::MutexGuard<'_, HeldWrites>, BackendError> {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        self.make_held_durable(&mut held)
+            .map_err(|e| io_error("making held writes durable under", &self.root_name(), e))?;
+        Ok(held)
+    }
+
+    fn root_name(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    /// Creates a new temporary file beside `path` (and its directory, if missing).
+    fn create_temp(
+        &self,
+        path: &Path,
+        mut held: Option<&mut HeldWrites>,
+    ) -> io::Result<(PathBuf, File)> {
+        let dir = path.parent().unwrap_or(&self.root);
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let temp = dir.join(format!(
+            "{TEMP_MARKER}{name}-{}-{}",
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let mut create = || -> io::Result<File> {
+            self.create_dirs(dir, held.as_deref_mut())?;
+            OpenOptions::new().write(true).create_new(true).open(&temp)
+        };
+        // A concurrent delete may prune the directory between creating it and
+        // creating the temp file; one retry covers that race.
+        let file = match create() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => create()?,
+            other => other?,
+        };
+        Ok((temp, file))
     }
 }
 
@@ -340,6 +419,8 @@ impl ObjectStore for DirStore {
         limit: u32,
     ) -> Result<ListPage, BackendError> {
         validate_prefix(prefix)?;
+        // Held writes are not at their keys yet: placed first, they are listed.
+        drop(self.settled()?);
         // One more than asked tells whether another page follows.
         let want = (limit as usize).saturating_add(1);
         let walked_ahead = if start_after.is_none() {
@@ -359,7 +440,7 @@ impl ObjectStore for DirStore {
     }
 
     fn read(&self, key: &str, offset: u64, length: u64) -> Result<Vec<u8>, BackendError> {
-        let path = self.path_of(key)?;
+        let path = self.held_or_placed(key)?;
         let file = File::open(&path).map_err(|e| io_error("reading", key, e))?;
         let meta = file.metadata().map_err(|e| io_error("reading", key, e))?;
         // A directory is not an object.
@@ -386,7 +467,13 @@ impl ObjectStore for DirStore {
 
     fn write(&self, key: &str, data: &[u8]) -> Result<(), BackendError> {
         let path = self.path_of(key)?;
-        let written = self.write_durably(&path, data);
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let written = if held.holding() {
+            self.write_held(key, path, data, &mut held)
+        } else {
+            self.write_durably(&path, data)
+        };
+        drop(held);
         self.ahead.changed(key);
         written.map_err(|e| match io_error("writing", key, e) {
             // Missing parents were created; NotFound here means something else vanished.
@@ -399,7 +486,10 @@ impl ObjectStore for DirStore {
 
     fn delete(&self, key: &str) -> Result<(), BackendError> {
         let path = self.path_of(key)?;
+        // A delete follows every write before it, held ones too.
+        let held = self.settled()?;
         let removed = fs::remove_file(&path);
+        drop(held);
         self.ahead.changed(key);
         match removed {
             Ok(()) => {}
@@ -418,7 +508,7 @@ impl ObjectStore for DirStore {
     }
 
     fn size(&self, key: &str) -> Result<u64, BackendError> {
-        let path = self.path_of(key)?;
+        let path = self.held_or_placed(key)?;
         let meta = fs::metadata(&path).map_err(|e| io_error("sizing", key, e))?;
         if meta.is_file() {
             Ok(meta.len())
@@ -437,6 +527,21 @@ impl ObjectStore for DirStore {
     fn cpu_ahead(&self) -> Duration {
         self.ahead.cpu_walked()
     }
+    fn hold_writes(&self) {
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_holding(true);
+    }
+    fn settle_held(&self) -> Result<(), BackendError> {
+        self.settled().map(drop)
+    }
+    fn end_holding(&self) -> Result<(), BackendError> {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        held.set_holding(false);
+        self.make_held_durable(&mut held)
+            .map_err(|e| io_error("making held writes durable under", &self.root_name(), e))
+    }
 }
 
 /// Makes a directory's entries durable.
@@ -453,10 +558,6 @@ fn is_dead_writers_temp(name: &str) -> bool {
         && pid
             .and_then(|p| p.parse::<u32>().ok())
             .is_some_and(|pid| pid != std::process::id())
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 /// The single place I/O errors become backend errors: absent, worth retrying, or not.
@@ -480,7 +581,8 @@ mod tests {
         (dir, store)
     }
 
-    use super::super::listing_checks::keys;
+    use super::super::listing_checks::{in_pages, keys};
+    use super::super::{MAX_HELD_BYTES, MAX_HELD_WRITES};
 
     #[test]
     fn keys_map_onto_tahoe_layout() {
@@ -700,6 +802,25 @@ mod tests {
     }
 
     #[test]
+    fn writes_are_held_through_the_stores_wrappers() {
+        let (_tmp, store) = store();
+        let store = Arc::new(store);
+        // What `serve` lends the plugin, and what fault tests wrap around it.
+        let reserved = Arc::new(crate::backend::Reserved::new(store.clone(), 0, false));
+        let lent = crate::backend::FaultyStore::new(reserved);
+        lent.hold_writes();
+        lent.write("k/0", b"held").unwrap();
+        assert_eq!(placed(&store, "k/0"), None);
+        lent.settle_held().unwrap();
+        assert!(placed(&store, "k/0").is_some());
+        lent.write("k/1", b"held").unwrap();
+        lent.end_holding().unwrap();
+        assert!(placed(&store, "k/1").is_some());
+        lent.write("k/2", b"now").unwrap();
+        assert!(placed(&store, "k/2").is_some());
+    }
+
+    #[test]
     fn available_space_is_reported() {
         let (_tmp, store) = store();
         assert!(store.available_space().unwrap() > 0);
@@ -727,5 +848,108 @@ mod tests {
         .unwrap();
         let page = store.list("shares/", None, 10).unwrap();
         assert_eq!(keys(&page), ["shares/ab/abcdefghijklmnopqrstuvwxyz/1"]);
+    }
+
+    /// Whether `key`'s file is in place (not only held), and what it holds.
+    fn placed(store: &DirStore, key: &str) -> Option<Vec<u8>> {
+        fs::read(store.root().join(key)).ok()
+    }
+
+    #[test]
+    fn a_held_write_is_readable_at_once_and_in_place_once_settled() {
+        let (_d, store) = store();
+        store.hold_writes();
+        store.write("shares/ab/abc/0", b"held").unwrap();
+        assert_eq!(store.read("shares/ab/abc/0", 0, 100).unwrap(), b"held");
+        assert_eq!(store.size("shares/ab/abc/0").unwrap(), 4);
+        assert_eq!(placed(&store, "shares/ab/abc/0"), None);
+        store.settle_held().unwrap();
+        assert_eq!(
+            placed(&store, "shares/ab/abc/0").as_deref(),
+            Some(&b"held"[..])
+        );
+        // Holding goes on until it ends.
+        store.write("shares/ab/abc/1", b"next").unwrap();
+        assert_eq!(placed(&store, "shares/ab/abc/1"), None);
+        store.end_holding().unwrap();
+        assert_eq!(
+            placed(&store, "shares/ab/abc/1").as_deref(),
+            Some(&b"next"[..])
+        );
+        store.write("shares/ab/abc/2", b"now").unwrap();
+        assert_eq!(
+            placed(&store, "shares/ab/abc/2").as_deref(),
+            Some(&b"now"[..])
+        );
+    }
+
+    #[test]
+    fn a_crash_before_held_writes_are_settled_leaves_their_keys_as_they_were() {
+        let (dir, store) = store();
+        store.write("shares/ab/abc/0", b"old").unwrap();
+        store.hold_writes();
+        store.write("shares/ab/abc/0", b"new").unwrap();
+        store.write("shares/cd/cde/0", b"fresh").unwrap();
+        drop(store);
+        let store = DirStore::open(dir.path().join("storage")).unwrap();
+        assert_eq!(store.read("shares/ab/abc/0", 0, 100).unwrap(), b"old");
+        assert_eq!(
+            store.read("shares/cd/cde/0", 0, 100),
+            Err(BackendError::NotFound)
+        );
+        assert_eq!(in_pages(&store, "", 10), ["shares/ab/abc/0"]);
+    }
+
+    #[test]
+    fn a_delete_or_a_listing_comes_after_the_held_writes() {
+        let (_d, store) = store();
+        store.write("shares/ab/abc/journal", b"j").unwrap();
+        store.hold_writes();
+        store.write("shares/ab/abc/0", b"data").unwrap();
+        store.delete("shares/ab/abc/journal").unwrap();
+        assert_eq!(
+            placed(&store, "shares/ab/abc/0").as_deref(),
+            Some(&b"data"[..])
+        );
+        store.write("shares/cd/cde/0", b"more").unwrap();
+        assert_eq!(
+            in_pages(&store, "shares/", 10),
+            ["shares/ab/abc/0", "shares/cd/cde/0"]
+        );
+        assert_eq!(
+            placed(&store, "shares/cd/cde/0").as_deref(),
+            Some(&b"more"[..])
+        );
+    }
+
+    #[test]
+    fn a_key_written_twice_while_held_places_the_older_write_first() {
+        let (_d, store) = store();
+        store.hold_writes();
+        store.write("k/0", b"first").unwrap();
+        store.write("k/0", b"second").unwrap();
+        assert_eq!(placed(&store, "k/0").as_deref(), Some(&b"first"[..]));
+        assert_eq!(store.read("k/0", 0, 100).unwrap(), b"second");
+        store.end_holding().unwrap();
+        assert_eq!(placed(&store, "k/0").as_deref(), Some(&b"second"[..]));
+    }
+
+    #[test]
+    fn held_writes_are_bounded_in_number_and_bytes() {
+        let (_d, store) = store();
+        store.hold_writes();
+        for i in 0..MAX_HELD_WRITES {
+            store.write(&format!("n/{i}"), b"x").unwrap();
+        }
+        assert!(
+            placed(&store, "n/0").is_some(),
+            "the write reaching the limit settles them"
+        );
+        let big = vec![1u8; (MAX_HELD_BYTES / 2) as usize];
+        store.write("b/0", &big).unwrap();
+        assert!(placed(&store, "b/0").is_none());
+        store.write("b/1", &big).unwrap();
+        assert!(placed(&store, "b/0").is_some());
+        assert!(placed(&store, "b/1").is_some());
     }
 }

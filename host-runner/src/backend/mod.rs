@@ -5,6 +5,7 @@
 
 mod dir;
 mod faulty;
+mod held;
 mod key;
 mod memory;
 mod object;
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 pub use dir::DirStore;
 pub use faulty::FaultyStore;
+pub use held::{MAX_HELD_BYTES, MAX_HELD_WRITES};
 pub use key::{validate_key, validate_prefix, MAX_KEY_LEN, MAX_SEGMENT_LEN};
 /// A backend function, for injecting faults and counting calls.
 pub use leasedb_types::backend::Operation;
@@ -54,6 +56,24 @@ pub trait ObjectStore: Send + Sync {
     /// caller that keeps to a CPU budget counts it as its own.
     fn cpu_ahead(&self) -> Duration {
         Duration::ZERO
+    }
+    /// From now until [`end_holding`], a write may return before it is
+    /// durable: it is readable at once and made durable with the others held
+    /// by [`settle_held`] (a group commit's objects, synced together). A
+    /// listing or a delete comes after every held write. Stores whose writes
+    /// are cheap to make durable ignore it.
+    ///
+    /// [`end_holding`]: ObjectStore::end_holding
+    /// [`settle_held`]: ObjectStore::settle_held
+    fn hold_writes(&self) {}
+    /// Makes every held write durable now, keeping the order they were made
+    /// in; holding goes on.
+    fn settle_held(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
+    /// Makes every held write durable and stops holding writes back.
+    fn end_holding(&self) -> Result<(), BackendError> {
+        Ok(())
     }
 }
 

@@ -57,6 +57,15 @@ impl<S: ObjectStore + ?Sized> ObjectStore for Reserved<S> {
     fn cpu_ahead(&self) -> Duration {
         self.inner.cpu_ahead()
     }
+    fn hold_writes(&self) {
+        self.inner.hold_writes()
+    }
+    fn settle_held(&self) -> Result<(), BackendError> {
+        self.inner.settle_held()
+    }
+    fn end_holding(&self) -> Result<(), BackendError> {
+        self.inner.end_holding()
+    }
 }
 
 #[cfg(test)]

@@ -191,6 +191,9 @@ impl PluginHost {
         let opened = self.call_fallible(|p, s| p.begin_batch(s))?;
         if opened {
             self.batch = Batch::Open;
+            // The batch's objects are made durable together, before the
+            // database names them (`imports::filesystem`).
+            self.backend().hold_writes();
         }
         Ok(())
     }
@@ -203,14 +206,34 @@ impl PluginHost {
     ///
     /// [`begin_batch`]: PluginHost::begin_batch
     pub fn commit_batch(&mut self) -> Result<(), CallError> {
-        match std::mem::replace(&mut self.batch, Batch::Closed) {
-            Batch::Closed => Ok(()),
-            Batch::Lost => Err(CallError::Unavailable(
-                "the plugin instance died during a group commit; \
-                 none of its operations was committed"
-                    .into(),
-            )),
-            Batch::Open => match self.call_fallible(|p, s| p.commit_batch(s)) {
+        let batch = std::mem::replace(&mut self.batch, Batch::Closed);
+        if batch == Batch::Closed {
+            return Ok(());
+        }
+        // Every write the batch made is durable before its commit is (the
+        // plugin's own syncs see to it too); this also ends the holding.
+        match (batch, self.backend().end_holding()) {
+            (Batch::Closed, _) => Ok(()),
+            (Batch::Lost, settled) => {
+                if let Err(e) = settled {
+                    tracing::error!("plugin: the object writes of a lost batch: {e}");
+                }
+                Err(CallError::Unavailable(
+                    "the plugin instance died during a group commit; \
+                     none of its operations was committed"
+                        .into(),
+                ))
+            }
+            (Batch::Open, Err(e)) => {
+                // Its commit would name objects that may be lost: the
+                // instance goes, and its open transaction with it.
+                self.supervisor.restart_after_failed_commit();
+                Err(CallError::Unavailable(format!(
+                    "the group commit's objects could not be made durable ({e}); \
+                     none of its operations was committed"
+                )))
+            }
+            (Batch::Open, Ok(())) => match self.call_fallible(|p, s| p.commit_batch(s)) {
                 Ok(()) => Ok(()),
                 // The instance died committing: `call` already replaced it.
                 Err(e) if e.killed_instance() => Err(e),

@@ -287,3 +287,70 @@ fn a_batch_is_bounded() {
     drop(service);
     thread.join();
 }
+
+/// The objects in place under `root` (a held write's temporary file is not).
+fn objects_in_place(root: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut dirs = vec![root.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if !entry.file_name().to_string_lossy().starts_with(".tmp-") {
+                found.push(path.strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn a_batchs_objects_are_in_place_before_the_database_can_name_them() {
+    use host_runner::plugin::wit::{ShareWrites, WriteVector};
+    let fx = fixture();
+    let mut host = fx.start();
+    let root = fx.store.root().to_owned();
+    let write = |data: &[u8]| ShareWrites {
+        share_number: 0,
+        tests: vec![],
+        writes: vec![WriteVector {
+            offset: 0,
+            data: data.to_vec(),
+        }],
+        new_length: None,
+    };
+    host.read_test_write(
+        &Account::Anonymous,
+        si(2).as_bytes(),
+        &[0x5e; 32],
+        &[write(b"old")],
+        &[],
+    )
+    .unwrap();
+    let slot = objects_in_place(&root);
+    host.session_opened(1).unwrap();
+    host.begin_batch().unwrap();
+    host.allocate(1, &Account::Anonymous, si(1).as_bytes(), &[0], 100)
+        .unwrap();
+    host.write(si(1).as_bytes(), 0, 0, &[7; 100]).unwrap();
+    host.close(si(1).as_bytes(), 0).unwrap();
+    // Held: the share's object is synced with the rest of the batch.
+    assert_eq!(objects_in_place(&root), slot);
+    // A mutable write makes the batch's rows durable before it changes any
+    // object; those rows name the share above, so its object is placed first.
+    host.read_test_write(
+        &Account::Anonymous,
+        si(2).as_bytes(),
+        &[0x5e; 32],
+        &[write(b"new")],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(objects_in_place(&root).len(), slot.len() + 1);
+    host.commit_batch().unwrap();
+    assert_eq!(host.list_shares(si(1).as_bytes()).unwrap(), [0]);
+    assert_eq!(host.read(si(1).as_bytes(), 0, 0, 100).unwrap(), [7; 100]);
+}

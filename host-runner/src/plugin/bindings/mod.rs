@@ -18,6 +18,7 @@ pub use since_v0_2 as latest;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{AsContextMut, Engine};
 
+use super::imports;
 use super::imports::backend::BackendImport;
 use super::state::HostState;
 use version::{InterfaceVersion, VersionError};
@@ -81,6 +82,7 @@ impl PluginPre {
         let mut linker = Linker::<HostState>::new(engine);
         let link = |e: wasmtime::Error| LinkError::Link(format!("{e:#}"));
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link)?;
+        imports::filesystem::add_to_linker(&mut linker).map_err(link)?;
         let pre = if bindings == since_v0_1::VERSION {
             since_v0_1::add_to_linker(&mut linker).map_err(link)?;
             let pre = linker.instantiate_pre(component).map_err(link)?;
