@@ -1,9 +1,10 @@
 //! Object writes held back to be made durable together. A group commit's
 //! rows share one sync of the database; its objects (each a temporary file,
 //! its sync, a rename and its directory's sync) would otherwise be synced one
-//! after another on the plugin's thread. Held, they are synced side by side
-//! (the disk's journal takes concurrent syncs in one commit), then renamed
-//! into place in the order written, then their directories are synced.
+//! after another on the plugin's thread. Held, each file is synced on a sync
+//! thread from the moment it is written, while the plugin goes on with the
+//! batch; when they are made durable they are renamed into place in the
+//! order written and their directories are synced side by side.
 //!
 //! Until then a held object is only a temporary file: a crash leaves its key
 //! as it was, which is what a crash before the write would have left, and the

@@ -206,13 +206,10 @@ impl PluginHost {
     ///
     /// [`begin_batch`]: PluginHost::begin_batch
     pub fn commit_batch(&mut self) -> Result<(), CallError> {
-        let batch = std::mem::replace(&mut self.batch, Batch::Closed);
-        if batch == Batch::Closed {
-            return Ok(());
-        }
         // Every write the batch made is durable before its commit is (the
         // plugin's own syncs see to it too); this also ends the holding.
-        match (batch, self.backend().end_holding()) {
+        let settled = self.backend().end_holding();
+        match (std::mem::replace(&mut self.batch, Batch::Closed), settled) {
             (Batch::Closed, _) => Ok(()),
             (Batch::Lost, settled) => {
                 if let Err(e) = settled {

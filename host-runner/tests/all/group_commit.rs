@@ -313,23 +313,27 @@ fn a_batchs_objects_are_in_place_before_the_database_can_name_them() {
     let fx = fixture();
     let mut host = fx.start();
     let root = fx.store.root().to_owned();
-    let write = |data: &[u8]| ShareWrites {
-        share_number: 0,
-        tests: vec![],
-        writes: vec![WriteVector {
-            offset: 0,
-            data: data.to_vec(),
-        }],
-        new_length: None,
+    // A mutable write of share 0 of si(2).
+    let write_slot = |host: &mut PluginHost, data: &[u8]| {
+        let writes = ShareWrites {
+            share_number: 0,
+            tests: vec![],
+            writes: vec![WriteVector {
+                offset: 0,
+                data: data.to_vec(),
+            }],
+            new_length: None,
+        };
+        host.read_test_write(
+            &Account::Anonymous,
+            si(2).as_bytes(),
+            &[0x5e; 32],
+            &[writes],
+            &[],
+        )
+        .unwrap();
     };
-    host.read_test_write(
-        &Account::Anonymous,
-        si(2).as_bytes(),
-        &[0x5e; 32],
-        &[write(b"old")],
-        &[],
-    )
-    .unwrap();
+    write_slot(&mut host, b"old");
     let slot = objects_in_place(&root);
     host.session_opened(1).unwrap();
     host.begin_batch().unwrap();
@@ -341,14 +345,7 @@ fn a_batchs_objects_are_in_place_before_the_database_can_name_them() {
     assert_eq!(objects_in_place(&root), slot);
     // A mutable write makes the batch's rows durable before it changes any
     // object; those rows name the share above, so its object is placed first.
-    host.read_test_write(
-        &Account::Anonymous,
-        si(2).as_bytes(),
-        &[0x5e; 32],
-        &[write(b"new")],
-        &[],
-    )
-    .unwrap();
+    write_slot(&mut host, b"new");
     assert_eq!(objects_in_place(&root).len(), slot.len() + 1);
     host.commit_batch().unwrap();
     assert_eq!(host.list_shares(si(1).as_bytes()).unwrap(), [0]);
