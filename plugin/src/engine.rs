@@ -14,6 +14,7 @@ use crate::db::schema::{self, SchemaError};
 use crate::db::shares;
 use crate::db::sqlite::{Connection, DbError};
 use crate::discovery;
+use crate::handover::Received;
 use crate::error::{BadInput, Error, Result};
 use crate::ids::{SessionId, ShareNum, StorageIndex, Timestamp};
 use crate::latencies::Latencies;
@@ -128,8 +129,11 @@ pub fn system_clock() -> Timestamp {
         .unwrap_or(0)
 }
 
-fn open_and_migrate(db_path: &str) -> std::result::Result<(Connection, u32), OpenError> {
-    let conn = Connection::open(db_path).map_err(OpenError::Db)?;
+fn open_and_migrate(
+    db_path: &str,
+    wal_index: Option<&[u8]>,
+) -> std::result::Result<(Connection, u32), OpenError> {
+    let conn = Connection::open_with_wal_index(db_path, wal_index).map_err(OpenError::Db)?;
     let version = schema::migrate(&conn).map_err(OpenError::Schema)?;
     crate::db::advisories::ensure_index(&conn)
         .map_err(|e| OpenError::Schema(SchemaError::Db(e)))?;
@@ -217,7 +221,13 @@ impl<B: Backend> LeaseDb<B> {
             )));
         }
         let now = clock();
-        let (conn, schema_version, moved_aside) = match open_and_migrate(db_path) {
+        // Decoded first: a hot swap's blob also carries the WAL index to open from.
+        let received = handover
+            .map(Received::decode)
+            .transpose()
+            .map_err(OpenError::Recovery)?;
+        let wal_index = received.as_ref().and_then(Received::wal_index);
+        let (conn, schema_version, moved_aside) = match open_and_migrate(db_path, wal_index) {
             Err(OpenError::Db(e)) | Err(OpenError::Schema(SchemaError::Db(e)))
                 if is_unreadable(&e) =>
             {
@@ -228,7 +238,7 @@ impl<B: Backend> LeaseDb<B> {
                     ))
                 })?;
                 crate::log(&format!("the database at {db_path} is unreadable ({e}); moved it to {aside} and starting afresh"));
-                let (conn, version) = open_and_migrate(db_path)?;
+                let (conn, version) = open_and_migrate(db_path, None)?;
                 (conn, version, Some(aside))
             }
             other => {
@@ -247,8 +257,8 @@ impl<B: Backend> LeaseDb<B> {
             latencies: Latencies::default(),
             crawler: CrawlerConfig::default(),
         };
-        let swapped = match handover {
-            Some(blob) => engine.take_over(blob).map_err(OpenError::Recovery)?,
+        let swapped = match received {
+            Some(received) => engine.take_over(received).map_err(OpenError::Recovery)?,
             None => false,
         };
         // After a handover this settles only what the blob and the database

@@ -41,26 +41,40 @@ impl Connection {
     /// On wasm32 the file lives behind our `std::fs` VFS (`vfs.rs`); natively
     /// the platform's default VFS is used.
     pub fn open(path: &str) -> DbResult<Connection> {
+        Self::open_with_wal_index(path, None)
+    }
+
+    /// As [`Connection::open`], starting from the WAL index a previous
+    /// instance handed over ([`Connection::wal_index`]) instead of rebuilding
+    /// it from the WAL, when it still matches the WAL. Natively the platform
+    /// VFS keeps its own index and `wal_index` is ignored.
+    pub fn open_with_wal_index(path: &str, wal_index: Option<&[u8]>) -> DbResult<Connection> {
         #[cfg(target_arch = "wasm32")]
         {
             crate::db::vfs::register()?;
-            Self::open_in(path, crate::db::vfs::NAME.as_ptr())
+            Self::open_in(path, crate::db::vfs::NAME.as_ptr(), wal_index)
         }
         #[cfg(not(target_arch = "wasm32"))]
         {
-            Self::open_in(path, ptr::null())
+            let _ = wal_index;
+            Self::open_in(path, ptr::null(), None)
         }
     }
 
     /// Opens `path` through the VFS registered as `vfs_name`.
     #[cfg(test)]
-    pub(crate) fn open_with_vfs(path: &str, vfs_name: &CStr) -> DbResult<Connection> {
-        Self::open_in(path, vfs_name.as_ptr())
+    pub(crate) fn open_with_vfs(
+        path: &str,
+        vfs_name: &CStr,
+        wal_index: Option<&[u8]>,
+    ) -> DbResult<Connection> {
+        Self::open_in(path, vfs_name.as_ptr(), wal_index)
     }
 
     /// Opens `path` through `vfs` (null: SQLite's default) and applies the
-    /// connection settings.
-    fn open_in(path: &str, vfs: *const c_char) -> DbResult<Connection> {
+    /// connection settings. Only our VFS (non-null) keeps the WAL index in
+    /// memory it can hand over and take back.
+    fn open_in(path: &str, vfs: *const c_char, wal_index: Option<&[u8]>) -> DbResult<Connection> {
         let c_path = CString::new(path).map_err(|_| {
             DbError::new(
                 ffi::SQLITE_CANTOPEN,
@@ -112,8 +126,41 @@ impl Connection {
                 ptr::null_mut::<c_int>(),
             );
         }
-        conn.configure()?;
+        if let Some(index) = wal_index {
+            let mut index: &[u8] = index;
+            // SAFETY: live handle; our VFS reads the `&[u8]` during the call,
+            // any other answers SQLITE_NOTFOUND without touching it. Not
+            // taken (not ours, or not matching the WAL) means SQLite rebuilds
+            // the index as usual.
+            unsafe {
+                ffi::sqlite3_file_control(
+                    db.as_ptr(),
+                    c"main".as_ptr(),
+                    crate::db::vfs::FCNTL_SEED_WAL_INDEX,
+                    (&mut index as *mut &[u8]).cast(),
+                );
+            }
+        }
+        conn.configure(!vfs.is_null())?;
         Ok(conn)
+    }
+
+    /// The WAL index as it is now, for the next instance to start from
+    /// ([`Connection::open_with_wal_index`]); None where the VFS keeps it
+    /// elsewhere (natively) or nothing is mapped.
+    pub fn wal_index(&self) -> Option<Vec<u8>> {
+        let mut index = Vec::new();
+        // SAFETY: live handle; our VFS fills the `Vec<u8>` during the call,
+        // any other answers SQLITE_NOTFOUND without touching it.
+        unsafe {
+            ffi::sqlite3_file_control(
+                self.db.as_ptr(),
+                c"main".as_ptr(),
+                crate::db::vfs::FCNTL_COPY_WAL_INDEX,
+                (&mut index as *mut Vec<u8>).cast(),
+            );
+        }
+        (!index.is_empty()).then_some(index)
     }
 
     /// Makes closing leave the WAL as it is, for a hot swap: every commit in
@@ -134,11 +181,14 @@ impl Connection {
     }
 
     /// Journal, durability and integrity settings, identical on both targets.
-    fn configure(&self) -> DbResult<()> {
-        // Must precede the first read: in exclusive mode SQLite keeps the
-        // WAL index in heap memory, so WAL works on a VFS without shared
-        // memory (our wasm VFS has none).
-        self.execute_batch("PRAGMA locking_mode=EXCLUSIVE")?;
+    /// `index_in_memory`: the VFS keeps the WAL index as shared memory of
+    /// this handle's own (ours); otherwise SQLite must keep it on its heap.
+    fn configure(&self, index_in_memory: bool) -> DbResult<()> {
+        if !index_in_memory {
+            // Must precede the first read: in exclusive mode SQLite then
+            // keeps the WAL index in heap memory, without a `-shm` file.
+            self.execute_batch("PRAGMA locking_mode=EXCLUSIVE")?;
+        }
         // 4 KiB pages (the build's default is 8 KiB): a lease change dirties
         // a few pages, and each dirty page is written whole to the WAL and
         // synced. Only a new database takes it, so it precedes the WAL
@@ -151,6 +201,17 @@ impl Connection {
         {
             // A VFS or build refusing WAL still gets an atomic, durable journal.
             self.execute_batch("PRAGMA journal_mode=TRUNCATE")?;
+        }
+        if index_in_memory {
+            // After the WAL is open (a read opens it; a new database's
+            // switch only marked it), so that its index is the VFS's memory,
+            // which a hot swap hands over, not SQLite's heap. The empty write
+            // transaction takes the file's EXCLUSIVE lock now and keeps it:
+            // no other handle may read beside this one's private index.
+            self.execute_batch(
+                "SELECT count(*) FROM sqlite_schema; \
+                 PRAGMA locking_mode=EXCLUSIVE; BEGIN IMMEDIATE; COMMIT",
+            )?;
         }
         self.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON")
     }

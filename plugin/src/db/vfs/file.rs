@@ -6,10 +6,11 @@ use std::ffi::{c_int, c_void};
 use std::io;
 use std::ptr;
 
-use crate::disk::{self, OpenMode};
 use super::ffi;
 use super::lock::FileLock;
+use super::wal_index::{WalIndex, FCNTL_COPY_WAL_INDEX, FCNTL_SEED_WAL_INDEX};
 use super::{io_error, path_arg, SECTOR_SIZE};
+use crate::disk::{self, OpenMode};
 
 /// SQLite's per-file allocation (`szOsFile` bytes), filled in by `xOpen`.
 #[repr(C)]
@@ -42,6 +43,8 @@ struct OpenFile {
     /// or truncation drops the bytes read ahead.
     last_read_end: u64,
     ahead: Option<(u64, Vec<u8>)>,
+    /// SQLite's WAL index, when this is a database in WAL mode.
+    wal_index: WalIndex,
 }
 
 /// Most bytes held back before they are written anyway.
@@ -49,6 +52,20 @@ const MAX_UNWRITTEN: usize = 1 << 20;
 
 /// How far a sequential read reads ahead.
 const READ_AHEAD: usize = 256 << 10;
+
+#[cfg(test)]
+thread_local! {
+    /// Bytes this thread read from files on disk, for tests of what an open reads.
+    pub(super) static DISK_BYTES_READ: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// `f.read_at`, counted in tests.
+fn read_disk(f: &disk::File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let n = f.read_at(buf, offset)?;
+    #[cfg(test)]
+    DISK_BYTES_READ.with(|c| c.set(c.get() + n as u64));
+    Ok(n)
+}
 
 impl OpenFile {
     /// Writes the held-back bytes, if any.
@@ -76,8 +93,8 @@ unsafe fn state<'a>(file: *mut ffi::sqlite3_file) -> &'a mut OpenFile {
 }
 
 static IO_METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
-    // 1: no shared memory (WAL runs in exclusive mode), no memory mapping.
-    iVersion: 1,
+    // 2: shared memory (the WAL index, `wal_index.rs`), no memory mapping.
+    iVersion: 2,
     xClose: Some(x_close),
     xRead: Some(x_read),
     xWrite: Some(x_write),
@@ -90,10 +107,10 @@ static IO_METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
     xFileControl: Some(x_file_control),
     xSectorSize: Some(x_sector_size),
     xDeviceCharacteristics: Some(x_device_characteristics),
-    xShmMap: None,
-    xShmLock: None,
-    xShmBarrier: None,
-    xShmUnmap: None,
+    xShmMap: Some(x_shm_map),
+    xShmLock: Some(x_shm_lock),
+    xShmBarrier: Some(x_shm_barrier),
+    xShmUnmap: Some(x_shm_unmap),
     xFetch: None,
     xUnfetch: None,
 };
@@ -116,6 +133,7 @@ pub(super) unsafe extern "C" fn x_open(
             delete_on_close: None,
             dir_sync_pending: None,
             lock: FileLock::new(None),
+            wal_index: WalIndex::new(None),
         }
     } else {
         let Some(path) = path_arg(name) else {
@@ -148,6 +166,7 @@ pub(super) unsafe extern "C" fn x_open(
             delete_on_close: (flags & ffi::SQLITE_OPEN_DELETEONCLOSE != 0).then(|| path.to_owned()),
             dir_sync_pending: creates_durable.then(|| path.to_owned()),
             lock: FileLock::new(Some(path.to_owned())),
+            wal_index: WalIndex::new((flags & ffi::SQLITE_OPEN_MAIN_DB != 0).then_some(path)),
         }
     };
     file.cast::<FsFile>().write(FsFile {
@@ -243,11 +262,11 @@ fn read_through(
         }
     }
     if !sequential || buf.len() >= READ_AHEAD {
-        return f.read_at(buf, offset);
+        return read_disk(f, buf, offset);
     }
     let mut window = ahead.take().map(|(_, v)| v).unwrap_or_default();
     window.resize(READ_AHEAD, 0);
-    let got = f.read_at(&mut window, offset)?;
+    let got = read_disk(f, &mut window, offset)?;
     window.truncate(got);
     let n = got.min(buf.len());
     buf[..n].copy_from_slice(&window[..n]);
@@ -373,11 +392,55 @@ unsafe extern "C" fn x_check_reserved_lock(file: *mut ffi::sqlite3_file, out: *m
 }
 
 unsafe extern "C" fn x_file_control(
-    _file: *mut ffi::sqlite3_file,
-    _op: c_int,
-    _arg: *mut c_void,
+    file: *mut ffi::sqlite3_file,
+    op: c_int,
+    arg: *mut c_void,
 ) -> c_int {
-    ffi::SQLITE_NOTFOUND
+    // Both opcodes come from `Connection`: a `Vec<u8>` to fill, a `&[u8]` to take.
+    match op {
+        FCNTL_COPY_WAL_INDEX => {
+            *arg.cast::<Vec<u8>>() = state(file).wal_index.copy();
+            ffi::SQLITE_OK
+        }
+        FCNTL_SEED_WAL_INDEX if state(file).wal_index.seed(*arg.cast::<&[u8]>()) => ffi::SQLITE_OK,
+        _ => ffi::SQLITE_NOTFOUND,
+    }
+}
+
+unsafe extern "C" fn x_shm_map(
+    file: *mut ffi::sqlite3_file,
+    region: c_int,
+    size: c_int,
+    extend: c_int,
+    out: *mut *mut c_void,
+) -> c_int {
+    let (Ok(region), Ok(size)) = (usize::try_from(region), usize::try_from(size)) else {
+        return ffi::SQLITE_IOERR_SHMMAP;
+    };
+    match state(file).wal_index.map(region, size, extend != 0) {
+        Ok(p) => {
+            *out = p.cast();
+            ffi::SQLITE_OK
+        }
+        Err(rc) => rc,
+    }
+}
+
+unsafe extern "C" fn x_shm_lock(
+    _file: *mut ffi::sqlite3_file,
+    _offset: c_int,
+    _n: c_int,
+    _flags: c_int,
+) -> c_int {
+    // The index is private to this handle (`wal_index.rs`): nobody to exclude.
+    ffi::SQLITE_OK
+}
+
+unsafe extern "C" fn x_shm_barrier(_file: *mut ffi::sqlite3_file) {}
+
+unsafe extern "C" fn x_shm_unmap(file: *mut ffi::sqlite3_file, _delete: c_int) -> c_int {
+    state(file).wal_index.unmap();
+    ffi::SQLITE_OK
 }
 
 unsafe extern "C" fn x_sector_size(_file: *mut ffi::sqlite3_file) -> c_int {

@@ -13,8 +13,10 @@
 //! its name but not as the default, leaving native connections on the
 //! platform VFS).
 //!
-//! There is no shared memory: WAL needs `PRAGMA locking_mode=EXCLUSIVE`,
-//! which `Connection::open` sets. Locks are kept in a process-wide table
+//! Shared memory is the WAL index, in this instance's memory and private to
+//! one handle (`wal_index.rs`), which a hot swap hands to the next version;
+//! `Connection::open` takes the file's EXCLUSIVE lock at once, so no other
+//! handle needs to see it. Locks are kept in a process-wide table
 //! (`lock.rs`). Files SQLite opens without a name (temporary tables, sorter
 //! spill) live in memory: they never need to survive, and WASI has no temp
 //! directory.
@@ -25,6 +27,9 @@ mod names;
 mod system;
 #[cfg(test)]
 mod tests;
+mod wal_index;
+
+pub(crate) use wal_index::{FCNTL_COPY_WAL_INDEX, FCNTL_SEED_WAL_INDEX};
 
 #[cfg(any(test, target_arch = "wasm32"))]
 pub(crate) use system::fill_random;

@@ -17,7 +17,7 @@ fn tempdir() -> tempfile::TempDir {
 
 fn open(path: &Path) -> DbResult<Connection> {
     register().unwrap();
-    Connection::open_with_vfs(path.to_str().unwrap(), NAME)
+    Connection::open_with_vfs(path.to_str().unwrap(), NAME, None)
 }
 
 fn count(conn: &Connection) -> i64 {
@@ -84,8 +84,11 @@ fn wal_in_exclusive_mode_persists_across_reopen() {
     // Writes after reads ahead are seen by the reads that follow them.
     for i in 0..200i64 {
         let tx = conn.transaction().unwrap();
-        tx.execute("UPDATE t SET b = ?2 WHERE x = ?1", &[&i, &vec![!(i as u8); 3000]])
-            .unwrap();
+        tx.execute(
+            "UPDATE t SET b = ?2 WHERE x = ?1",
+            &[&i, &vec![!(i as u8); 3000]],
+        )
+        .unwrap();
         tx.commit().unwrap();
     }
     drop(conn);
@@ -99,6 +102,126 @@ fn wal_in_exclusive_mode_persists_across_reopen() {
         .query_row("PRAGMA integrity_check", &[], |r| r.get(0))
         .unwrap();
     assert_eq!(ok.as_deref(), Some("ok"));
+}
+
+fn open_from(path: &Path, wal_index: &[u8]) -> DbResult<Connection> {
+    register().unwrap();
+    Connection::open_with_vfs(path.to_str().unwrap(), NAME, Some(wal_index))
+}
+
+/// `rows` single-row commits of 3,000-byte values into `t`, from `first`.
+fn insert(conn: &Connection, first: i64, rows: i64) {
+    for i in first..first + rows {
+        let tx = conn.transaction().unwrap();
+        tx.execute("INSERT INTO t VALUES (?1, ?2)", &[&i, &vec![i as u8; 3000]])
+            .unwrap();
+        tx.commit().unwrap();
+    }
+}
+
+/// A database with 100 commits in its WAL, closed as before a hot swap, and
+/// the WAL index it had then.
+fn handed_over(db: &Path) -> Vec<u8> {
+    let conn = open(db).unwrap();
+    conn.execute_batch("CREATE TABLE t (x INTEGER PRIMARY KEY, b BLOB)")
+        .unwrap();
+    insert(&conn, 0, 100);
+    let index = conn.wal_index().expect("a WAL index in memory");
+    conn.keep_wal_on_close();
+    index
+}
+
+fn disk_bytes_read() -> u64 {
+    file::DISK_BYTES_READ.with(|c| c.get())
+}
+
+fn assert_intact(conn: &Connection, rows: i64) {
+    assert_eq!(count(conn), rows);
+    let ok: Option<String> = conn
+        .query_row("PRAGMA integrity_check", &[], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok.as_deref(), Some("ok"));
+}
+
+/// A hot swap's next instance opens from the index the last one handed over
+/// instead of reading the whole WAL (the bulk of the swap's pause), and
+/// carries on from it as from its own.
+#[test]
+fn a_handed_over_wal_index_spares_reading_the_wal() {
+    let dir = tempdir();
+    let db = dir.path().join("l.sqlite3");
+    let index = handed_over(&db);
+    let wal_len = fs::metadata(dir.path().join("l.sqlite3-wal"))
+        .unwrap()
+        .len();
+    assert!(wal_len > 400 << 10, "WAL of {wal_len} bytes");
+
+    let before = disk_bytes_read();
+    let conn = open_from(&db, &index).unwrap();
+    let read = disk_bytes_read() - before;
+    assert!(
+        read < wal_len / 8,
+        "read {read} of a {wal_len}-byte WAL to open"
+    );
+    assert_intact(&conn, 100);
+    insert(&conn, 100, 50);
+    let again = conn.wal_index().unwrap();
+    conn.keep_wal_on_close();
+    drop(conn);
+
+    let before = disk_bytes_read();
+    let conn = open_from(&db, &again).unwrap();
+    assert!(disk_bytes_read() - before < wal_len / 8);
+    assert_intact(&conn, 150);
+    conn.keep_wal_on_close();
+    drop(conn);
+    // What the index said is what the WAL holds: rebuilt, it says the same.
+    let before = disk_bytes_read();
+    let conn = open(&db).unwrap();
+    let read = disk_bytes_read() - before;
+    assert!(
+        read >= wal_len,
+        "an open without an index reads the WAL: {read} of {wal_len}"
+    );
+    assert_intact(&conn, 150);
+}
+
+/// An index the WAL moved on from is not taken: SQLite rebuilds it, and
+/// every commit since the handover is still there.
+#[test]
+fn a_wal_index_the_wal_has_moved_on_from_is_refused() {
+    // Grown since: more commits in the same WAL (a failed swap's next
+    // instance wrote, and the old one is started again with its blob).
+    let dir = tempdir();
+    let db = dir.path().join("l.sqlite3");
+    let index = handed_over(&db);
+    let conn = open(&db).unwrap();
+    insert(&conn, 100, 5);
+    conn.keep_wal_on_close();
+    drop(conn);
+    assert_intact(&open_from(&db, &index).unwrap(), 105);
+
+    // Restarted since: checkpointed, then new commits from the WAL's start.
+    let dir = tempdir();
+    let db = dir.path().join("l.sqlite3");
+    let index = handed_over(&db);
+    let conn = open(&db).unwrap();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .unwrap();
+    insert(&conn, 100, 5);
+    conn.keep_wal_on_close();
+    drop(conn);
+    assert_intact(&open_from(&db, &index).unwrap(), 105);
+
+    // Gone since: a plain close checkpoints and removes the WAL.
+    let dir = tempdir();
+    let db = dir.path().join("l.sqlite3");
+    let index = handed_over(&db);
+    let conn = open(&db).unwrap();
+    insert(&conn, 100, 5);
+    drop(conn);
+    assert!(!dir.path().join("l.sqlite3-wal").exists());
+    assert_intact(&open_from(&db, &index).unwrap(), 105);
 }
 
 /// What a crash leaves behind (database plus un-checkpointed WAL) holds
