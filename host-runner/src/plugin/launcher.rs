@@ -63,11 +63,18 @@ impl Instance {
     /// Drops a closed instance on a thread of its own, so that no call waits
     /// for its memory to be released.
     pub(crate) fn release_elsewhere(self) {
-        // A thread that cannot start drops the closure, and the instance, here.
-        let _ = std::thread::Builder::new()
-            .name("plugin-release".into())
-            .spawn(move || drop(self));
+        drop_elsewhere(self);
     }
+}
+
+/// Drops `what` on a thread of its own: releasing an instance's memory, or a
+/// version's compiled code (unmapped and unregistered, about a millisecond),
+/// need not hold up the calls waiting for the plugin thread.
+pub(crate) fn drop_elsewhere<T: Send + 'static>(what: T) {
+    // A thread that cannot start drops the closure, and `what`, here.
+    let _ = std::thread::Builder::new()
+        .name("plugin-release".into())
+        .spawn(move || drop(what));
 }
 
 /// What every (re)start of an instance needs.

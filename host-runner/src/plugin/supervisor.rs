@@ -20,7 +20,7 @@ use super::bindings::version::InterfaceVersion;
 use super::bindings::{on_version, Plugin, PluginPre};
 use super::engine::CompileOutcome;
 use super::error::{CallError, HostError};
-use super::launcher::{classify, Instance, Launcher};
+use super::launcher::{classify, drop_elsewhere, Instance, Launcher};
 use super::state::HostState;
 use super::wit::InitReport;
 
@@ -227,7 +227,10 @@ impl Supervisor {
     /// A swap put a new version in: it serves on probation, and `previous`
     /// comes back if it keeps dying.
     pub(crate) fn swapped(&mut self, previous: Previous) {
-        self.previous = Some(previous);
+        if let Some(older) = self.previous.replace(previous) {
+            // Swaps are one at a time: no call uses the version two swaps back.
+            drop_elsewhere(older);
+        }
         self.probation = Some(Probation {
             calls_left: PROBATION_CALLS,
             deaths: 0,
