@@ -1,7 +1,8 @@
 //! Hot-swap pause (SPEC §11): the time calls are held, from the swap reaching
 //! the service thread to the next call being served, over 50 swaps under a
 //! client load, with 1, 10 and 100 uploads in flight (each with buffered,
-//! not yet stored bytes). Target: max pause < 50 ms with 10 uploads in flight.
+//! not yet stored bytes). Issue 13's goal, printed beside the figures: every
+//! pause within 5 ms with 10 uploads in flight.
 //!
 //! `cargo bench -p host-runner --bench swap` (a plain binary; prints numbers).
 //! Swaps alternate between the product and the `test-faults` build (same
@@ -20,6 +21,11 @@ use leasedb_plugin_artifacts as artifacts;
 use leasedb_plugin_fixtures as fixtures;
 
 const SWAPS: usize = 50;
+
+/// The pause issue 13 asks for, held by the longest of the swaps with this
+/// many uploads in flight.
+const GOAL: Duration = Duration::from_millis(5);
+const GOAL_IN_FLIGHT: u32 = 10;
 const CHUNK: u32 = 64 << 10;
 
 fn si(a: u32, b: u32) -> StorageIndex {
@@ -152,6 +158,14 @@ fn run(in_flight: u32) {
         requests.load(Ordering::Relaxed),
         ms(longest_request),
     );
+    if in_flight == GOAL_IN_FLIGHT {
+        let longest = pauses[pauses.len() - 1];
+        println!(
+            "  goal (issue 13): every pause <= {} ms with {GOAL_IN_FLIGHT} uploads in flight: {}",
+            GOAL.as_millis(),
+            if longest <= GOAL { "met" } else { "MISSED" }
+        );
+    }
 }
 
 fn main() {
