@@ -186,42 +186,39 @@ fn a_handed_over_wal_index_spares_reading_the_wal() {
     assert_intact(&conn, 150);
 }
 
+/// What happened to the WAL between a handover and an open from its index.
+enum Since {
+    /// More commits in the same WAL (a failed swap's next instance wrote,
+    /// and the old one is started again with its blob).
+    Grown,
+    /// Checkpointed, then new commits from the WAL's start.
+    Restarted,
+    /// A plain close checkpointed and removed it.
+    Gone,
+}
+
 /// An index the WAL moved on from is not taken: SQLite rebuilds it, and
 /// every commit since the handover is still there.
 #[test]
 fn a_wal_index_the_wal_has_moved_on_from_is_refused() {
-    // Grown since: more commits in the same WAL (a failed swap's next
-    // instance wrote, and the old one is started again with its blob).
-    let dir = tempdir();
-    let db = dir.path().join("l.sqlite3");
-    let index = handed_over(&db);
-    let conn = open(&db).unwrap();
-    insert(&conn, 100, 5);
-    conn.keep_wal_on_close();
-    drop(conn);
-    assert_intact(&open_from(&db, &index).unwrap(), 105);
-
-    // Restarted since: checkpointed, then new commits from the WAL's start.
-    let dir = tempdir();
-    let db = dir.path().join("l.sqlite3");
-    let index = handed_over(&db);
-    let conn = open(&db).unwrap();
-    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
-        .unwrap();
-    insert(&conn, 100, 5);
-    conn.keep_wal_on_close();
-    drop(conn);
-    assert_intact(&open_from(&db, &index).unwrap(), 105);
-
-    // Gone since: a plain close checkpoints and removes the WAL.
-    let dir = tempdir();
-    let db = dir.path().join("l.sqlite3");
-    let index = handed_over(&db);
-    let conn = open(&db).unwrap();
-    insert(&conn, 100, 5);
-    drop(conn);
-    assert!(!dir.path().join("l.sqlite3-wal").exists());
-    assert_intact(&open_from(&db, &index).unwrap(), 105);
+    for since in [Since::Grown, Since::Restarted, Since::Gone] {
+        let dir = tempdir();
+        let db = dir.path().join("l.sqlite3");
+        let index = handed_over(&db);
+        let conn = open(&db).unwrap();
+        if let Since::Restarted = since {
+            conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+                .unwrap();
+        }
+        insert(&conn, 100, 5);
+        let gone = matches!(since, Since::Gone);
+        if !gone {
+            conn.keep_wal_on_close();
+        }
+        drop(conn);
+        assert_eq!(dir.path().join("l.sqlite3-wal").exists(), !gone);
+        assert_intact(&open_from(&db, &index).unwrap(), 105);
+    }
 }
 
 /// What a crash leaves behind (database plus un-checkpointed WAL) holds
