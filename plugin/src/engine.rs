@@ -14,7 +14,6 @@ use crate::db::schema::{self, SchemaError};
 use crate::db::shares;
 use crate::db::sqlite::{Connection, DbError};
 use crate::discovery;
-use crate::handover::Received;
 use crate::error::{BadInput, Error, Result};
 use crate::ids::{SessionId, ShareNum, StorageIndex, Timestamp};
 use crate::latencies::Latencies;
@@ -223,10 +222,10 @@ impl<B: Backend> LeaseDb<B> {
         let now = clock();
         // Decoded first: a hot swap's blob also carries the WAL index to open from.
         let received = handover
-            .map(Received::decode)
+            .map(Self::decode_handover)
             .transpose()
             .map_err(OpenError::Recovery)?;
-        let wal_index = received.as_ref().and_then(Received::wal_index);
+        let wal_index = received.as_ref().and_then(|r| r.wal_index());
         let (conn, schema_version, moved_aside) = match open_and_migrate(db_path, wal_index) {
             Err(OpenError::Db(e)) | Err(OpenError::Schema(SchemaError::Db(e)))
                 if is_unreadable(&e) =>

@@ -64,8 +64,7 @@ pub(crate) struct Received<'a> {
 }
 
 impl<'a> Received<'a> {
-    /// Decodes a blob from `LeaseDb::handover` (or the host's `RESUME`).
-    pub(crate) fn decode(blob: &'a [u8]) -> Result<Received<'a>> {
+    fn decode(blob: &'a [u8]) -> Result<Received<'a>> {
         let (handover, rest) = postcard::take_from_bytes(blob)
             .map_err(|e| Error::Database(format!("the handover state does not decode: {e}")))?;
         Ok(Received {
@@ -92,6 +91,12 @@ fn encode(state: &HandoverRef<'_>, wal_index: &[u8]) -> Result<Vec<u8>> {
 }
 
 impl<B: Backend> LeaseDb<B> {
+    /// Takes apart a blob from `handover` (or the host's `RESUME`), before the
+    /// database is opened: the WAL index in it is what the open starts from.
+    pub(crate) fn decode_handover(blob: &[u8]) -> Result<Received<'_>> {
+        Received::decode(blob)
+    }
+
     /// Serialises the in-memory state for the next version: borrowed, into
     /// one buffer of the exact size, since every copy of the buffered bytes
     /// lengthens the swap's pause.
