@@ -221,6 +221,45 @@ fn a_wal_index_the_wal_has_moved_on_from_is_refused() {
     }
 }
 
+/// `index` with its header changed by `change` and sealed again as SQLite
+/// seals it (both copies, the checksum over the first 40 bytes), so that
+/// SQLite itself would take it.
+fn resealed(index: &[u8], change: impl Fn(&mut [u8])) -> Vec<u8> {
+    let mut out = index.to_vec();
+    change(&mut out[..48]);
+    let (mut s1, mut s2) = (0u32, 0u32);
+    for pair in out[..40].chunks_exact(8) {
+        let word = |at: usize| u32::from_ne_bytes(pair[at..at + 4].try_into().unwrap());
+        s1 = s1.wrapping_add(word(0)).wrapping_add(s2);
+        s2 = s2.wrapping_add(word(4)).wrapping_add(s1);
+    }
+    out[40..44].copy_from_slice(&s1.to_ne_bytes());
+    out[44..48].copy_from_slice(&s2.to_ne_bytes());
+    out.copy_within(..48, 48);
+    out
+}
+
+/// A handover blob is the host's to pass: an index that claims what the WAL
+/// does not hold, or is cut short, is ignored, never trusted or trapped on.
+#[test]
+fn a_damaged_wal_index_is_ignored() {
+    let dir = tempdir();
+    let db = dir.path().join("l.sqlite3");
+    let index = handed_over(&db);
+    let too_far = resealed(&index, |h| {
+        h[16..20].copy_from_slice(&u32::MAX.to_ne_bytes())
+    });
+    let other_salt = resealed(&index, |h| h[32] ^= 1);
+    let untouched = resealed(&index, |_| {});
+    assert_eq!(
+        untouched, index,
+        "resealing an intact header changes nothing"
+    );
+    for damaged in [&too_far[..], &other_salt[..], &index[..100], &[][..]] {
+        assert_intact(&open_from(&db, damaged).unwrap(), 100);
+    }
+}
+
 /// What a crash leaves behind (database plus un-checkpointed WAL) holds
 /// every committed transaction.
 #[test]

@@ -159,7 +159,8 @@ fn matches_wal(index: &[u8], wal_path: &str) -> std::io::Result<bool> {
     {
         return Ok(false);
     }
-    let last_at = (WAL_HEADER + (max_frame as usize - 1) * frame) as u64;
+    // In u64: a 32-bit usize could wrap on a header that claims too much.
+    let last_at = WAL_HEADER as u64 + (u64::from(max_frame) - 1) * frame as u64;
     let mut last = [0u8; FRAME_HEADER];
     if wal.read_at(&mut last, last_at)? != FRAME_HEADER
         || &last[8..16] != salt
