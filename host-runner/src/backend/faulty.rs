@@ -13,6 +13,16 @@ fn index(operation: Operation) -> usize {
     operation as usize
 }
 
+/// A death of the server while it settles held writes.
+#[derive(Clone)]
+enum SettleFault {
+    None,
+    /// The next settling dies with this error.
+    Armed(BackendError),
+    /// Died: held writes never reach their keys, every call fails so.
+    Dead(BackendError),
+}
+
 struct Fault {
     operation: Operation,
     key_prefix: String,
@@ -28,6 +38,8 @@ pub struct FaultyStore {
     inner: Arc<dyn ObjectStore>,
     faults: Mutex<Vec<Fault>>,
     calls: [AtomicU64; OPERATIONS],
+    /// Where a death at settling held writes stands.
+    settle_fault: Mutex<SettleFault>,
 }
 
 impl FaultyStore {
@@ -37,6 +49,7 @@ impl FaultyStore {
             inner,
             faults: Mutex::new(Vec::new()),
             calls: Default::default(),
+            settle_fault: Mutex::new(SettleFault::None),
         }
     }
 
@@ -69,6 +82,31 @@ impl FaultyStore {
             remaining: Some(1),
             stall,
         });
+    }
+
+    /// The server dies at the next settling of held writes: it and every
+    /// call after it fail with `error`, and the held writes never reach
+    /// their keys (a test then reopens the store's root as a restart would).
+    pub fn die_at_settling(&self, error: BackendError) {
+        *self.settle_fault() = SettleFault::Armed(error);
+    }
+
+    fn settle_fault(&self) -> MutexGuard<'_, SettleFault> {
+        self.settle_fault
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Fails a settling when the store dies at it or has died.
+    fn check_settle(&self) -> Result<(), BackendError> {
+        let mut fault = self.settle_fault();
+        match fault.clone() {
+            SettleFault::None => Ok(()),
+            SettleFault::Armed(error) | SettleFault::Dead(error) => {
+                *fault = SettleFault::Dead(error.clone());
+                Err(error)
+            }
+        }
     }
 
     /// Whether a crash (a fault that hangs) is armed and not yet reached.
@@ -120,6 +158,9 @@ impl FaultyStore {
     /// Counts the call, then returns the error of the first matching fault, if any.
     fn check(&self, operation: Operation, key: &str) -> Result<(), BackendError> {
         self.calls[index(operation)].fetch_add(1, Ordering::SeqCst);
+        if let SettleFault::Dead(error) = &*self.settle_fault() {
+            return Err(error.clone());
+        }
         let mut faults = self.faults();
         let hit = faults.iter_mut().position(|fault| {
             fault.operation == operation
@@ -184,9 +225,11 @@ impl ObjectStore for FaultyStore {
         self.inner.hold_writes()
     }
     fn settle_held(&self) -> Result<(), BackendError> {
+        self.check_settle()?;
         self.inner.settle_held()
     }
     fn end_holding(&self) -> Result<(), BackendError> {
+        self.check_settle()?;
         self.inner.end_holding()
     }
 }

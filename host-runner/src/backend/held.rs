@@ -9,7 +9,8 @@
 //! Until then a held object is only a temporary file: a crash leaves its key
 //! as it was, which is what a crash before the write would have left, and the
 //! database never durably names it (the host makes held writes durable
-//! before any sync of the plugin's own files: `plugin::imports::filesystem`).
+//! before any sync of the plugin's own files and any write of its database:
+//! `plugin::imports::filesystem`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};

@@ -1,5 +1,6 @@
 //! What a plugin instance's store holds.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
@@ -13,6 +14,9 @@ pub struct HostState {
     pub(crate) table: ResourceTable,
     pub(crate) limits: MemoryCap,
     pub(crate) backend: Arc<dyn ObjectStore>,
+    /// The `wasi:filesystem` descriptors (by resource rep) the plugin opened
+    /// on its database's files (`imports::filesystem`).
+    pub(crate) database_files: HashSet<u32>,
 }
 
 impl HostState {
@@ -23,6 +27,7 @@ impl HostState {
             table: ResourceTable::new(),
             limits,
             backend,
+            database_files: HashSet::new(),
         }
     }
 }

@@ -307,47 +307,83 @@ fn objects_in_place(root: &std::path::Path) -> Vec<String> {
     found
 }
 
-#[test]
-fn a_batchs_objects_are_in_place_before_the_database_can_name_them() {
+/// A mutable write of share 0 of si(2), holding `data`.
+fn write_slot(host: &mut PluginHost, data: &[u8]) -> Result<(), CallError> {
     use host_runner::plugin::wit::{ShareWrites, WriteVector};
-    let fx = fixture();
-    let mut host = fx.start();
-    let root = fx.store.root().to_owned();
-    // A mutable write of share 0 of si(2).
-    let write_slot = |host: &mut PluginHost, data: &[u8]| {
-        let writes = ShareWrites {
-            share_number: 0,
-            tests: vec![],
-            writes: vec![WriteVector {
-                offset: 0,
-                data: data.to_vec(),
-            }],
-            new_length: None,
-        };
-        host.read_test_write(
-            &Account::Anonymous,
-            si(2).as_bytes(),
-            &[0x5e; 32],
-            &[writes],
-            &[],
-        )
-        .unwrap();
+    let writes = ShareWrites {
+        share_number: 0,
+        tests: vec![],
+        writes: vec![WriteVector {
+            offset: 0,
+            data: data.to_vec(),
+        }],
+        new_length: None,
     };
-    write_slot(&mut host, b"old");
-    let slot = objects_in_place(&root);
+    host.read_test_write(
+        &Account::Anonymous,
+        si(2).as_bytes(),
+        &[0x5e; 32],
+        &[writes],
+        &[],
+    )
+    .map(drop)
+}
+
+/// Writes the slot above, opens a batch and uploads share 0 of si(1) in it;
+/// returns the objects in place before the upload, which its object is not
+/// among yet: it is held, to be synced with the rest of the batch.
+fn batch_holding_an_upload(host: &mut PluginHost, root: &std::path::Path) -> Vec<String> {
+    write_slot(host, b"old").unwrap();
+    let slot = objects_in_place(root);
     host.session_opened(1).unwrap();
     host.begin_batch().unwrap();
     host.allocate(1, &Account::Anonymous, si(1).as_bytes(), &[0], 100)
         .unwrap();
     host.write(si(1).as_bytes(), 0, 0, &[7; 100]).unwrap();
     host.close(si(1).as_bytes(), 0).unwrap();
-    // Held: the share's object is synced with the rest of the batch.
-    assert_eq!(objects_in_place(&root), slot);
+    assert_eq!(objects_in_place(root), slot, "the upload's object is held");
+    slot
+}
+
+#[test]
+fn a_batchs_objects_are_in_place_before_the_database_can_name_them() {
+    let fx = fixture();
+    let mut host = fx.start();
+    let root = fx.store.root().to_owned();
+    let slot = batch_holding_an_upload(&mut host, &root);
     // A mutable write makes the batch's rows durable before it changes any
     // object; those rows name the share above, so its object is placed first.
-    write_slot(&mut host, b"new");
+    write_slot(&mut host, b"new").unwrap();
     assert_eq!(objects_in_place(&root).len(), slot.len() + 1);
     host.commit_batch().unwrap();
     assert_eq!(host.list_shares(si(1).as_bytes()).unwrap(), [0]);
     assert_eq!(host.read(si(1).as_bytes(), 0, 0, 100).unwrap(), [7; 100]);
+}
+
+#[test]
+fn a_server_dying_before_a_batchs_objects_are_placed_leaves_no_share_without_its_object() {
+    use host_runner::{BackendError, DirStore, FaultyStore};
+    use std::sync::Arc;
+    let fx = fixture();
+    let faulty = Arc::new(FaultyStore::new(fx.store.clone()));
+    let mut host = PluginHost::start(fx.config.clone(), faulty.clone()).unwrap();
+    batch_holding_an_upload(&mut host, fx.store.root());
+    // The mutable write commits the batch's rows early; the server dies
+    // while the held object is being placed, before anything is answered.
+    // A commit whose last WAL frame was written outlives that (the kernel
+    // keeps the write), so the frame must not be written before.
+    faulty.die_at_settling(BackendError::Permanent("the server died here".into()));
+    assert!(write_slot(&mut host, b"new").is_err());
+    drop(host);
+
+    // The process restarts over what the disk kept.
+    let store = Arc::new(DirStore::open(fx.store.root()).unwrap());
+    let mut host = PluginHost::start(fx.config.clone(), store).unwrap();
+    for share in host.list_shares(si(1).as_bytes()).unwrap() {
+        assert_eq!(
+            host.read(si(1).as_bytes(), share, 0, 100).ok(),
+            Some(vec![7; 100]),
+            "share {share} is listed after the restart, so its object must be in place"
+        );
+    }
 }
