@@ -54,14 +54,10 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         )| {
             let database = is_database_file(&path);
             let state = store.data_mut();
-            let opened = {
-                let mut fs = state.filesystem();
-                match fs.open_at(dir, path_flags, path, open_flags, flags) {
-                    Ok(file) => Ok(file),
-                    Err(e) => Err(fs.convert_error_code(e)?),
-                }
-            };
-            if let Ok(file) = &opened {
+            let opened = run(state, false, |fs| {
+                fs.open_at(dir, path_flags, path, open_flags, flags)
+            })?;
+            if let (Ok(file),) = &opened {
                 // A rep is reused once its descriptor is dropped: each open
                 // says afresh what the descriptor behind it is.
                 if database {
@@ -70,52 +66,49 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                     state.database_files.remove(&file.rep());
                 }
             }
-            Ok((opened,))
+            Ok(opened)
         },
     )?;
     types.func_wrap(
         "[method]descriptor.write",
         |mut store: StoreContextMut<'_, HostState>,
          (fd, buf, offset): (Resource<Descriptor>, Vec<u8>, u64)| {
-            if store.data().database_files.contains(&fd.rep()) {
-                after_held_writes(store, |fs| fs.write(fd, buf, offset))
-            } else {
-                let mut fs = store.data_mut().filesystem();
-                match fs.write(fd, buf, offset) {
-                    Ok(written) => Ok((Ok(written),)),
-                    Err(e) => Ok((Err(fs.convert_error_code(e)?),)),
-                }
-            }
+            let state = store.data_mut();
+            let database = state.database_files.contains(&fd.rep());
+            run(state, database, |fs| fs.write(fd, buf, offset))
         },
     )?;
     types.func_wrap(
         "[method]descriptor.sync-data",
-        |store: StoreContextMut<'_, HostState>, (fd,): (Resource<Descriptor>,)| {
-            after_held_writes(store, |fs| fs.sync_data(fd))
+        |mut store: StoreContextMut<'_, HostState>, (fd,): (Resource<Descriptor>,)| {
+            run(store.data_mut(), true, |fs| fs.sync_data(fd))
         },
     )?;
     types.func_wrap(
         "[method]descriptor.sync",
-        |store: StoreContextMut<'_, HostState>, (fd,): (Resource<Descriptor>,)| {
-            after_held_writes(store, |fs| fs.sync(fd))
+        |mut store: StoreContextMut<'_, HostState>, (fd,): (Resource<Descriptor>,)| {
+            run(store.data_mut(), true, |fs| fs.sync(fd))
         },
     )?;
     linker.allow_shadowing(false);
     Ok(())
 }
 
-/// Makes the store's held writes durable, then runs `op` (a write or a
-/// sync of one of the plugin's files). A failure of the former fails `op`
-/// with an I/O error, so the plugin's commit fails rather than naming
-/// objects that may be lost. With nothing held it costs a lock.
-fn after_held_writes<T>(
-    mut store: StoreContextMut<'_, HostState>,
+/// Runs `op` (an open, a write or a sync of one of the plugin's files) and
+/// answers as wasmtime-wasi would; with `settle_first`, the store's held
+/// writes are made durable before it. A failure of that fails `op` with an
+/// I/O error, so the plugin's commit fails rather than naming objects that
+/// may be lost. With nothing held it costs a lock.
+fn run<T>(
+    state: &mut HostState,
+    settle_first: bool,
     op: impl FnOnce(&mut wasmtime_wasi::filesystem::WasiFilesystemCtxView<'_>) -> FsResult<T>,
 ) -> wasmtime::Result<(Result<T, ErrorCode>,)> {
-    let state = store.data_mut();
-    if let Err(e) = state.backend.settle_held() {
-        tracing::error!("plugin: held object writes could not be made durable: {e}");
-        return Ok((Err(ErrorCode::Io),));
+    if settle_first {
+        if let Err(e) = state.backend.settle_held() {
+            tracing::error!("plugin: held object writes could not be made durable: {e}");
+            return Ok((Err(ErrorCode::Io),));
+        }
     }
     let mut fs = state.filesystem();
     match op(&mut fs) {
