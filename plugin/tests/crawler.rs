@@ -5,7 +5,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use leasedb_plugin::backend::memory::MemoryBackend;
-use leasedb_plugin::backend::{keys, Backend};
+use leasedb_plugin::backend::{keys, Backend, BackendError, ListPage};
 use leasedb_plugin::crawler::{CrawlerConfig, ExpirationPolicy, SliceOutcome};
 use leasedb_plugin::mutable_write::{ShareWrites, WriteVector};
 use leasedb_plugin::{Account, Config, LeaseDb, ShareNum, StorageIndex};
@@ -411,4 +411,57 @@ fn a_prefix_reports_its_shares_after_its_changes() {
     assert_eq!((report.added, report.disappeared), (1, 1));
     assert_eq!(report.examined.total.shares, 2, "{report:?}");
     assert_eq!(report.lease_ages.values().sum::<u64>(), 2, "{report:?}");
+}
+
+/// A backend whose every listing takes `delay`, as a prefix of many shares
+/// takes long to reconcile.
+struct SlowListing {
+    inner: MemoryBackend,
+    delay: Duration,
+}
+
+impl Backend for SlowListing {
+    fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: u32,
+    ) -> Result<ListPage, BackendError> {
+        std::thread::sleep(self.delay);
+        self.inner.list(prefix, start_after, limit)
+    }
+    fn read(&self, key: &str, offset: u64, length: u64) -> Result<Vec<u8>, BackendError> {
+        self.inner.read(key, offset, length)
+    }
+    fn write(&self, key: &str, data: &[u8]) -> Result<(), BackendError> {
+        self.inner.write(key, data)
+    }
+    fn delete(&self, key: &str) -> Result<(), BackendError> {
+        self.inner.delete(key)
+    }
+    fn available_space(&self) -> Result<u64, BackendError> {
+        self.inner.available_space()
+    }
+}
+
+#[test]
+fn a_slice_ends_before_a_prefix_that_would_overrun_its_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db").to_str().unwrap().to_string();
+    let backend = SlowListing {
+        inner: MemoryBackend::new(1 << 40),
+        delay: Duration::from_millis(40),
+    };
+    let mut db = LeaseDb::open(&path, backend, Config::default()).unwrap().0;
+    // Each prefix lists once (40 ms): a second one would end the slice at
+    // 80 ms, past its 60 ms, and requests wait for the whole slice.
+    match db.crawl_slice(Duration::from_millis(60), true).unwrap() {
+        SliceOutcome::Progressed { prefixes, .. } => assert_eq!(prefixes, 1),
+        waiting => panic!("a forced slice waited: {waiting:?}"),
+    }
+    // A budget of several prefixes still runs several.
+    match db.crawl_slice(Duration::from_secs(1), true).unwrap() {
+        SliceOutcome::Progressed { prefixes, .. } => assert!(prefixes >= 2, "{prefixes}"),
+        waiting => panic!("a forced slice waited: {waiting:?}"),
+    }
 }
