@@ -116,10 +116,10 @@ impl<B: Backend> LeaseDb<B> {
                 });
             }
             save_current(&self.conn, &report)?;
-            // Requests wait behind a slice, so it ends before a prefix that
-            // would overrun its budget, taking the next to last as long as
-            // this one (prefixes hold alike many shares): at a million
-            // shares a prefix is 14-32 ms of a 20 ms budget.
+            // Requests wait behind a whole slice, so it ends before a prefix
+            // that would overrun its budget, expecting the next prefix to take
+            // as long as this one (prefixes hold about as many shares): at a
+            // million shares one is 9-32 ms against a 20 ms budget.
             if started.elapsed() + prefix_started.elapsed() > budget {
                 break;
             }
