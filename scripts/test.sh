@@ -55,7 +55,7 @@ cargo test -p host-runner --test all object_store -- --include-ignored
     scripts/conformance.sh --host wasmtime --jobs 2 --backend "az://$LEASEDB_AZURE_CONTAINER/conformance"
 )
 # The conformance cases over S3 last, on their own: they wait on the network
-# more than they compute (the crawler lists 1024 prefixes a cycle). Their
+# more than they compute (a listing on Garage takes 15 ms or more). Their
 # checks of what is stored read each listed key, since Garage's listings can
 # show an object for a moment after it was deleted.
 scripts/conformance.sh --host wasmtime --jobs 2 --backend "s3://$LEASEDB_S3_BUCKET/conformance"

@@ -129,7 +129,8 @@ fn main() {
     line("immutable read (1 MiB ranges)", "MB/s", &down);
     line("lease add/renew", "ops/s", &leases);
 
-    // The crawler over a store it has never seen: one listing per prefix.
+    // The crawler over a store it has never seen: one listing per prefix
+    // holding shares (and one across each run of empty ones).
     let total: u32 = std::env::var("LEASEDB_BENCH_SHARES")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -9,6 +9,7 @@ use crate::backend::{keys, Backend, Retrying};
 use crate::container;
 use crate::container::immutable::DATA_OFFSET;
 use crate::crawler::config::CrawlerConfig;
+use crate::crawler::lookahead::Lookahead;
 use crate::db::leases::{self, LeaseRow};
 use crate::db::schema::{self, SchemaError};
 use crate::db::shares;
@@ -18,8 +19,8 @@ use crate::error::{BadInput, Error, Result};
 use crate::ids::{SessionId, ShareNum, StorageIndex, Timestamp};
 use crate::latencies::Latencies;
 use crate::session::Sessions;
-use crate::staging::StagingLog;
 use crate::share::{ShareRow, ShareState, ShareType};
+use crate::staging::StagingLog;
 use crate::upload::Upload;
 
 /// Largest read answered in one call.
@@ -173,6 +174,8 @@ pub struct LeaseDb<B: Backend> {
     pub latencies: Latencies,
     /// How the crawler runs.
     pub(crate) crawler: CrawlerConfig,
+    /// Whether the crawler looks past empty prefixes (kept in memory only).
+    pub(crate) lookahead: Lookahead,
 }
 
 impl<B: Backend> LeaseDb<B> {
@@ -255,6 +258,7 @@ impl<B: Backend> LeaseDb<B> {
             clock,
             latencies: Latencies::default(),
             crawler: CrawlerConfig::default(),
+            lookahead: Lookahead::default(),
         };
         let swapped = match received {
             Some(received) => engine.take_over(received).map_err(OpenError::Recovery)?,

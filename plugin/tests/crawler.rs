@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use leasedb_plugin::backend::memory::MemoryBackend;
 use leasedb_plugin::backend::{keys, Backend, BackendError, ListPage};
-use leasedb_plugin::crawler::{CrawlerConfig, ExpirationPolicy, SliceOutcome};
+use leasedb_plugin::crawler::{CrawlerConfig, CycleReport, ExpirationPolicy, SliceOutcome};
+use leasedb_plugin::ids::Prefix;
 use leasedb_plugin::mutable_write::{ShareWrites, WriteVector};
 use leasedb_plugin::{Account, Config, LeaseDb, ShareNum, StorageIndex};
 
@@ -110,7 +111,7 @@ impl Store {
     }
 }
 
-fn run_cycle(db: &mut Db) {
+fn run_cycle<B: Backend>(db: &mut LeaseDb<B>) {
     loop {
         match db.crawl_slice(Duration::from_secs(60), true).unwrap() {
             SliceOutcome::Progressed { finished: true, .. } => return,
@@ -413,11 +414,25 @@ fn a_prefix_reports_its_shares_after_its_changes() {
     assert_eq!(report.lease_ages.values().sum::<u64>(), 2, "{report:?}");
 }
 
-/// A backend whose every listing takes `delay`, as a prefix of many shares
-/// takes long to reconcile.
+/// A backend whose every listing takes `delay` (as a prefix of many shares
+/// takes long to reconcile) and is counted; with `refuse_across_prefixes`
+/// a listing of more than one prefix fails.
 struct SlowListing {
-    inner: MemoryBackend,
+    inner: Rc<MemoryBackend>,
     delay: Duration,
+    listings: Rc<Cell<u32>>,
+    refuse_across_prefixes: bool,
+}
+
+impl SlowListing {
+    fn new(inner: Rc<MemoryBackend>, delay: Duration) -> SlowListing {
+        SlowListing {
+            inner,
+            delay,
+            listings: Rc::new(Cell::new(0)),
+            refuse_across_prefixes: false,
+        }
+    }
 }
 
 impl Backend for SlowListing {
@@ -427,7 +442,13 @@ impl Backend for SlowListing {
         start_after: Option<&str>,
         limit: u32,
     ) -> Result<ListPage, BackendError> {
+        self.listings.set(self.listings.get() + 1);
         std::thread::sleep(self.delay);
+        if self.refuse_across_prefixes && prefix == keys::ROOT {
+            return Err(BackendError::Permanent(
+                "no listings across prefixes".into(),
+            ));
+        }
         self.inner.list(prefix, start_after, limit)
     }
     fn read(&self, key: &str, offset: u64, length: u64) -> Result<Vec<u8>, BackendError> {
@@ -444,15 +465,27 @@ impl Backend for SlowListing {
     }
 }
 
+/// An immutable share of 100 bytes at `si`, leased by the anonymous account.
+fn upload<B: Backend>(db: &mut LeaseDb<B>, si: &[u8; 16]) {
+    db.allocate(1, &Account::Anonymous, si, &[0], 100).unwrap();
+    db.write(si, 0, 0, &[1; 100]).unwrap();
+    db.close(si, 0).unwrap();
+}
+
 #[test]
 fn a_slice_ends_before_a_prefix_that_would_overrun_its_budget() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db").to_str().unwrap().to_string();
-    let backend = SlowListing {
-        inner: MemoryBackend::new(1 << 40),
-        delay: Duration::from_millis(40),
-    };
+    let backend = SlowListing::new(
+        Rc::new(MemoryBackend::new(1 << 40)),
+        Duration::from_millis(40),
+    );
     let mut db = LeaseDb::open(&path, backend, Config::default()).unwrap().0;
+    // A share in each of the first prefixes, so that each is listed on its own.
+    for index in 0..8 {
+        let (first, _) = Prefix::from_crawl_index(index).unwrap().storage_indexes();
+        upload(&mut db, &first.0);
+    }
     // Each prefix lists once (40 ms): a second one would end the slice at
     // 80 ms, past its 60 ms, and requests wait for the whole slice.
     match db.crawl_slice(Duration::from_millis(60), true).unwrap() {
@@ -464,4 +497,60 @@ fn a_slice_ends_before_a_prefix_that_would_overrun_its_budget() {
         SliceOutcome::Progressed { prefixes, .. } => assert!(prefixes >= 2, "{prefixes}"),
         waiting => panic!("a forced slice waited: {waiting:?}"),
     }
+}
+
+/// The four shares of `populate`, a fifth the database never saw (prefix
+/// `fa`) and the first one's objects gone behind its back (prefix `aa`);
+/// returns the database over `backend`.
+fn few_shares(store: &Store, backend: SlowListing) -> LeaseDb<SlowListing> {
+    let mut db = store.open();
+    store.populate(&mut db);
+    let (_dir, mut other) = store.open_other();
+    upload(&mut other, &si(40));
+    store
+        .backend
+        .delete(&keys::chunk_key(&StorageIndex(si(0)), ShareNum(0), 0))
+        .unwrap();
+    drop(db);
+    let clock = store.clock.clone();
+    let config = Config {
+        chunk_size: 4096,
+        ..Config::default()
+    };
+    LeaseDb::open_with_clock(&store.path, backend, config, Box::new(move || clock.get()))
+        .unwrap()
+        .0
+}
+
+/// A cycle over `few_shares`: its report and how many listings it made.
+fn cycle_over_few_shares(refuse_across_prefixes: bool) -> (CycleReport, u32) {
+    let store = Store::new();
+    let mut backend = SlowListing::new(store.backend.clone(), Duration::ZERO);
+    backend.refuse_across_prefixes = refuse_across_prefixes;
+    let listings = backend.listings.clone();
+    let mut db = few_shares(&store, backend);
+    listings.set(0);
+    run_cycle(&mut db);
+    let report = db.crawler_status().unwrap().history.remove(0);
+    assert_eq!((report.added, report.disappeared), (1, 1), "{report:?}");
+    assert_eq!(report.examined.total.shares, 4, "{report:?}");
+    // A failed look is not a failed prefix.
+    assert_eq!(report.prefixes_failed, vec![]);
+    (report, listings.get())
+}
+
+#[test]
+fn a_cycle_over_few_shares_lists_past_the_empty_prefixes_at_once() {
+    let (_, listings) = cycle_over_few_shares(false);
+    // Five prefixes hold something; each costs at most a look, its own
+    // listing and one of the empty prefix after it, and one look ends the
+    // cycle (1,024 listings without looking past empty prefixes).
+    assert!(listings <= 3 * 5 + 1, "{listings} listings");
+}
+
+#[test]
+fn a_backend_that_cannot_list_across_prefixes_is_listed_prefix_by_prefix() {
+    let (_, listings) = cycle_over_few_shares(true);
+    // The failed look is not tried again within the cycle.
+    assert_eq!(listings, 1024 + 1);
 }

@@ -5,7 +5,7 @@
 use crate::ids::{ShareNum, StorageIndex};
 
 /// Where every share lives.
-const ROOT: &str = "shares/";
+pub const ROOT: &str = "shares/";
 
 /// The key of one chunk of a share.
 pub fn chunk_key(si: &StorageIndex, shnum: ShareNum, chunk: u64) -> String {

@@ -5,6 +5,8 @@
 //! repeats at most one slice.
 
 pub mod config;
+mod empty_prefixes;
+pub(crate) mod lookahead;
 mod prefix;
 pub mod report;
 
@@ -17,6 +19,7 @@ use crate::engine::LeaseDb;
 use crate::error::{Error, Result};
 use crate::ids::{Prefix, Timestamp};
 pub use config::CrawlerConfig;
+use lookahead::Lookahead;
 pub use report::{Counts, CycleReport, ExpirationPolicy, ShareRef, Tally};
 
 /// What one slice did.
@@ -102,10 +105,24 @@ impl<B: Backend> LeaseDb<B> {
             }
         };
         let mut prefixes = 0;
+        // Prefixes after the current one that one listing showed empty.
+        let mut known_empty: u16 = 0;
         while report.prefixes_done < Prefix::COUNT {
             let prefix_started = Instant::now();
-            let prefix = Prefix::from_crawl_index(report.prefixes_done).expect("index below COUNT");
-            self.reconcile_prefix(prefix, &mut report)?;
+            if known_empty == 0 {
+                known_empty = self.empty_prefixes_from(report.prefixes_done)?;
+            }
+            if known_empty > 0 {
+                // No object and no row: reconciling would change nothing.
+                known_empty -= 1;
+            } else {
+                let prefix =
+                    Prefix::from_crawl_index(report.prefixes_done).expect("index below COUNT");
+                let held_nothing = self.reconcile_prefix(prefix, &mut report)?;
+                if held_nothing && self.lookahead == Lookahead::Occupied {
+                    self.lookahead = Lookahead::On;
+                }
+            }
             report.prefixes_done += 1;
             prefixes += 1;
             if report.prefixes_done == Prefix::COUNT {
@@ -115,12 +132,23 @@ impl<B: Backend> LeaseDb<B> {
                     finished: true,
                 });
             }
-            save_current(&self.conn, &report)?;
             // Requests wait behind a whole slice, so it ends before a prefix
             // that would overrun its budget, expecting the next prefix to take
             // as long as this one (prefixes hold about as many shares): at a
-            // million shares one is 9-32 ms against a 20 ms budget.
-            if started.elapsed() + prefix_started.elapsed() > budget {
+            // million shares one is 9-32 ms against a 20 ms budget. A prefix
+            // known empty takes nothing; a zero budget runs exactly one.
+            let next_takes = if known_empty > 0 {
+                Duration::ZERO
+            } else {
+                prefix_started.elapsed()
+            };
+            let ends = started.elapsed() + next_takes >= budget;
+            // Saved before anything that can fail: a run of empty prefixes
+            // cannot, and is saved once at its end.
+            if ends || known_empty == 0 {
+                save_current(&self.conn, &report)?;
+            }
+            if ends {
                 break;
             }
         }
@@ -133,6 +161,7 @@ impl<B: Backend> LeaseDb<B> {
     /// Applies the expiration policy and records the new cycle, in one transaction.
     fn start_cycle(&mut self, cycle: u64, now: Timestamp) -> Result<CycleReport> {
         let mut report = CycleReport::new(cycle, now, self.crawler.policy);
+        self.lookahead = Lookahead::On;
         let tx = self.conn.transaction()?;
         report.leases_expired = match self.crawler.policy {
             ExpirationPolicy::Disabled => 0,

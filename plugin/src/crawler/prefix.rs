@@ -57,17 +57,18 @@ impl<B: Backend> LeaseDb<B> {
     /// One prefix: add what only the backend has, drop rows whose objects
     /// vanished, collect unleased shares, and count it all into `report`. A
     /// backend failure is recorded against the prefix, never taken as absence.
+    /// True when the prefix held nothing: no object and no row.
     pub(crate) fn reconcile_prefix(
         &mut self,
         prefix: Prefix,
         report: &mut CycleReport,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let text = prefix.to_text();
         let listing = match self.listing_of_prefix(&text) {
             Ok(l) => l,
             Err(e) => {
                 report.prefixes_failed.push((text, e.to_string()));
-                return Ok(());
+                return Ok(false);
             }
         };
         let found = discovery::group_by_share(&listing);
@@ -110,6 +111,7 @@ impl<B: Backend> LeaseDb<B> {
             registered_leases = registered.leases;
         }
         let knew_nothing = before.is_empty();
+        let held_nothing = knew_nothing && listing.is_empty();
         let orphaned: Vec<ShareRow> = before
             .iter()
             .filter(|r| self.is_orphaned(r))
@@ -231,6 +233,6 @@ impl<B: Backend> LeaseDb<B> {
                 .iter()
                 .map(|r| (&r.si.0, r.share_type, r.used_space)),
         ));
-        Ok(())
+        Ok(held_nothing)
     }
 }

@@ -66,6 +66,16 @@ pub fn of_prefix(conn: &Connection, prefix: Prefix) -> DbResult<Vec<ShareRow>> {
     conn.query_map(OF_PREFIX, &[&&first.0[..], &&last.0[..]], from_row)
 }
 
+/// Whether the database has any share, in any state, whose SI starts with `prefix`.
+pub fn any_of_prefix(conn: &Connection, prefix: Prefix) -> DbResult<bool> {
+    let (first, last) = prefix.storage_indexes();
+    Ok(conn
+        .query_row(ANY_OF_PREFIX, &[&&first.0[..], &&last.0[..]], |_| Ok(()))?
+        .is_some())
+}
+
+const ANY_OF_PREFIX: &str = "SELECT 1 FROM shares WHERE si BETWEEN ?1 AND ?2 LIMIT 1";
+
 const OF_PREFIX: &str =
     "SELECT si, shnum, used_space, data_length, chunk_size, share_type, state FROM shares
     WHERE si BETWEEN ?1 AND ?2 ORDER BY si, shnum";
