@@ -419,7 +419,7 @@ fn a_prefix_reports_its_shares_after_its_changes() {
 /// a listing of more than one prefix fails.
 struct SlowListing {
     inner: Rc<MemoryBackend>,
-    delay: Duration,
+    delay: Cell<Duration>,
     listings: Rc<Cell<u32>>,
     refuse_across_prefixes: bool,
 }
@@ -428,7 +428,7 @@ impl SlowListing {
     fn new(inner: Rc<MemoryBackend>, delay: Duration) -> SlowListing {
         SlowListing {
             inner,
-            delay,
+            delay: Cell::new(delay),
             listings: Rc::new(Cell::new(0)),
             refuse_across_prefixes: false,
         }
@@ -443,7 +443,7 @@ impl Backend for SlowListing {
         limit: u32,
     ) -> Result<ListPage, BackendError> {
         self.listings.set(self.listings.get() + 1);
-        std::thread::sleep(self.delay);
+        std::thread::sleep(self.delay.get());
         if self.refuse_across_prefixes && prefix == keys::ROOT {
             return Err(BackendError::Permanent(
                 "no listings across prefixes".into(),
@@ -522,15 +522,24 @@ fn few_shares(store: &Store, backend: SlowListing) -> LeaseDb<SlowListing> {
         .0
 }
 
-/// A cycle over `few_shares`: its report and how many listings it made.
-fn cycle_over_few_shares(refuse_across_prefixes: bool) -> (CycleReport, u32) {
+/// A cycle over `few_shares` in slices of `budget`, each listing taking
+/// `delay`: its report and how many listings it made.
+fn cycle_over_few_shares(
+    refuse_across_prefixes: bool,
+    delay: Duration,
+    budget: Duration,
+) -> (CycleReport, u32) {
     let store = Store::new();
     let mut backend = SlowListing::new(store.backend.clone(), Duration::ZERO);
     backend.refuse_across_prefixes = refuse_across_prefixes;
     let listings = backend.listings.clone();
     let mut db = few_shares(&store, backend);
+    db.backend().delay.set(delay);
     listings.set(0);
-    run_cycle(&mut db);
+    while !matches!(
+        db.crawl_slice(budget, true).unwrap(),
+        SliceOutcome::Progressed { finished: true, .. }
+    ) {}
     let report = db.crawler_status().unwrap().history.remove(0);
     assert_eq!((report.added, report.disappeared), (1, 1), "{report:?}");
     assert_eq!(report.examined.total.shares, 4, "{report:?}");
@@ -539,18 +548,28 @@ fn cycle_over_few_shares(refuse_across_prefixes: bool) -> (CycleReport, u32) {
     (report, listings.get())
 }
 
+/// Five prefixes hold something; each costs at most a look, its own
+/// listing and one of the empty prefix after it, and one look ends the
+/// cycle (1,024 listings without looking past empty prefixes).
+const FEW_SHARES_LISTINGS: u32 = 3 * 5 + 1;
+
 #[test]
 fn a_cycle_over_few_shares_lists_past_the_empty_prefixes_at_once() {
-    let (_, listings) = cycle_over_few_shares(false);
-    // Five prefixes hold something; each costs at most a look, its own
-    // listing and one of the empty prefix after it, and one look ends the
-    // cycle (1,024 listings without looking past empty prefixes).
-    assert!(listings <= 3 * 5 + 1, "{listings} listings");
+    let (_, listings) = cycle_over_few_shares(false, Duration::ZERO, Duration::from_secs(60));
+    assert!(listings <= FEW_SHARES_LISTINGS, "{listings} listings");
+}
+
+#[test]
+fn a_look_slower_than_the_slice_budget_still_passes_its_whole_run() {
+    // Each listing alone overruns the budget, as on a loaded object store.
+    let delay = Duration::from_millis(25);
+    let (_, listings) = cycle_over_few_shares(false, delay, Duration::from_millis(20));
+    assert!(listings <= FEW_SHARES_LISTINGS, "{listings} listings");
 }
 
 #[test]
 fn a_backend_that_cannot_list_across_prefixes_is_listed_prefix_by_prefix() {
-    let (_, listings) = cycle_over_few_shares(true);
+    let (_, listings) = cycle_over_few_shares(true, Duration::ZERO, Duration::from_secs(60));
     // The failed look is not tried again within the cycle.
     assert_eq!(listings, 1024 + 1);
 }

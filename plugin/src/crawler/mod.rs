@@ -136,13 +136,15 @@ impl<B: Backend> LeaseDb<B> {
             // that would overrun its budget, expecting the next prefix to take
             // as long as this one (prefixes hold about as many shares): at a
             // million shares one is 9-32 ms against a 20 ms budget. A prefix
-            // known empty takes nothing; a zero budget runs exactly one.
-            let next_takes = if known_empty > 0 {
-                Duration::ZERO
+            // known empty takes nothing, so the run goes on even when the
+            // listing that found it took the budget (on a slow object store
+            // a slice would otherwise pass one prefix a listing, as before);
+            // a zero budget runs exactly one.
+            let ends = if known_empty > 0 {
+                budget.is_zero()
             } else {
-                prefix_started.elapsed()
+                started.elapsed() + prefix_started.elapsed() >= budget
             };
-            let ends = started.elapsed() + next_takes >= budget;
             // Saved before anything that can fail: a run of empty prefixes
             // cannot, and is saved once at its end.
             if ends || known_empty == 0 {
