@@ -68,7 +68,8 @@ impl<B: Backend> LeaseDb<B> {
     }
 
     /// Runs whole prefixes while the next one, taking as long as the last,
-    /// would end within `budget` (at least one). Without
+    /// would end within `budget` (at least one), and every prefix a listing
+    /// showed empty (`empty_prefixes`). Without
     /// `force`, a new cycle waits for the minimum cycle time.
     pub fn crawl_slice(&mut self, budget: Duration, force: bool) -> Result<SliceOutcome> {
         if self.conn.in_batch() {
@@ -105,7 +106,7 @@ impl<B: Backend> LeaseDb<B> {
             }
         };
         let mut prefixes = 0;
-        // Prefixes after the current one that one listing showed empty.
+        // Prefixes from the current one on that one listing showed empty.
         let mut known_empty: u16 = 0;
         while report.prefixes_done < Prefix::COUNT {
             let prefix_started = Instant::now();
