@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use leasedb_plugin::backend::memory::MemoryBackend;
 use leasedb_plugin::backend::{keys, Backend, BackendError, ListPage};
-use leasedb_plugin::crawler::{CrawlerConfig, CycleReport, ExpirationPolicy, SliceOutcome};
+use leasedb_plugin::crawler::{CrawlerConfig, ExpirationPolicy, SliceOutcome};
 use leasedb_plugin::ids::Prefix;
 use leasedb_plugin::mutable_write::{ShareWrites, WriteVector};
 use leasedb_plugin::{Account, Config, LeaseDb, ShareNum, StorageIndex};
@@ -112,8 +112,13 @@ impl Store {
 }
 
 fn run_cycle<B: Backend>(db: &mut LeaseDb<B>) {
+    run_cycle_in_slices(db, Duration::from_secs(60));
+}
+
+/// Runs forced slices of `budget` until a cycle finishes.
+fn run_cycle_in_slices<B: Backend>(db: &mut LeaseDb<B>, budget: Duration) {
     loop {
-        match db.crawl_slice(Duration::from_secs(60), true).unwrap() {
+        match db.crawl_slice(budget, true).unwrap() {
             SliceOutcome::Progressed { finished: true, .. } => return,
             SliceOutcome::Progressed { .. } => continue,
             SliceOutcome::Waiting { .. } => panic!("forced slice waited"),
@@ -523,12 +528,8 @@ fn few_shares(store: &Store, backend: SlowListing) -> LeaseDb<SlowListing> {
 }
 
 /// A cycle over `few_shares` in slices of `budget`, each listing taking
-/// `delay`: its report and how many listings it made.
-fn cycle_over_few_shares(
-    refuse_across_prefixes: bool,
-    delay: Duration,
-    budget: Duration,
-) -> (CycleReport, u32) {
+/// `delay`: checks its report and returns how many listings it made.
+fn cycle_over_few_shares(refuse_across_prefixes: bool, delay: Duration, budget: Duration) -> u32 {
     let store = Store::new();
     let mut backend = SlowListing::new(store.backend.clone(), Duration::ZERO);
     backend.refuse_across_prefixes = refuse_across_prefixes;
@@ -536,16 +537,13 @@ fn cycle_over_few_shares(
     let mut db = few_shares(&store, backend);
     db.backend().delay.set(delay);
     listings.set(0);
-    while !matches!(
-        db.crawl_slice(budget, true).unwrap(),
-        SliceOutcome::Progressed { finished: true, .. }
-    ) {}
-    let report = db.crawler_status().unwrap().history.remove(0);
+    run_cycle_in_slices(&mut db, budget);
+    let report = &db.crawler_status().unwrap().history[0];
     assert_eq!((report.added, report.disappeared), (1, 1), "{report:?}");
     assert_eq!(report.examined.total.shares, 4, "{report:?}");
     // A failed look is not a failed prefix.
     assert_eq!(report.prefixes_failed, vec![]);
-    (report, listings.get())
+    listings.get()
 }
 
 /// Five prefixes hold something; each costs at most a look, its own
@@ -555,7 +553,7 @@ const FEW_SHARES_LISTINGS: u32 = 3 * 5 + 1;
 
 #[test]
 fn a_cycle_over_few_shares_lists_past_the_empty_prefixes_at_once() {
-    let (_, listings) = cycle_over_few_shares(false, Duration::ZERO, Duration::from_secs(60));
+    let listings = cycle_over_few_shares(false, Duration::ZERO, Duration::from_secs(60));
     assert!(listings <= FEW_SHARES_LISTINGS, "{listings} listings");
 }
 
@@ -563,13 +561,13 @@ fn a_cycle_over_few_shares_lists_past_the_empty_prefixes_at_once() {
 fn a_look_slower_than_the_slice_budget_still_passes_its_whole_run() {
     // Each listing alone overruns the budget, as on a loaded object store.
     let delay = Duration::from_millis(25);
-    let (_, listings) = cycle_over_few_shares(false, delay, Duration::from_millis(20));
+    let listings = cycle_over_few_shares(false, delay, Duration::from_millis(20));
     assert!(listings <= FEW_SHARES_LISTINGS, "{listings} listings");
 }
 
 #[test]
 fn a_backend_that_cannot_list_across_prefixes_is_listed_prefix_by_prefix() {
-    let (_, listings) = cycle_over_few_shares(true, Duration::ZERO, Duration::from_secs(60));
+    let listings = cycle_over_few_shares(true, Duration::ZERO, Duration::from_secs(60));
     // The failed look is not tried again within the cycle.
     assert_eq!(listings, 1024 + 1);
 }
