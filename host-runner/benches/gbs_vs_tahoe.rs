@@ -19,6 +19,9 @@
 //!    `gbs_vs_tahoe/renew.lua` carrying the two `X-Tahoe-Authorization`
 //!    lines, over the first `WRK_SIS` small shares; a run with any error
 //!    (non-2xx reply, socket error) is reported as failed, not as a rate;
+//!    then the same wrk run asking only the version (`GET /storage/v1/version`,
+//!    no storage call): the rate the server's network path allows on these
+//!    connections and cores, printed as the ceiling of the renewals' ratio;
 //! 6. peak RSS (`VmHWM`) of the server process.
 //!
 //! Then, with both servers stopped, the crawlers over one generated
@@ -142,6 +145,8 @@ struct Results {
     /// Version requests answered per second on the renewals' connections.
     round_trips_s: f64,
     wrk: Option<Wrk>,
+    /// The same wrk run asking only the version: the network path's ceiling.
+    wrk_version: Option<Wrk>,
     peak_rss_mib: f64,
     /// The server's CPU use in each data phase.
     phase_cores: Vec<String>,
@@ -328,9 +333,27 @@ impl Phase {
     }
 }
 
-/// Drives renewals with wrk against `nurl` for `w.wrk_seconds`; while it
-/// runs, `perf record -g` samples process `server` into `profile` if given.
-fn wrk_renewals(nurl: &Nurl, w: &Workload, work: &Path, server: u32, profile: Option<&str>) -> Wrk {
+/// What a wrk run asks.
+#[derive(Clone, Copy, PartialEq)]
+enum WrkAsks {
+    /// Lease renewals.
+    Renewals,
+    /// The version only: no storage call, so the rate is what the server's
+    /// network path (TLS, HTTP, authorization) answers on these connections.
+    Version,
+}
+
+/// Drives renewals (or version requests) with wrk against `nurl` for
+/// `w.wrk_seconds`; while it runs, `perf record -g` samples process
+/// `server` into `profile` if given.
+fn wrk_renewals(
+    nurl: &Nurl,
+    w: &Workload,
+    work: &Path,
+    server: u32,
+    profile: Option<&str>,
+    asks: WrkAsks,
+) -> Wrk {
     use base64::Engine as _;
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     let requests = work.join("wrk-requests.txt");
@@ -353,7 +376,8 @@ fn wrk_renewals(nurl: &Nurl, w: &Workload, work: &Path, server: u32, profile: Op
             .arg(format!("https://{}/", nurl.addr))
             .arg("--")
             .arg(&requests)
-            .arg(authorization_value(&nurl.swissnum)),
+            .arg(authorization_value(&nurl.swissnum))
+            .args((asks == WrkAsks::Version).then_some("version")),
         Duration::from_secs(w.wrk_seconds + 120),
     );
     let (server_cores, machine_idle) = phase.usage();
@@ -740,7 +764,11 @@ fn main() {
             w.wrk_seconds
         );
         let profile = perf_file.as_deref().filter(|_| is_serve);
-        r.wrk = Some(wrk_renewals(nurl, &w, dir.path(), pid, profile));
+        let work = dir.path();
+        let renewals = WrkAsks::Renewals;
+        r.wrk = Some(wrk_renewals(nurl, &w, work, pid, profile, renewals));
+        eprintln!("  wrk asking only the version, on the same connections...");
+        r.wrk_version = Some(wrk_renewals(nurl, &w, work, pid, None, WrkAsks::Version));
         r.peak_rss_mib = peak_rss_kib(pid).unwrap_or(0) as f64 / 1024.0;
         eprintln!("{name}: done in {:.1} s", started.elapsed().as_secs_f64());
         results.push(r);
@@ -828,6 +856,17 @@ fn main() {
         0,
         ">= 20x",
     );
+    // No renewal can be answered faster than the version on the same
+    // connections: serve's version rate over stock's renewals is the
+    // ratio this machine's network path leaves room for.
+    let version_rate = |r: &Results| r.wrk_version.as_ref().map_or(f64::NAN, Wrk::per_s);
+    println!(
+        "{:<40} {:>16.0} {:>18.0} {:>18}",
+        "  the same wrk asking only the version",
+        version_rate(s),
+        version_rate(h),
+        format!("ceiling {}", ratio(version_rate(h), wrk_rate(s))),
+    );
     row(
         "small shares created/s",
         s.small_shares_s,
@@ -888,6 +927,9 @@ fn main() {
             ),
             Some(Wrk::Failed(why)) => println!("wrk against {name}: FAILED, no rate: {why}"),
             None => {}
+        }
+        if let Some(Wrk::Failed(why)) = &r.wrk_version {
+            println!("wrk asking {name} the version: FAILED, no rate: {why}");
         }
         if !r.phase_cores.is_empty() {
             println!("CPU of {name} by phase: {}", r.phase_cores.join(", "));

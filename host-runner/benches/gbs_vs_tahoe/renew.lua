@@ -1,9 +1,11 @@
 -- wrk script: lease renewals (PUT /storage/v1/lease/:si) carrying the two
 -- X-Tahoe-Authorization lines GBS needs, over storage indexes read from a file.
 --
--- wrk ... -s renew.lua URL -- REQUESTS AUTHORIZATION
+-- wrk ... -s renew.lua URL -- REQUESTS AUTHORIZATION [version]
 --   REQUESTS: one line per share: "<si> <renew secret b64> <cancel secret b64>"
 --   AUTHORIZATION: the `Authorization` value ("Tahoe-LAFS <swissnum base64>")
+--   version: ask `GET /storage/v1/version` instead, on the same connections
+--     (what the server's network path alone answers, no storage call)
 -- done() prints one line for the bench to read:
 --   leasedb-wrk requests=N duration_us=N status_errors=N socket_errors=N p50_us=N p99_us=N
 
@@ -25,6 +27,14 @@ function init(args)
         "", "",
       }, "\r\n")
     end
+  end
+  if args[3] == "version" then
+    requests = { table.concat({
+      "GET /storage/v1/version HTTP/1.1",
+      "Host: " .. host,
+      "Authorization: " .. args[2],
+      "", "",
+    }, "\r\n") }
   end
   assert(#requests > 0, "no requests in " .. args[1])
   -- Threads start at different places in the list.
