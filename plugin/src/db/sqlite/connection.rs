@@ -12,6 +12,8 @@ use std::marker::PhantomData;
 use std::ops::Deref;
 use std::ptr::{self, NonNull};
 
+use rustc_hash::FxBuildHasher;
+
 use super::{ffi, DbError, DbResult, FromSql, ToSql, Value};
 use crate::db::error::cstr_lossy;
 
@@ -27,7 +29,7 @@ pub struct Connection {
     /// Prepared statements by SQL text. A statement in use is taken out of the
     /// map and put back when done, so re-entrant use of the same SQL (from a
     /// row callback) prepares a second copy instead of clobbering the first.
-    cache: RefCell<HashMap<SqlText, NonNull<ffi::sqlite3_stmt>>>,
+    cache: RefCell<HashMap<SqlText, NonNull<ffi::sqlite3_stmt>, FxBuildHasher>>,
     /// Inside a batch, transactions are savepoints of one outer transaction.
     batch: std::cell::Cell<bool>,
     /// An early commit inside the batch failed: the batch's commit must fail.
@@ -95,7 +97,7 @@ impl Connection {
             batch: std::cell::Cell::new(false),
             batch_failed: std::cell::Cell::new(false),
             db,
-            cache: RefCell::new(HashMap::new()),
+            cache: RefCell::new(HashMap::default()),
         };
         if rc != ffi::SQLITE_OK {
             // Dropping `conn` closes the half-open handle, as SQLite requires.
