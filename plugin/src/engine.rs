@@ -778,10 +778,23 @@ impl<B: Backend> LeaseDb<B> {
             return Err(Error::NotFound);
         }
         let now = self.now();
+        let expires = self.lease_expiry(now);
+        // The common renewal, a known account's lease on an index's one
+        // share, is one statement and atomic by itself: it runs without the
+        // transaction's savepoint (two statements more, and a copy of each
+        // page it changes).
+        if let [row] = rows.as_slice() {
+            if let Ok(account_id) = leases::known_account_id(&self.conn, account)? {
+                self.conn.transaction_of_one(|conn| {
+                    leases::add_or_renew(conn, &si, row.shnum, account_id, now, expires)
+                })?;
+                return Ok(1);
+            }
+        }
         let tx = self.conn.transaction()?;
         let account_id = leases::account_id(&tx, account, now)?;
         for row in &rows {
-            leases::add_or_renew(&tx, &si, row.shnum, account_id, now, self.lease_expiry(now))?;
+            leases::add_or_renew(&tx, &si, row.shnum, account_id, now, expires)?;
         }
         tx.commit()?;
         Ok(rows.len() as u32)

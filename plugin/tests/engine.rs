@@ -158,6 +158,71 @@ fn one_lease_per_account_and_unknown_storage_index_is_not_found() {
     );
 }
 
+/// A renewal takes the common way (an index's one share, an account that
+/// has its id) or the general one (several shares, a first lease); either
+/// moves the renewing account's leases to now, and no other lease.
+#[test]
+fn a_renewal_moves_the_accounts_leases_forward_and_no_others() {
+    let f = Fixture::new();
+    let clock = Rc::new(std::cell::Cell::new(1_000_000i64));
+    let config = Config {
+        chunk_size: 4096,
+        ..Config::default()
+    };
+    let duration = config.lease_duration as i64;
+    let now = clock.clone();
+    let mut db = LeaseDb::open_with_clock(
+        &f.path,
+        f.backend.clone(),
+        config,
+        Box::new(move || now.get()),
+    )
+    .unwrap()
+    .0;
+    let several = *b"fedcba9876543210";
+    store(&mut db, &SI, 0, b"one share");
+    store(&mut db, &several, 0, b"first of two");
+    store(&mut db, &several, 1, b"second of two");
+    let alice = Account::named("alice").unwrap();
+    for si in [&SI, &several] {
+        db.add_lease(&alice, si).unwrap();
+    }
+    clock.set(2_000_000);
+    db.begin_batch().unwrap();
+    assert_eq!(db.add_lease(&alice, &SI), Ok(1));
+    assert_eq!(db.add_lease(&alice, &several), Ok(2));
+    db.commit_batch().unwrap();
+    clock.set(3_000_000);
+    assert_eq!(db.add_lease(&Account::Starter, &SI), Ok(1));
+    let mut leases = |si: &[u8]| -> Vec<(String, i64, Option<i64>)> {
+        db.list_leases(si)
+            .unwrap()
+            .into_iter()
+            .map(|l| (l.account_name, l.renewed, l.expires))
+            .collect()
+    };
+    let at = |t: i64| (t, Some(t + duration));
+    let row = |name: &str, (t, e): (i64, Option<i64>)| (name.to_string(), t, e);
+    assert_eq!(
+        leases(&SI),
+        vec![
+            // the upload's own anonymous lease, untouched since
+            row("", at(1_000_000)),
+            row("", at(3_000_000)),
+            row("alice", at(2_000_000)),
+        ]
+    );
+    assert_eq!(
+        leases(&several),
+        vec![
+            row("", at(1_000_000)),
+            row("alice", at(2_000_000)),
+            row("", at(1_000_000)),
+            row("alice", at(2_000_000)),
+        ]
+    );
+}
+
 #[test]
 fn bad_input_is_refused_and_changes_nothing() {
     let f = Fixture::new();

@@ -22,23 +22,32 @@ pub struct LeaseRow {
 
 /// The id of `account`, creating a named account on first use.
 pub fn account_id(conn: &Connection, account: &Account, now: Timestamp) -> DbResult<i64> {
-    match account {
-        Account::Anonymous => Ok(Account::ANONYMOUS_ID),
-        Account::Starter => Ok(Account::STARTER_ID),
-        Account::Named(name) => {
-            if let Some(id) =
-                conn.query_row("SELECT id FROM accounts WHERE name = ?1", &[name], |r| {
-                    r.get(0)
-                })?
-            {
-                return Ok(id);
-            }
+    match known_account_id(conn, account)? {
+        Ok(id) => Ok(id),
+        Err(name) => {
             conn.execute(
                 "INSERT INTO accounts (name, created) VALUES (?1, ?2)",
-                &[name, &now],
+                &[&name, &now],
             )?;
             Ok(conn.last_insert_rowid())
         }
+    }
+}
+
+/// The id of `account`, or, for a named account that has none yet (it gets
+/// one on first use), its name.
+pub fn known_account_id<'a>(
+    conn: &Connection,
+    account: &'a Account,
+) -> DbResult<Result<i64, &'a str>> {
+    match account {
+        Account::Anonymous => Ok(Ok(Account::ANONYMOUS_ID)),
+        Account::Starter => Ok(Ok(Account::STARTER_ID)),
+        Account::Named(name) => Ok(conn
+            .query_row("SELECT id FROM accounts WHERE name = ?1", &[name], |r| {
+                r.get(0)
+            })?
+            .ok_or(name.as_str())),
     }
 }
 

@@ -332,6 +332,23 @@ impl Connection {
         })
     }
 
+    /// Runs `write`, which must be one statement, as a transaction of its
+    /// own: SQLite makes a statement atomic, so no transaction or savepoint
+    /// is opened around it. Inside a batch it is refused after a failed
+    /// early commit, like [`Connection::transaction`].
+    pub fn transaction_of_one<T>(
+        &self,
+        write: impl FnOnce(&Connection) -> DbResult<T>,
+    ) -> DbResult<T> {
+        if self.batch.get() && self.batch_failed.get() {
+            return Err(DbError::new(
+                ffi::SQLITE_IOERR,
+                "an early commit inside this batch failed",
+            ));
+        }
+        write(self)
+    }
+
     /// Starts a batch (group commit): the transactions begun until
     /// `commit_batch` are made durable together, with one sync.
     pub fn begin_batch(&self) -> DbResult<()> {

@@ -348,3 +348,32 @@ fn a_cached_statement_is_not_recompiled_for_each_new_binding() {
     let sql = "SELECT si, shnum, state FROM shares WHERE si = ?1 ORDER BY shnum";
     assert_eq!(recompilations(&conn, sql), 0, "{sql}");
 }
+
+#[test]
+fn after_a_failed_early_commit_a_batch_takes_no_more_writes_and_its_commit_fails() {
+    let (_dir, conn) = open_temp();
+    conn.execute_batch(
+        "CREATE TABLE p (id INTEGER PRIMARY KEY);
+         CREATE TABLE c (p INTEGER NOT NULL REFERENCES p (id) DEFERRABLE INITIALLY DEFERRED)",
+    )
+    .unwrap();
+    conn.begin_batch().unwrap();
+    // A deferred foreign key fails only at the commit.
+    conn.transaction_of_one(|c| c.execute("INSERT INTO c VALUES (?1)", &[&42i64]))
+        .unwrap();
+    assert!(conn.make_durable().is_err());
+    let refused = conn
+        .transaction_of_one(|c| c.execute("INSERT INTO p VALUES (?1)", &[&1i64]))
+        .unwrap_err();
+    assert!(refused.to_string().contains("early commit"), "{refused}");
+    assert!(conn.transaction().is_err());
+    assert!(conn.commit_batch().is_err());
+    let rows: Option<i64> = conn
+        .query_row(
+            "SELECT (SELECT count(*) FROM p) + (SELECT count(*) FROM c)",
+            &[],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(rows, Some(0), "nothing of the failed batch was kept");
+}
