@@ -44,7 +44,7 @@ impl<B: Backend> LeaseDb<B> {
             // `after` and `next`.
             let wholly_before_next = next
                 .as_deref()
-                .map_or(true, |k| dir.as_str() < k && !k.starts_with(&dir));
+                .is_none_or(|k| dir.as_str() < k && !k.starts_with(&dir));
             if !wholly_before_next || (index > from && shares::any_of_prefix(&self.conn, prefix)?) {
                 break;
             }
