@@ -779,3 +779,50 @@ fn idle_upload_is_aborted() {
     );
     server.shutdown();
 }
+
+/// A client may shut its side of the connection once its request is sent
+/// (an HTTP/1.1 half-close) and still reads the answer, here one the plugin
+/// gives after a group commit.
+#[test]
+fn a_client_that_half_closes_after_its_request_is_still_answered() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = server();
+    let c = Client::new(&s.nurl);
+    let si = si(16);
+    assert_eq!(allocate_share_0(&c, &si, 10, 16).status, 200);
+    assert_eq!(patch_share_0(&c, &si, 0, &[7; 10], 16).status, 201);
+    let (addr, _, hash) = parse_nurl(&s.nurl);
+    let request = format!(
+        "PUT /storage/v1/lease/{si} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {}\r\n\
+         X-Tahoe-Authorization: {}\r\nX-Tahoe-Authorization: {}\r\nContent-Length: 0\r\n\r\n",
+        c.authorization,
+        renew(16).1,
+        cancel(16).1
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let answer = rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut tls = tokio_rustls::TlsConnector::from(host_runner::client::tls_config(&hash))
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        tls.write_all(request.as_bytes()).await.unwrap();
+        // TLS close_notify, then the TCP stream's write side.
+        tls.shutdown().await.unwrap();
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 1024];
+        // Until the server closes (with or without its own close_notify).
+        while let Ok(n @ 1..) = tls.read(&mut buf).await {
+            answer.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&answer).into_owned()
+    });
+    assert!(
+        answer.starts_with("HTTP/1.1 204"),
+        "the renewal's answer, after the client half-closed: {answer:?}"
+    );
+}
