@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use crate::tahoe::https_client::*;
 use host_runner::server::{ServeOptions, Server};
-use rustls::pki_types::ServerName;
 use tokio::io::AsyncWriteExt;
 
 struct Fixture {
@@ -129,10 +128,7 @@ fn an_upload_whose_patch_stalls_mid_body_is_cut_then_reaped_and_its_space_releas
     let rt = tokio::runtime::Runtime::new().unwrap();
     let authorization = honest.authorization.clone();
     let _stalled = rt.block_on(async {
-        let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
-        let connector = tokio_rustls::TlsConnector::from(host_runner::client::tls_config(&hash));
-        let mut s = connector
-            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        let mut s = connect_tls(&addr, host_runner::client::tls_config(&hash))
             .await
             .unwrap();
         let (_, secret) = upload(7);

@@ -782,7 +782,7 @@ fn idle_upload_is_aborted() {
 
 /// A client may shut its side of the connection once its request is sent
 /// (an HTTP/1.1 half-close) and still reads the answer, here one the plugin
-/// gives after a group commit.
+/// gives after its commit.
 #[test]
 fn a_client_that_half_closes_after_its_request_is_still_answered() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -804,10 +804,7 @@ fn a_client_that_half_closes_after_its_request_is_still_answered() {
         .build()
         .unwrap();
     let answer = rt.block_on(async {
-        let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
-        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-        let mut tls = tokio_rustls::TlsConnector::from(host_runner::client::tls_config(&hash))
-            .connect(name, tcp)
+        let mut tls = connect_tls(&addr, host_runner::client::tls_config(&hash))
             .await
             .unwrap();
         tls.write_all(request.as_bytes()).await.unwrap();

@@ -38,6 +38,18 @@ pub struct Client {
     tls: Arc<rustls::ClientConfig>,
 }
 
+/// A TLS connection to `addr`, pinned as `tls` says, with nothing sent yet.
+pub async fn connect_tls(
+    addr: &str,
+    tls: Arc<rustls::ClientConfig>,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = ServerName::try_from("localhost").unwrap();
+    tokio_rustls::TlsConnector::from(tls)
+        .connect(name, tcp)
+        .await
+}
+
 /// `(host:port, swissnum, spki hash)` of a NURL.
 pub fn parse_nurl(nurl: &str) -> (String, String, String) {
     let nurl = Nurl::parse(nurl).unwrap();
@@ -77,12 +89,9 @@ impl Client {
         headers: &[(&str, String)],
         body: Vec<u8>,
     ) -> Reply {
-        let tcp = tokio::net::TcpStream::connect(&self.addr)
+        let tls = connect_tls(&self.addr, self.tls.clone())
             .await
-            .expect("connect");
-        let connector = tokio_rustls::TlsConnector::from(self.tls.clone());
-        let name = ServerName::try_from("localhost").unwrap();
-        let tls = connector.connect(name, tcp).await.expect("TLS handshake");
+            .expect("connect and TLS handshake");
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
             .expect("HTTP handshake");
@@ -224,14 +233,7 @@ pub fn stalled_headers(rt: &tokio::runtime::Runtime, nurl: &str, n: usize) {
             let (addr, tls) = (addr.clone(), tls.clone());
             let (tx, rx) = tokio::sync::oneshot::channel::<()>();
             tokio::spawn(async move {
-                let Ok(tcp) = tokio::net::TcpStream::connect(&addr).await else {
-                    return;
-                };
-                let connector = tokio_rustls::TlsConnector::from(tls);
-                let Ok(mut s) = connector
-                    .connect(ServerName::try_from("localhost").unwrap(), tcp)
-                    .await
-                else {
+                let Ok(mut s) = connect_tls(&addr, tls).await else {
                     return;
                 };
                 let _ = s
