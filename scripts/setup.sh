@@ -20,7 +20,8 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
     rustup target add wasm32-wasip2
 fi
 
-# How the plugin's C code is compiled for wasm (read by the cc crate).
+# How the plugin's C code is compiled for wasm (read by the cc crate); the
+# same as plugin/artifacts/wasm_build.rs's SQLITE_WASM_CFLAGS, which says why.
 export CC_wasm32_wasip2="${CC_wasm32_wasip2:-clang-19}"
 export AR_wasm32_wasip2="${AR_wasm32_wasip2:-llvm-ar-19}"
-export CFLAGS_wasm32_wasip2="${CFLAGS_wasm32_wasip2:--ffreestanding}"
+export CFLAGS_wasm32_wasip2="${CFLAGS_wasm32_wasip2:--nostdlibinc}"
