@@ -24,4 +24,4 @@ fi
 # same as plugin/artifacts/wasm_build.rs's SQLITE_WASM_CFLAGS, which says why.
 export CC_wasm32_wasip2="${CC_wasm32_wasip2:-clang-19}"
 export AR_wasm32_wasip2="${AR_wasm32_wasip2:-llvm-ar-19}"
-export CFLAGS_wasm32_wasip2="${CFLAGS_wasm32_wasip2:--nostdlibinc}"
+export CFLAGS_wasm32_wasip2="${CFLAGS_wasm32_wasip2:--nostdlibinc -Dmemcmp=leasedb_sqlite_memcmp}"

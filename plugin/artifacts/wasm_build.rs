@@ -14,7 +14,9 @@ const TARGET: &str = "wasm32-wasip2";
 /// sqlite-wasm-rs shim's musl headers, never glibc's. Not `-ffreestanding`,
 /// which implies `-fno-builtin`: every small fixed-size `memcpy` and
 /// `memset` stayed a call (a renewal in the component up to 5% slower).
-const SQLITE_WASM_CFLAGS: &str = "-nostdlibinc";
+/// `-Dmemcmp=…`: SQLite's compares go to the plugin's word-at-a-time one
+/// (`db/sqlite/memcmp.rs`), not wasi-libc's byte loop.
+const SQLITE_WASM_CFLAGS: &str = "-nostdlibinc -Dmemcmp=leasedb_sqlite_memcmp";
 
 /// The workspace root, from the build script's manifest dir (`plugin/<crate>`).
 pub fn workspace_root() -> PathBuf {

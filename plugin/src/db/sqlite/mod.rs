@@ -6,6 +6,9 @@
 //! `sqlite-wasm-rs` inside the component, which expose the same C API.
 
 mod connection;
+// Natively SQLite uses the system's memcmp.
+#[cfg(any(target_arch = "wasm32", test))]
+mod memcmp;
 #[cfg(test)]
 mod tests;
 mod value;
