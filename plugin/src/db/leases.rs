@@ -60,11 +60,23 @@ pub fn add_or_renew(
     now: Timestamp,
     expires: Option<Timestamp>,
 ) -> DbResult<()> {
-    conn.execute(
-        "INSERT INTO leases (si, shnum, account, renewed, expires) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (si, shnum, account) DO UPDATE SET renewed = excluded.renewed, expires = excluded.expires",
-        &[&&si.0[..], &shnum.0, &account_id, &now, &expires],
+    let params: [&dyn ToSql; 5] = [&&si.0[..], &shnum.0, &account_id, &now, &expires];
+    // Most calls renew a lease there is. As an UPDATE of one row by its key
+    // that fires no trigger and checks no foreign key, SQLite runs it without
+    // a statement journal; the upsert, with its trigger and foreign keys,
+    // first copied every page it changed into one (~9% of a renewal in the
+    // component).
+    let renewed = conn.execute(
+        "UPDATE leases SET renewed = ?4, expires = ?5 WHERE si = ?1 AND shnum = ?2 AND account = ?3",
+        &params,
     )?;
+    if renewed == 0 {
+        conn.execute(
+            "INSERT INTO leases (si, shnum, account, renewed, expires) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (si, shnum, account) DO UPDATE SET renewed = excluded.renewed, expires = excluded.expires",
+            &params,
+        )?;
+    }
     Ok(())
 }
 
