@@ -14,7 +14,7 @@ use std::ptr::{self, NonNull};
 
 use rustc_hash::FxBuildHasher;
 
-use super::{ffi, DbError, DbResult, FromSql, ToSql, Value};
+use super::{ffi, DbError, DbResult, FromSql, ToSql, Value, ValueRef};
 use crate::db::error::cstr_lossy;
 
 /// Lookaside slots: SQLite's own allocator for a statement's small objects
@@ -415,8 +415,14 @@ impl Connection {
         unsafe { ffi::sqlite3_get_autocommit(self.db.as_ptr()) != 0 }
     }
 
-    /// The cached statement for `sql` (preparing it on first use) with `params` bound.
-    fn prepare(&self, sql: &'static str, params: &[&dyn ToSql]) -> DbResult<Statement<'_>> {
+    /// The cached statement for `sql` (preparing it on first use) with `params`
+    /// bound. The statement lives no longer than `params`: their text and
+    /// bytes are bound without a copy.
+    fn prepare<'a>(
+        &'a self,
+        sql: &'static str,
+        params: &'a [&'a dyn ToSql],
+    ) -> DbResult<Statement<'a>> {
         let cached = self.cache.borrow_mut().remove(&SqlText(sql));
         let raw = match cached {
             Some(raw) => raw,
@@ -528,13 +534,16 @@ pub(super) struct Statement<'c> {
     pub(super) raw: NonNull<ffi::sqlite3_stmt>,
 }
 
-impl Statement<'_> {
+impl<'c> Statement<'c> {
     fn db(&self) -> *mut ffi::sqlite3 {
         self.conn.db.as_ptr()
     }
 
     /// Binds `params` to ?1..?N; their number must match the statement's.
-    pub(super) fn bind_all(&self, params: &[&dyn ToSql]) -> DbResult<()> {
+    /// Text and bytes are bound where they are, not copied: `params` must
+    /// outlive the statement's use, which ends when it is dropped (reset and
+    /// bindings cleared), as `prepare`'s signature makes sure.
+    pub(super) fn bind_all(&self, params: &'c [&'c dyn ToSql]) -> DbResult<()> {
         // SAFETY: live statement.
         let expected = unsafe { ffi::sqlite3_bind_parameter_count(self.raw.as_ptr()) };
         if usize::try_from(expected).ok() != Some(params.len()) {
@@ -549,12 +558,12 @@ impl Statement<'_> {
         }
         for (i, p) in params.iter().enumerate() {
             // Bounded by `expected`, a c_int.
-            self.bind(i as c_int + 1, &p.to_value())?;
+            self.bind(i as c_int + 1, p.to_sql())?;
         }
         Ok(())
     }
 
-    fn bind(&self, index: c_int, value: &Value) -> DbResult<()> {
+    fn bind(&self, index: c_int, value: ValueRef<'c>) -> DbResult<()> {
         let stmt = self.raw.as_ptr();
         let too_big = || {
             DbError::new(
@@ -562,32 +571,32 @@ impl Statement<'_> {
                 format!("parameter {index} is too large"),
             )
         };
-        // SAFETY: live statement; TRANSIENT makes SQLite copy text and blobs
-        // before returning, so the temporary `Value` may go away.
+        // SAFETY: live statement; STATIC binds text and blobs without a copy,
+        // and they live for 'c, longer than this statement is used (`bind_all`).
         let rc = unsafe {
             match value {
-                Value::Null => ffi::sqlite3_bind_null(stmt, index),
-                Value::Integer(i) => ffi::sqlite3_bind_int64(stmt, index, *i),
-                Value::Text(s) => {
+                ValueRef::Null => ffi::sqlite3_bind_null(stmt, index),
+                ValueRef::Integer(i) => ffi::sqlite3_bind_int64(stmt, index, i),
+                ValueRef::Text(s) => {
                     let len = c_int::try_from(s.len()).map_err(|_| too_big())?;
                     ffi::sqlite3_bind_text(
                         stmt,
                         index,
                         s.as_ptr().cast(),
                         len,
-                        ffi::SQLITE_TRANSIENT(),
+                        ffi::SQLITE_STATIC(),
                     )
                 }
                 // A null pointer would bind NULL, not an empty blob.
-                Value::Blob(b) if b.is_empty() => ffi::sqlite3_bind_zeroblob(stmt, index, 0),
-                Value::Blob(b) => {
+                ValueRef::Blob([]) => ffi::sqlite3_bind_zeroblob(stmt, index, 0),
+                ValueRef::Blob(b) => {
                     let len = c_int::try_from(b.len()).map_err(|_| too_big())?;
                     ffi::sqlite3_bind_blob(
                         stmt,
                         index,
                         b.as_ptr().cast(),
                         len,
-                        ffi::SQLITE_TRANSIENT(),
+                        ffi::SQLITE_STATIC(),
                     )
                 }
             }

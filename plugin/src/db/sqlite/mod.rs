@@ -21,4 +21,4 @@ use sqlite_wasm_rs as ffi;
 pub use super::error::{DbError, DbResult};
 pub use connection::Connection;
 pub use connection::{Row, Transaction};
-pub use value::{FromSql, ToSql, Value};
+pub use value::{FromSql, ToSql, Value, ValueRef};

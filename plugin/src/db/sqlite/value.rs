@@ -16,10 +16,40 @@ pub enum Value {
     Blob(Vec<u8>),
 }
 
+/// A parameter's value as it is bound: text and bytes borrowed from the Rust
+/// value they come from, so binding copies nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueRef<'a> {
+    /// SQL NULL.
+    Null,
+    /// A 64-bit signed integer.
+    Integer(i64),
+    /// UTF-8 text.
+    Text(&'a str),
+    /// Bytes.
+    Blob(&'a [u8]),
+}
+
+impl From<ValueRef<'_>> for Value {
+    fn from(v: ValueRef<'_>) -> Value {
+        match v {
+            ValueRef::Null => Value::Null,
+            ValueRef::Integer(i) => Value::Integer(i),
+            ValueRef::Text(s) => Value::Text(s.to_owned()),
+            ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+        }
+    }
+}
+
 /// A Rust value that can be bound as a statement parameter.
 pub trait ToSql {
-    /// The SQL value to bind.
-    fn to_value(&self) -> Value;
+    /// The SQL value to bind, borrowed from `self`.
+    fn to_sql(&self) -> ValueRef<'_>;
+
+    /// The SQL value, owned.
+    fn to_value(&self) -> Value {
+        self.to_sql().into()
+    }
 }
 
 /// A Rust value that can be read from a result column.
@@ -29,8 +59,13 @@ pub trait FromSql: Sized {
 }
 
 impl ToSql for Value {
-    fn to_value(&self) -> Value {
-        self.clone()
+    fn to_sql(&self) -> ValueRef<'_> {
+        match self {
+            Value::Null => ValueRef::Null,
+            Value::Integer(i) => ValueRef::Integer(*i),
+            Value::Text(s) => ValueRef::Text(s),
+            Value::Blob(b) => ValueRef::Blob(b),
+        }
     }
 }
 
@@ -41,16 +76,16 @@ impl FromSql for Value {
 }
 
 impl<T: ToSql + ?Sized> ToSql for &T {
-    fn to_value(&self) -> Value {
-        (**self).to_value()
+    fn to_sql(&self) -> ValueRef<'_> {
+        (**self).to_sql()
     }
 }
 
 impl<T: ToSql> ToSql for Option<T> {
-    fn to_value(&self) -> Value {
+    fn to_sql(&self) -> ValueRef<'_> {
         match self {
-            Some(v) => v.to_value(),
-            None => Value::Null,
+            Some(v) => v.to_sql(),
+            None => ValueRef::Null,
         }
     }
 }
@@ -65,8 +100,8 @@ impl<T: FromSql> FromSql for Option<T> {
 }
 
 impl ToSql for i64 {
-    fn to_value(&self) -> Value {
-        Value::Integer(*self)
+    fn to_sql(&self) -> ValueRef<'_> {
+        ValueRef::Integer(*self)
     }
 }
 
@@ -84,12 +119,12 @@ impl FromSql for i64 {
 
 impl ToSql for u64 {
     /// SQLite integers are signed; sizes, counts and timestamps stay far below 2^63.
-    fn to_value(&self) -> Value {
+    fn to_sql(&self) -> ValueRef<'_> {
         debug_assert!(
             *self <= i64::MAX as u64,
             "u64 {self} does not fit an SQLite integer"
         );
-        Value::Integer(*self as i64)
+        ValueRef::Integer(*self as i64)
     }
 }
 
@@ -98,8 +133,8 @@ impl ToSql for u64 {
 macro_rules! small_integer {
     ($($t:ty),*) => {$(
         impl ToSql for $t {
-            fn to_value(&self) -> Value {
-                Value::Integer(i64::from(*self))
+            fn to_sql(&self) -> ValueRef<'_> {
+                ValueRef::Integer(i64::from(*self))
             }
         }
 
@@ -125,8 +160,8 @@ impl FromSql for u64 {
 }
 
 impl ToSql for bool {
-    fn to_value(&self) -> Value {
-        Value::Integer(i64::from(*self))
+    fn to_sql(&self) -> ValueRef<'_> {
+        ValueRef::Integer(i64::from(*self))
     }
 }
 
@@ -141,14 +176,14 @@ impl FromSql for bool {
 }
 
 impl ToSql for str {
-    fn to_value(&self) -> Value {
-        Value::Text(self.to_owned())
+    fn to_sql(&self) -> ValueRef<'_> {
+        ValueRef::Text(self)
     }
 }
 
 impl ToSql for String {
-    fn to_value(&self) -> Value {
-        Value::Text(self.clone())
+    fn to_sql(&self) -> ValueRef<'_> {
+        ValueRef::Text(self)
     }
 }
 
@@ -165,20 +200,20 @@ impl FromSql for String {
 }
 
 impl ToSql for [u8] {
-    fn to_value(&self) -> Value {
-        Value::Blob(self.to_vec())
+    fn to_sql(&self) -> ValueRef<'_> {
+        ValueRef::Blob(self)
     }
 }
 
 impl ToSql for Vec<u8> {
-    fn to_value(&self) -> Value {
-        Value::Blob(self.clone())
+    fn to_sql(&self) -> ValueRef<'_> {
+        ValueRef::Blob(self)
     }
 }
 
 impl<const N: usize> ToSql for [u8; N] {
-    fn to_value(&self) -> Value {
-        Value::Blob(self.to_vec())
+    fn to_sql(&self) -> ValueRef<'_> {
+        ValueRef::Blob(self)
     }
 }
 
