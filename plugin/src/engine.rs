@@ -780,7 +780,8 @@ impl<B: Backend> LeaseDb<B> {
         let now = self.now();
         let expires = self.lease_expiry(now);
         // The common renewal, a known account's lease on an index's one
-        // share, is one statement and atomic by itself: it runs without the
+        // share, changes one row in one statement (the lease's UPDATE, or
+        // the insert when it has none), atomic by itself: it runs without the
         // transaction's savepoint (two statements more, and a copy of each
         // page it changes).
         if let [row] = rows.as_slice() {

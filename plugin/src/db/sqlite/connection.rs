@@ -332,9 +332,10 @@ impl Connection {
         })
     }
 
-    /// Runs `write`, which must be one statement, as a transaction of its
-    /// own: SQLite makes a statement atomic, so no transaction or savepoint
-    /// is opened around it. Inside a batch it is refused after a failed
+    /// Runs `write`, whose changes must all come from one statement (others
+    /// may only read or change nothing), as a transaction of its own: SQLite
+    /// makes a statement atomic, so no transaction or savepoint is opened
+    /// around it. Inside a batch it is refused after a failed
     /// early commit, like [`Connection::transaction`].
     pub fn transaction_of_one<T>(
         &self,
