@@ -31,7 +31,14 @@ pub fn workspace_root() -> PathBuf {
 
 /// Asks cargo to rebuild when the plugin's sources or toolchain settings change.
 pub fn watch(root: &Path) {
-    for watched in ["plugin/src", "plugin/Cargo.toml", "wit", "Cargo.lock"] {
+    // The workspace manifest's release profile shapes the component too.
+    for watched in [
+        "plugin/src",
+        "plugin/Cargo.toml",
+        "Cargo.toml",
+        "wit",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     for var in [
