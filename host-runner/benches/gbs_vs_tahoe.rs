@@ -45,7 +45,7 @@
 //! phase the bench's client drives (`upload.perf`, `download.perf`,
 //! `small-shares.perf`, `renewals.perf`). Each server's CPU use in each of
 //! those phases, the client's and the machine's idle share are printed
-//! either way.
+//! either way. `GBS_BENCH_CRAWL_ONLY=1` runs and prints the crawlers alone.
 //!
 //! Not equal footing on durability: host-runner syncs its lease database
 //! before answering (group commit), stock Tahoe writes share and lease files
@@ -708,12 +708,80 @@ fn ratio(hr: f64, stock: f64) -> String {
     }
 }
 
+/// Both crawlers over one generated store (stock's unless `skip_stock`).
+fn crawl_both(work: &Path, w: &Workload, skip_stock: bool) -> (Option<CrawlRates>, CrawlRates) {
+    eprintln!(
+        "crawlers: generating a Tahoe-layout store of {} shares...",
+        w.crawl_shares
+    );
+    let storage = work.join("crawl/storage");
+    generate_tahoe_store(&storage, w.crawl_shares);
+    eprintln!("crawlers: stock Tahoe's lease-checking crawler...");
+    let stock_crawl = (!skip_stock).then(|| tahoe_crawler(&storage, w.crawl_shares));
+    eprintln!("crawlers: ours...");
+    let our_crawl = our_crawler(&storage, &work.join("crawl/state"), w.crawl_shares);
+    (stock_crawl, our_crawl)
+}
+
+/// The crawlers' rows, as `row(what, stock, ours, digits, goal)` prints them.
+fn crawl_rows(
+    stock: Option<&CrawlRates>,
+    ours: &CrawlRates,
+    row: impl Fn(&str, f64, f64, usize, &str),
+) {
+    let (tahoe_first, tahoe_steady) = stock.map_or((f64::NAN, f64::NAN), |c| (c.first, c.steady));
+    row(
+        "crawler shares/s, first cycle (with start)",
+        tahoe_first,
+        ours.first,
+        0,
+        ">= 2x",
+    );
+    row(
+        "  the same on a binary's first run (compiles)",
+        tahoe_first,
+        ours.first_compiling,
+        0,
+        "",
+    );
+    row(
+        "crawler shares/s, steady cycle",
+        tahoe_steady,
+        ours.steady,
+        0,
+        ">= 10x",
+    );
+}
+
+/// One row of the results table.
+fn row(what: &str, a: f64, b: f64, digits: usize, goal: &str) {
+    println!(
+        "{what:<40} {a:>16.digits$} {b:>18.digits$} {:>18} {goal:>8}",
+        ratio(b, a)
+    );
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is understood.
     let w = Workload::from_env();
+    // `GBS_BENCH_SKIP_STOCK=1`: only host-runner (quick iterations; no ratios).
+    let skip_stock = std::env::var_os("GBS_BENCH_SKIP_STOCK").is_some();
     tahoe_bin();
-    ensure_wrk();
     let dir = tempfile::tempdir().unwrap();
+    if std::env::var_os("GBS_BENCH_CRAWL_ONLY").is_some() {
+        let (stock, ours) = crawl_both(dir.path(), &w, skip_stock);
+        println!(
+            "{:<40} {:>16} {:>18} {:>18} {:>8}",
+            format!("crawlers: {} shares", w.crawl_shares),
+            "stock Tahoe 1.20",
+            "host-runner",
+            "host-runner/stock",
+            "goal"
+        );
+        crawl_rows(stock.as_ref(), &ours, row);
+        return;
+    }
+    ensure_wrk();
     let piece = Bytes::from(harness::file_bytes(PIECE, 6));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -730,10 +798,8 @@ fn main() {
     // workload's, so the measured server starts with the cache a first
     // start left, and that first start's peak is printed on its own line.
     let first_start = Serve::start_with(&dir.path().join("first-start"), None, &extra);
-    let compile_peak_mib =
-        peak_rss_kib(first_start.pid().unwrap()).unwrap_or(0) as f64 / 1024.0;
-    let mut serve =
-        Serve::start_with(&dir.path().join("host-runner"), Some(&first_start), &extra);
+    let compile_peak_mib = peak_rss_kib(first_start.pid().unwrap()).unwrap_or(0) as f64 / 1024.0;
+    let mut serve = Serve::start_with(&dir.path().join("host-runner"), Some(&first_start), &extra);
     drop(first_start);
     let stock_nurl = Nurl::parse(&stock.nurl).unwrap();
     let serve_nurl = Nurl::parse(&serve.nurl).unwrap();
@@ -743,8 +809,6 @@ fn main() {
     let phase_perf_dir = std::env::var("GBS_BENCH_PERF_PHASES").ok();
 
     let mut results = Vec::new();
-    // `GBS_BENCH_SKIP_STOCK=1`: only host-runner (quick iterations; no ratios).
-    let skip_stock = std::env::var_os("GBS_BENCH_SKIP_STOCK").is_some();
     for (name, nurl, pid, is_serve) in [
         ("stock Tahoe 1.20", &stock_nurl, stock.pid().unwrap(), false),
         ("host-runner serve", &serve_nurl, serve.pid().unwrap(), true),
@@ -782,8 +846,15 @@ fn main() {
     // Time inside the plugin, over its latest calls: the renewals, the
     // downloads' reads, the small shares' writes and closes.
     for l in status["latencies"].as_array().into_iter().flatten() {
-        if ["add-lease", "commit-batch", "begin-batch", "read", "write", "close"]
-            .contains(&l["operation"].as_str().unwrap_or(""))
+        if [
+            "add-lease",
+            "commit-batch",
+            "begin-batch",
+            "read",
+            "write",
+            "close",
+        ]
+        .contains(&l["operation"].as_str().unwrap_or(""))
         {
             results[1].note.push_str(&format!(
                 "\n  in the plugin: {} p50 {} us, p99 {} us ({} samples)",
@@ -794,16 +865,7 @@ fn main() {
     stock.kill();
     serve.kill();
 
-    eprintln!(
-        "crawlers: generating a Tahoe-layout store of {} shares...",
-        w.crawl_shares
-    );
-    let storage = dir.path().join("crawl/storage");
-    generate_tahoe_store(&storage, w.crawl_shares);
-    eprintln!("crawlers: stock Tahoe's lease-checking crawler...");
-    let stock_crawl = (!skip_stock).then(|| tahoe_crawler(&storage, w.crawl_shares));
-    eprintln!("crawlers: ours...");
-    let our_crawl = our_crawler(&storage, &dir.path().join("crawl/state"), w.crawl_shares);
+    let (stock_crawl, our_crawl) = crawl_both(dir.path(), &w, skip_stock);
 
     let (s, h) = (&results[0], &results[1]);
     let mb = (w.shares * SHARE_SIZE) as f64 / 1e6;
@@ -823,12 +885,6 @@ fn main() {
         "{:<40} {:>16} {:>18} {:>18} {:>8}",
         "", "stock Tahoe 1.20", "host-runner serve", "host-runner/stock", "goal"
     );
-    let row = |what: &str, a: f64, b: f64, digits: usize, goal: &str| {
-        println!(
-            "{what:<40} {a:>16.digits$} {b:>18.digits$} {:>18} {goal:>8}",
-            ratio(b, a)
-        );
-    };
     row("upload MB/s", s.upload_mb_s, h.upload_mb_s, 1, ">= 2x");
     row(
         "download MB/s",
@@ -885,30 +941,7 @@ fn main() {
         "{:<40} {:>16} {compile_peak_mib:>18.1}",
         "  serve's first start, compiling the plugin", "-"
     );
-    let (tahoe_first, tahoe_steady) = stock_crawl
-        .as_ref()
-        .map_or((f64::NAN, f64::NAN), |c| (c.first, c.steady));
-    row(
-        "crawler shares/s, first cycle (with start)",
-        tahoe_first,
-        our_crawl.first,
-        0,
-        ">= 2x",
-    );
-    row(
-        "  the same on a binary's first run (compiles)",
-        tahoe_first,
-        our_crawl.first_compiling,
-        0,
-        "",
-    );
-    row(
-        "crawler shares/s, steady cycle",
-        tahoe_steady,
-        our_crawl.steady,
-        0,
-        ">= 10x",
-    );
+    crawl_rows(stock_crawl.as_ref(), &our_crawl, row);
     for (name, r) in [("stock Tahoe 1.20", s), ("host-runner serve", h)] {
         match &r.wrk {
             Some(Wrk::Rate {
