@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use super::held::{sync_dir, HeldWrites};
+use super::listing_memo::{self, Leaves, ListingMemo, Stamp};
 use super::read_ahead::ReadAhead;
 use super::{
     page_of, validate_key, validate_prefix, BackendError, ListPage, ObjectEntry, ObjectStore,
@@ -41,6 +42,9 @@ pub struct DirStore {
     /// Writes made but not yet durable, while a group commit holds them
     /// (`ObjectStore::hold_writes`).
     held: Mutex<HeldWrites>,
+    /// The share directories as last walked, for walking only those that
+    /// changed since.
+    memo: Arc<ListingMemo>,
 }
 
 /// The directories in one top-level directory, when they were read.
@@ -54,17 +58,25 @@ struct Siblings {
 impl DirStore {
     /// A store rooted at `root`, which is created if missing.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, BackendError> {
+        Self::open_with(root, ListingMemo::new(listing_memo::DEFAULT_BUDGET))
+    }
+
+    /// [`open`](Self::open), keeping directories' listings in `memo`.
+    fn open_with(root: impl Into<PathBuf>, memo: ListingMemo) -> Result<Self, BackendError> {
         let root = root.into();
         fs::create_dir_all(&root)
             .map_err(|e| io_error("creating the store root", &root.display().to_string(), e))?;
-        let walk_root = root.clone();
-        let lister =
-            Arc::new(move |prefix: &str, want: usize| list_after(&walk_root, prefix, None, want));
+        let memo = Arc::new(memo);
+        let (walk_root, walk_memo) = (root.clone(), memo.clone());
+        let lister = Arc::new(move |prefix: &str, want: usize| {
+            list_after(&walk_root, prefix, None, want, &walk_memo)
+        });
         Ok(DirStore {
             root,
             ahead: ReadAhead::new(lister),
             siblings: Mutex::new(None),
             held: Mutex::new(HeldWrites::default()),
+            memo,
         })
     }
 
@@ -247,119 +259,196 @@ impl DirStore {
     }
 }
 
-/// Appends every object below the open directory `dir` (whose key is
-/// `dir_key`, ending in `/` unless empty) to `out` in ascending key order,
-/// stopping once `out` holds `want` entries. Subdirectories are opened and
-/// files stat-ed relative to their parent's descriptor: a crawl walks every
-/// share directory, and a lookup of each whole path again cost as much as
-/// the listing.
-fn walk(
-    root: &Path,
-    dir: OwnedFd,
-    dir_key: &str,
-    prefix: &str,
-    start_after: Option<&str>,
+/// One listing's walk: every object whose key starts with `prefix` and
+/// sorts after `start_after`, until `want` are found.
+struct Walk<'a> {
+    root: &'a Path,
+    prefix: &'a str,
+    start_after: Option<&'a str>,
     want: usize,
-    out: &mut Vec<ObjectEntry>,
-) -> io::Result<()> {
-    enum Child {
-        Dir(String),
-        File(String),
-    }
-    let mut entries = rustix::fs::Dir::new(dir)?;
-    let mut children = Vec::new();
-    while let Some(entry) = entries.read() {
-        let entry = entry?;
-        // Names that are not UTF-8 cannot be keys.
-        let Ok(name) = entry.file_name().to_str() else {
-            continue;
-        };
-        if name == "." || name == ".." {
-            continue;
-        }
-        let file_type = match entry.file_type() {
-            // Some filesystems leave the type out of the listing.
-            FileType::Unknown => {
-                match rustix::fs::statat(entries.fd()?, name, AtFlags::SYMLINK_NOFOLLOW) {
-                    Ok(stat) => FileType::from_raw_mode(stat.st_mode),
-                    Err(rustix::io::Errno::NOENT) => continue,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            t => t,
-        };
-        if file_type == FileType::RegularFile && is_dead_writers_temp(name) {
-            // A write cut short by a crash of an earlier process: nobody
-            // will finish it, and listings (the crawler's) collect it.
-            let path = root.join(dir_key).join(name);
-            match fs::remove_file(&path) {
-                Ok(()) => tracing::info!(
-                    "storage: removed {}, left by a write that was cut short",
-                    path.display()
-                ),
-                Err(e) => tracing::warn!("storage: removing {}: {e}", path.display()),
-            }
-            continue;
-        }
-        if name.starts_with(TEMP_MARKER) {
-            continue;
-        }
-        // Anything else, symlinks among them (they could lead out of the
-        // root), is not an object.
-        match file_type {
-            // Sorting "d/" rather than "d" makes a depth-first walk yield keys in
-            // byte order: "a.x" < "a/b" because '.' < '/'.
-            FileType::Directory => children.push(Child::Dir(format!("{dir_key}{name}/"))),
-            FileType::RegularFile => children.push(Child::File(format!("{dir_key}{name}"))),
-            _ => {}
-        }
-    }
-    fn key(c: &Child) -> &str {
-        match c {
+    memo: &'a ListingMemo,
+}
+
+/// An entry of a directory being walked, by key.
+enum Child {
+    Dir(String),
+    File(String),
+}
+
+impl Child {
+    fn key(&self) -> &str {
+        match self {
             Child::Dir(k) | Child::File(k) => k,
         }
     }
-    children.sort_unstable_by(|a, b| key(a).cmp(key(b)));
-    let fd = entries.fd()?;
-    for child in children {
-        if out.len() >= want {
-            return Ok(());
+}
+
+impl Walk<'_> {
+    /// Appends every object below the open directory `dir` (whose key is
+    /// `dir_key`, ending in `/` unless empty) to `out` in ascending key
+    /// order. Subdirectories are opened and files stat-ed relative to their
+    /// parent's descriptor: a crawl walks every share directory, and a
+    /// lookup of each whole path again cost as much as the listing. A leaf
+    /// directory unchanged since the memo took it is not read again. True
+    /// when `dir` holds a directory.
+    fn dir(&self, dir: OwnedFd, dir_key: &str, out: &mut Vec<ObjectEntry>) -> io::Result<bool> {
+        let now = listing_memo::now_ns();
+        let (children, entries) = self.children(dir, dir_key)?;
+        let fd = entries.fd()?;
+        let holds_dirs = children.iter().any(|c| matches!(c, Child::Dir(_)));
+        // The leaves as last walked, and as walked now: kept in their place
+        // only if this walk saw every child.
+        let walked = self.memo.of(dir_key);
+        let mut leaves = Leaves::default();
+        let mut whole = self.start_after.is_none() && dir_key.starts_with(self.prefix);
+        for child in children {
+            if out.len() >= self.want {
+                whole = false;
+                break;
+            }
+            match child {
+                Child::Dir(key) => {
+                    // Skip subtrees that cannot match the prefix or lie wholly before start_after.
+                    let relevant = key.starts_with(self.prefix) || self.prefix.starts_with(&key);
+                    let passed = self.start_after.is_some_and(|after| {
+                        key.as_str() < after && !after.starts_with(key.as_str())
+                    });
+                    if !relevant || passed {
+                        continue;
+                    }
+                    let name = &key[dir_key.len()..key.len() - 1];
+                    let mut stamp = None;
+                    if let Some(walked) = &walked {
+                        match rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+                            Ok(stat)
+                                if FileType::from_raw_mode(stat.st_mode) == FileType::Directory =>
+                            {
+                                let now_stamp = Stamp::of(&stat);
+                                if let Some(files) = walked.files_of(name, now_stamp) {
+                                    self.memo.served();
+                                    for (file, size) in files.clone() {
+                                        self.file(format!("{key}{file}"), size, out);
+                                    }
+                                    whole = whole && leaves.push(name, now_stamp, files);
+                                    continue;
+                                }
+                                stamp = Some(now_stamp);
+                            }
+                            Err(rustix::io::Errno::NOENT) => continue,
+                            // Not a directory now: the open below says why.
+                            _ => {}
+                        }
+                    }
+                    let sub = match open_dir_at(fd, name) {
+                        // Deleted while we walked: it has nothing to list.
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                        other => other?,
+                    };
+                    // Taken before its names are read: a change while they
+                    // are moves it past this.
+                    let stamp =
+                        stamp.or_else(|| rustix::fs::fstat(&sub).ok().map(|s| Stamp::of(&s)));
+                    let before = out.len();
+                    let is_leaf = match self.dir(sub, &key, out) {
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                        other => !other?,
+                    };
+                    // Perhaps cut short.
+                    whole = whole && out.len() < self.want;
+                    match stamp {
+                        Some(stamp) if whole && is_leaf && self.memo.settled(stamp, now) => {
+                            let files = out[before..].iter().map(|e| (&e.key[key.len()..], e.size));
+                            whole = leaves.push(name, stamp, files);
+                        }
+                        // Walked again next time, as now.
+                        _ => {}
+                    }
+                }
+                Child::File(key) => {
+                    if !self.wants(&key) {
+                        continue;
+                    }
+                    let name = &key[dir_key.len()..];
+                    let size = match rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+                        Ok(stat) => stat.st_size as u64,
+                        Err(rustix::io::Errno::NOENT) => continue,
+                        Err(e) => return Err(e.into()),
+                    };
+                    out.push(ObjectEntry { key, size });
+                }
+            }
         }
-        match child {
-            Child::Dir(key) => {
-                // Skip subtrees that cannot match the prefix or lie wholly before start_after.
-                let relevant = key.starts_with(prefix) || prefix.starts_with(key.as_str());
-                let passed = start_after
-                    .is_some_and(|after| key.as_str() < after && !after.starts_with(key.as_str()));
-                if !relevant || passed {
-                    continue;
-                }
-                let name = &key[dir_key.len()..key.len() - 1];
-                let walked = open_dir_at(fd, name)
-                    .and_then(|sub| walk(root, sub, &key, prefix, start_after, want, out));
-                match walked {
-                    // Deleted while we walked: it has nothing to list.
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    other => other?,
-                }
+        if whole && (holds_dirs || walked.is_some()) {
+            self.memo.keep(dir_key, leaves);
+        }
+        Ok(holds_dirs)
+    }
+
+    /// The objects and directories in `dir`, in key order, and `dir` read.
+    fn children(&self, dir: OwnedFd, dir_key: &str) -> io::Result<(Vec<Child>, rustix::fs::Dir)> {
+        let mut entries = rustix::fs::Dir::new(dir)?;
+        let mut children = Vec::new();
+        while let Some(entry) = entries.read() {
+            let entry = entry?;
+            // Names that are not UTF-8 cannot be keys.
+            let Ok(name) = entry.file_name().to_str() else {
+                continue;
+            };
+            if name == "." || name == ".." {
+                continue;
             }
-            Child::File(key) => {
-                if !key.starts_with(prefix)
-                    || start_after.is_some_and(|after| key.as_str() <= after)
-                {
-                    continue;
+            let file_type = match entry.file_type() {
+                // Some filesystems leave the type out of the listing.
+                FileType::Unknown => {
+                    match rustix::fs::statat(entries.fd()?, name, AtFlags::SYMLINK_NOFOLLOW) {
+                        Ok(stat) => FileType::from_raw_mode(stat.st_mode),
+                        Err(rustix::io::Errno::NOENT) => continue,
+                        Err(e) => return Err(e.into()),
+                    }
                 }
-                let name = &key[dir_key.len()..];
-                let size = match rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW) {
-                    Ok(stat) => stat.st_size as u64,
-                    Err(rustix::io::Errno::NOENT) => continue,
-                    Err(e) => return Err(e.into()),
-                };
-                out.push(ObjectEntry { key, size });
+                t => t,
+            };
+            if file_type == FileType::RegularFile && is_dead_writers_temp(name) {
+                // A write cut short by a crash of an earlier process: nobody
+                // will finish it, and listings (the crawler's) collect it.
+                let path = self.root.join(dir_key).join(name);
+                match fs::remove_file(&path) {
+                    Ok(()) => tracing::info!(
+                        "storage: removed {}, left by a write that was cut short",
+                        path.display()
+                    ),
+                    Err(e) => tracing::warn!("storage: removing {}: {e}", path.display()),
+                }
+                continue;
             }
+            if name.starts_with(TEMP_MARKER) {
+                continue;
+            }
+            // Anything else, symlinks among them (they could lead out of the
+            // root), is not an object.
+            match file_type {
+                // Sorting "d/" rather than "d" makes a depth-first walk yield keys in
+                // byte order: "a.x" < "a/b" because '.' < '/'.
+                FileType::Directory => children.push(Child::Dir(format!("{dir_key}{name}/"))),
+                FileType::RegularFile => children.push(Child::File(format!("{dir_key}{name}"))),
+                _ => {}
+            }
+        }
+        children.sort_unstable_by(|a, b| a.key().cmp(b.key()));
+        Ok((children, entries))
+    }
+
+    /// Whether the object `key` belongs in this listing.
+    fn wants(&self, key: &str) -> bool {
+        key.starts_with(self.prefix) && self.start_after.is_none_or(|after| key > after)
+    }
+
+    /// Appends object `key` of a leaf listed from the memo, if it belongs.
+    fn file(&self, key: String, size: u64, out: &mut Vec<ObjectEntry>) {
+        if out.len() < self.want && self.wants(&key) {
+            out.push(ObjectEntry { key, size });
         }
     }
-    Ok(())
 }
 
 /// Every object whose key starts with `prefix` and sorts after
@@ -369,6 +458,7 @@ fn list_after(
     prefix: &str,
     start_after: Option<&str>,
     want: usize,
+    memo: &ListingMemo,
 ) -> io::Result<Vec<ObjectEntry>> {
     // Only the deepest directory the prefix names completely can hold matches.
     let dir_key = match prefix.rfind('/') {
@@ -381,11 +471,18 @@ fn list_after(
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     );
+    let walk = Walk {
+        root,
+        prefix,
+        start_after,
+        want,
+        memo,
+    };
     match opened
         .map_err(io::Error::from)
-        .and_then(|fd| walk(root, fd, dir_key, prefix, start_after, want, &mut found))
+        .and_then(|fd| walk.dir(fd, dir_key, &mut found))
     {
-        Ok(()) => Ok(found),
+        Ok(_) => Ok(found),
         Err(e)
             if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory =>
         {
@@ -436,7 +533,7 @@ impl ObjectStore for DirStore {
         };
         let found = match walked_ahead {
             Some(listed) => listed,
-            None => list_after(&self.root, prefix, start_after, want),
+            None => list_after(&self.root, prefix, start_after, want, &self.memo),
         }
         .map_err(|e| io_error("listing", prefix, e))?;
         if start_after.is_none() {
@@ -823,6 +920,92 @@ mod tests {
         assert!(placed(&store, "k/1").is_some());
         lent.write("k/2", b"now").unwrap();
         assert!(placed(&store, "k/2").is_some());
+    }
+
+    /// A store whose memo keeps any leaf walked: its stamp is older than
+    /// the walk once a tick of the filesystem's clock has passed.
+    fn store_remembering_at_once() -> (tempfile::TempDir, DirStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let memo = ListingMemo::settling_in(listing_memo::DEFAULT_BUDGET, 0);
+        let store = DirStore::open_with(dir.path().join("storage"), memo).unwrap();
+        (dir, store)
+    }
+
+    /// Longer than a tick of a filesystem's clock.
+    fn tick() {
+        std::thread::sleep(Duration::from_millis(30));
+    }
+
+    #[test]
+    fn a_share_directory_unchanged_since_it_was_walked_is_not_read_again() {
+        let (_tmp, store) = store_remembering_at_once();
+        for key in ["s/p/a/0", "s/p/a/1", "s/p/b/0", "s/p/c/0"] {
+            store.write(key, b"12345").unwrap();
+        }
+        tick();
+        let first = store.list("s/p/", None, 100).unwrap();
+        assert_eq!(keys(&first), ["s/p/a/0", "s/p/a/1", "s/p/b/0", "s/p/c/0"]);
+        assert_eq!(store.memo.times_served(), 0);
+        let again = store.list("s/p/", None, 100).unwrap();
+        assert_eq!(again, first, "keys and sizes as walked");
+        assert_eq!(store.memo.times_served(), 3, "no directory was read again");
+        // Pages and narrower prefixes are served from it as well.
+        assert_eq!(in_pages(&store, "s/p/", 1), keys(&first));
+        assert_eq!(
+            keys(&store.list("s/p/a/", None, 100).unwrap()),
+            ["s/p/a/0", "s/p/a/1"]
+        );
+    }
+
+    #[test]
+    fn a_share_directory_changed_since_it_was_walked_is_read_again() {
+        let (_tmp, store) = store_remembering_at_once();
+        for key in ["s/p/a/0", "s/p/b/0", "s/p/c/0", "s/p/d/0"] {
+            store.write(key, b"12345").unwrap();
+        }
+        tick();
+        store.list("s/p/", None, 100).unwrap();
+        // Through the store, and behind its back.
+        store.write("s/p/a/1", b"new").unwrap();
+        store.delete("s/p/b/0").unwrap();
+        fs::write(store.root().join("s/p/c/7"), b"copied in").unwrap();
+        fs::remove_file(store.root().join("s/p/d/0")).unwrap();
+        fs::create_dir(store.root().join("s/p/e")).unwrap();
+        fs::write(store.root().join("s/p/e/0"), b"new share").unwrap();
+        tick();
+        let served = store.memo.times_served();
+        let listed = store.list("s/p/", None, 100).unwrap();
+        assert_eq!(
+            keys(&listed),
+            ["s/p/a/0", "s/p/a/1", "s/p/c/0", "s/p/c/7", "s/p/e/0"]
+        );
+        assert_eq!(listed.entries[3].size, 9);
+        assert_eq!(store.memo.times_served(), served, "every directory changed");
+        // A directory put in the place of one walked is another directory.
+        tick();
+        fs::remove_file(store.root().join("s/p/e/0")).unwrap();
+        fs::remove_dir(store.root().join("s/p/e")).unwrap();
+        fs::create_dir(store.root().join("s/p/e")).unwrap();
+        fs::write(store.root().join("s/p/e/1"), b"x").unwrap();
+        assert_eq!(
+            keys(&store.list("s/p/", None, 100).unwrap()),
+            ["s/p/a/0", "s/p/a/1", "s/p/c/0", "s/p/c/7", "s/p/e/1"]
+        );
+    }
+
+    #[test]
+    fn a_share_directory_changed_in_the_last_seconds_is_not_remembered() {
+        // The shipped memo: a change later in the same tick of the
+        // filesystem's clock could leave such a directory's times as they are.
+        let (_tmp, store) = store();
+        store.write("s/p/a/0", b"1").unwrap();
+        store.list("s/p/", None, 100).unwrap();
+        assert_eq!(store.memo.bytes(), 0, "nothing remembered");
+        fs::write(store.root().join("s/p/a/1"), b"2").unwrap();
+        assert_eq!(
+            keys(&store.list("s/p/", None, 100).unwrap()),
+            ["s/p/a/0", "s/p/a/1"]
+        );
     }
 
     #[test]

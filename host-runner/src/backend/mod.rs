@@ -7,6 +7,7 @@ mod dir;
 mod faulty;
 mod held;
 mod key;
+mod listing_memo;
 mod memory;
 mod object;
 mod read_ahead;

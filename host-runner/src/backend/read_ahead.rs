@@ -1,12 +1,13 @@
 //! Listings walked ahead. A crawl lists a store's prefix directories one
 //! after another in key order, and on a local disk the walk (directory
-//! reads, a stat per object) is a third of a first cycle and most of a
-//! steady one. While the caller works through one listing, the next is
-//! walked on a thread of its own. A listing walked ahead is used only if
-//! nothing was written or deleted under it through the store since it was
-//! asked for, and only within a second; otherwise the caller walks again.
-//! The CPU time spent walking is counted ([`ReadAhead::cpu_walked`]): it is
-//! the caller's work, done early, and a paced caller counts it as its own.
+//! reads, a stat per object) is a third of a first cycle, and a stat per
+//! share directory of a steady one (`listing_memo`). While the caller
+//! works through one listing, the next is walked on a thread of its own.
+//! A listing walked ahead is used only if nothing was written or deleted
+//! under it through the store since it was asked for, and only within a
+//! second; otherwise the caller walks again. The CPU time spent walking is
+//! counted ([`ReadAhead::cpu_walked`]): it is the caller's work, done
+//! early, and a paced caller counts it as its own.
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
